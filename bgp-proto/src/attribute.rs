@@ -335,9 +335,6 @@ pub(crate) fn decode_attribute(
             if ctx.four_octet_as {
                 return Ok(());
             }
-            if !len.is_multiple_of(4) {
-                return Err(discard(bad_len()));
-            }
             let path = AsPath::decode(value, 4).map_err(|e| discard(AttributeProblem::AsPath(e)))?;
             pending.as4_path = Some(path);
         }

@@ -91,7 +91,7 @@ impl UpdateBuilder {
             match layout {
                 Layout::Classic => {
                     buf.extend_from_slice(&attrs);
-                    let n = nlri_fits(buf, start);
+                    let n = nlri_fits(buf, start, 0);
                     patch_u16(buf, alen_at, attrs.len());
                     (start, n)
                 }
@@ -106,7 +106,7 @@ impl UpdateBuilder {
                     next_hop.encode(buf);
                     buf.put_u8(0);
                     // Leave room for the attributes that follow the NLRI.
-                    let n = nlri_fits(buf, start + attrs.len());
+                    let n = nlri_fits(buf, start, attrs.len());
                     patch_u16(buf, mp_at + 2, buf.len() - mp_at - 4);
                     buf.extend_from_slice(&attrs);
                     patch_u16(buf, alen_at, buf.len() - alen_at - 2);
@@ -133,8 +133,8 @@ impl UpdateBuilder {
             if classic {
                 let wlen_at = buf.len();
                 buf.put_u16(0);
-                // Reserve the total path attribute length written after.
-                let n = nlri_fits(buf, start + 2);
+                // Leave room for the total path attribute length.
+                let n = nlri_fits(buf, start, 2);
                 patch_u16(buf, wlen_at, buf.len() - wlen_at - 2);
                 buf.put_u16(0);
                 (start, n)
@@ -147,7 +147,7 @@ impl UpdateBuilder {
                 buf.put_u8(code::MP_UNREACH_NLRI);
                 buf.put_u16(0);
                 put_family(buf, family);
-                let n = nlri_fits(buf, start);
+                let n = nlri_fits(buf, start, 0);
                 patch_u16(buf, mp_at + 2, buf.len() - mp_at - 4);
                 patch_u16(buf, alen_at, buf.len() - alen_at - 2);
                 (start, n)
@@ -161,15 +161,18 @@ impl UpdateBuilder {
     }
 
     /// Writes messages until every prefix is placed. `message` starts one
-    /// message and calls `nlri_fits(buf, reserved_from)` to fill it with as
-    /// many prefixes as fit, counting the message from `reserved_from`
-    /// (its start plus octets still to come after the NLRI).
+    /// message and calls `nlri_fits(buf, start, after)` to fill it with as
+    /// many prefixes as fit in a message that began at `start` and still
+    /// needs `after` octets once the NLRI are written.
     fn write_all(
         &self,
         buf: &mut BytesMut,
         family: Family,
         prefixes: &[Nlri],
-        mut message: impl FnMut(&mut BytesMut, &mut dyn FnMut(&mut BytesMut, usize) -> usize) -> (usize, usize),
+        mut message: impl FnMut(
+            &mut BytesMut,
+            &mut dyn FnMut(&mut BytesMut, usize, usize) -> usize,
+        ) -> (usize, usize),
     ) -> Result<usize, BuildError> {
         let initial = buf.len();
         let max = self.ctx.max_message_len();
@@ -183,8 +186,8 @@ impl UpdateBuilder {
         let mut rest = prefixes;
         let mut messages = 0;
         while !rest.is_empty() {
-            let mut pack = |buf: &mut BytesMut, counted_from: usize| {
-                let mut budget = max.saturating_sub(buf.len() - counted_from);
+            let mut pack = |buf: &mut BytesMut, start: usize, after: usize| {
+                let mut budget = max.saturating_sub(buf.len() - start + after);
                 let mut n = 0;
                 for p in rest {
                     let len = nlri_len(p, add_path);
