@@ -12,6 +12,8 @@
 //! assert_eq!(Message::decode(&keepalive, &Context::ebgp()), Ok(Message::Keepalive));
 //! ```
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod aspath;
 pub mod attribute;
 pub mod builder;

@@ -34,7 +34,8 @@ fn header_errors_carry_the_rfc_4271_notification() {
     let mut unknown_type = keepalive();
     unknown_type[18] = 9;
     let ctx = ebgp();
-    let cases: Vec<(&str, Vec<u8>, u8, u8, Vec<u8>)> = vec![
+    type Case = (&'static str, Vec<u8>, u8, u8, Vec<u8>);
+    let cases: Vec<Case> = vec![
         ("marker not all ones", bad_marker, 1, 1, vec![]),
         ("length below 19", header(4, 18), 1, 2, vec![0, 18]),
         ("length above 4096", header(2, 4097), 1, 2, vec![0x10, 0x01]),
@@ -73,7 +74,7 @@ fn extended_message_raises_the_limit_except_for_open_and_keepalive() {
         extended_message: true,
         ..ebgp()
     };
-    let big_update = update(&[], &[], &vec![32, 10, 0, 0, 1].repeat(1000));
+    let big_update = update(&[], &[], &[32, 10, 0, 0, 1].repeat(1000));
     assert_eq!(big_update.len(), 5023);
     assert_eq!(decode_err(&big_update, &ebgp()).subcode, 2);
     let u = update_of(decode(&big_update, &ext));
