@@ -257,28 +257,32 @@ impl AsPath {
         let mut keep = n_old - n_new;
         let mut segments = Vec::new();
         for seg in &self.segments {
-            if keep == 0 {
-                break;
-            }
             match seg.kind {
-                SegmentKind::Sequence => {
+                SegmentKind::Sequence if keep > 0 => {
                     let take = keep.min(seg.asns.len());
                     segments.push(AsSegment::sequence(&seg.asns[..take]));
                     keep -= take;
                 }
-                SegmentKind::Set => {
+                SegmentKind::Set if keep > 0 => {
                     segments.push(seg.clone());
                     keep -= 1;
                 }
+                // Confederation segments never appear in AS4_PATH; those of
+                // AS_PATH are kept where they stand.
                 SegmentKind::ConfedSequence | SegmentKind::ConfedSet => segments.push(seg.clone()),
+                SegmentKind::Sequence | SegmentKind::Set => {}
             }
         }
         // Join the kept sequence with a leading AS4_PATH sequence, so the
-        // result reads as one path rather than two adjacent sequences.
+        // result reads as one path, as long as it fits one segment.
         let mut rest = as4.segments.into_iter();
         if let Some(first) = rest.next() {
             match segments.last_mut() {
-                Some(last) if last.kind == SegmentKind::Sequence && first.kind == SegmentKind::Sequence => {
+                Some(last)
+                    if last.kind == SegmentKind::Sequence
+                        && first.kind == SegmentKind::Sequence
+                        && last.asns.len() + first.asns.len() <= MAX_SEGMENT_ASNS =>
+                {
                     last.asns.extend(first.asns);
                 }
                 _ => segments.push(first),

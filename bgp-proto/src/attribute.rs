@@ -74,8 +74,8 @@ pub struct Aggregator {
 /// (RFC 4271 §5).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RawAttribute {
-    /// Flags as received, without the Extended Length bit (the encoder
-    /// chooses it from the value's length).
+    /// Flags as they are sent on: as received, with Partial set and without
+    /// Extended Length (the encoder chooses it from the value's length).
     pub flags: u8,
     pub type_code: u8,
     pub value: Bytes,
@@ -364,8 +364,10 @@ pub(crate) fn decode_attribute(
             // RFC 4271 §9: unrecognised optional non-transitive attributes
             // are quietly ignored; transitive ones are kept and passed on.
             if flags & flags::TRANSITIVE != 0 {
+                // Stored as it will be sent on: Partial set (RFC 4271 §5),
+                // Extended Length chosen by the encoder.
                 let raw = RawAttribute {
-                    flags: flags & !flags::EXTENDED_LENGTH,
+                    flags: (flags | flags::PARTIAL) & !flags::EXTENDED_LENGTH,
                     type_code,
                     value: Bytes::copy_from_slice(value),
                 };

@@ -1,1 +1,3 @@
+//! The `tern` daemon.
+
 fn main() {}
