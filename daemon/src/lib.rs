@@ -1,0 +1,3 @@
+//! The tern daemon.
+
+pub mod session;
