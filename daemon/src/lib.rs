@@ -1,3 +1,4 @@
 //! The tern daemon.
 
+pub mod config;
 pub mod session;
