@@ -1,4 +1,5 @@
 //! The tern daemon.
 
 pub mod config;
+pub mod rib;
 pub mod session;

@@ -1,0 +1,277 @@
+//! Best path selection (RFC 4271 §9.1.2.2) and the set of equal-cost paths
+//! used for ECMP.
+
+use std::cmp::Ordering;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use bgp_proto::{Attributes, NextHop, Origin};
+
+use crate::config::MultipathConfig;
+
+/// Where a path came from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    /// tern's own `originate` prefixes.
+    Local,
+    Peer(PeerId),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub u32);
+
+/// One path to a prefix in the Loc-RIB, after import policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Path {
+    pub source: Source,
+    pub attrs: Arc<Attributes>,
+    pub next_hop: NextHop,
+    /// Kept for a restarting peer (RFC 4724 §4.2) until it re-sends it.
+    pub stale: bool,
+    /// What the tie-breaks need to know of the peer.
+    pub peer: PathPeer,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct PathPeer {
+    pub router_id: Ipv4Addr,
+    pub address: IpAddr,
+    pub asn: u32,
+    pub ebgp: bool,
+}
+
+impl Path {
+    fn local_pref(&self) -> u32 {
+        // RFC 4271 §9.1.1: a route from an external peer has no LOCAL_PREF
+        // of its own; 100 is the customary default.
+        self.attrs.local_pref.unwrap_or(100)
+    }
+
+    fn as_path_len(&self) -> usize {
+        self.attrs.as_path.as_ref().map_or(0, |p| p.path_len())
+    }
+
+    fn origin(&self) -> u8 {
+        self.attrs.origin.unwrap_or(Origin::Incomplete) as u8
+    }
+
+    /// RFC 4271 §9.1.2.2 c: a missing MED is the lowest value.
+    fn med(&self) -> u32 {
+        self.attrs.med.unwrap_or(0)
+    }
+
+    /// The neighbour AS that MED comparison is limited to.
+    fn neighbor_as(&self) -> Option<u32> {
+        match self.source {
+            Source::Local => None,
+            Source::Peer(_) => self.attrs.as_path.as_ref().and_then(|p| p.neighbor_asn()),
+        }
+    }
+
+    /// RFC 4456 §9: the originator replaces the router ID when present.
+    fn router_id(&self) -> Ipv4Addr {
+        self.attrs.originator_id.unwrap_or(self.peer.router_id)
+    }
+}
+
+/// Compares two paths on the criteria that decide ECMP equality: after
+/// these, remaining differences are only tie-breaks.
+fn compare_preference(a: &Path, b: &Path) -> Ordering {
+    // Locally originated routes first, then RFC 4271 §9.1.2.2 a, b, c.
+    let local = |p: &Path| matches!(p.source, Source::Local);
+    local(b)
+        .cmp(&local(a))
+        .then(b.local_pref().cmp(&a.local_pref()))
+        .then(a.as_path_len().cmp(&b.as_path_len()))
+        .then(a.origin().cmp(&b.origin()))
+}
+
+/// Tie-breaks after MED and eBGP/iBGP: lowest router ID, then lowest peer
+/// address (RFC 4271 §9.1.2.2 f, g).
+fn compare_tie_break(a: &Path, b: &Path) -> Ordering {
+    a.router_id()
+        .cmp(&b.router_id())
+        .then(a.peer.address.cmp(&b.peer.address))
+}
+
+/// The selected paths of a destination: `paths[..count]` are the
+/// equal-cost set in preference order, the first being the best path.
+/// Stale paths take part like any other (RFC 4724 keeps forwarding on them).
+pub fn select(paths: &mut [Path], multipath: &MultipathConfig) -> usize {
+    if paths.len() <= 1 {
+        return paths.len();
+    }
+    // RFC 4271 §9.1.2.2 is an elimination: a-c by preference, then MED only
+    // among paths from the same neighbour AS, then eBGP over iBGP.
+    paths.sort_by(compare_preference);
+    let top = paths
+        .iter()
+        .take_while(|p| compare_preference(p, &paths[0]).is_eq())
+        .count();
+    let candidates = &mut paths[..top];
+    let mut survives = vec![true; candidates.len()];
+    for (i, p) in candidates.iter().enumerate() {
+        survives[i] = !candidates
+            .iter()
+            .any(|q| q.neighbor_as().is_some() && q.neighbor_as() == p.neighbor_as() && q.med() < p.med());
+    }
+    let any_ebgp = candidates.iter().zip(&survives).any(|(p, s)| *s && p.peer.ebgp);
+    for (i, p) in candidates.iter().enumerate() {
+        if any_ebgp && !p.peer.ebgp && !matches!(p.source, Source::Local) {
+            survives[i] = false;
+        }
+    }
+    // Survivors first, ordered by the tie-breaks; the rest after.
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&i, &j| {
+        survives[j]
+            .cmp(&survives[i])
+            .then(compare_tie_break(&candidates[i], &candidates[j]))
+    });
+    let sorted: Vec<Path> = order.iter().map(|&i| candidates[i].clone()).collect();
+    let equal = survives.iter().filter(|s| **s).count();
+    candidates.clone_from_slice(&sorted);
+
+    // The equal-cost set: survivors whose AS path is the same as the best's,
+    // or of the same length with multipath-relax (already equal by b).
+    let best = &paths[0];
+    let mut count = 1;
+    for p in &paths[1..equal] {
+        if count >= multipath.max_paths {
+            break;
+        }
+        let same_path = multipath.as_path_relax || p.attrs.as_path == best.attrs.as_path;
+        if same_path
+            && p.peer.ebgp == best.peer.ebgp
+            && p.source != Source::Local
+            && best.source != Source::Local
+        {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bgp_proto::AsPath;
+
+    fn path(peer: u32, f: impl FnOnce(&mut Attributes)) -> Path {
+        let mut attrs = Attributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence([4210101000 + peer, 4220101000])),
+            ..Attributes::default()
+        };
+        f(&mut attrs);
+        Path {
+            source: Source::Peer(PeerId(peer)),
+            attrs: Arc::new(attrs),
+            next_hop: NextHop::V4(Ipv4Addr::new(10, 0, 0, peer as u8)),
+            stale: false,
+            peer: PathPeer {
+                router_id: Ipv4Addr::new(10, 0, 0, peer as u8),
+                address: IpAddr::from([10, 0, 0, peer as u8]),
+                asn: 4210101000 + peer,
+                ebgp: true,
+            },
+        }
+    }
+
+    fn mp(max: usize, relax: bool) -> MultipathConfig {
+        MultipathConfig {
+            max_paths: max,
+            as_path_relax: relax,
+        }
+    }
+
+    fn winners(paths: &mut [Path], m: &MultipathConfig) -> Vec<u32> {
+        let n = select(paths, m);
+        paths[..n]
+            .iter()
+            .map(|p| match p.source {
+                Source::Peer(PeerId(id)) => id,
+                Source::Local => 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rfc_4271_order_of_preference() {
+        let m = mp(1, false);
+        // Higher LOCAL_PREF wins over a shorter path.
+        let mut p = vec![
+            path(1, |_| {}),
+            path(2, |a| {
+                a.local_pref = Some(200);
+                a.as_path = Some(AsPath::from_sequence([1, 2, 3, 4]));
+            }),
+        ];
+        assert_eq!(winners(&mut p, &m), [2]);
+        // Shorter AS path.
+        let mut p = vec![
+            path(1, |a| a.as_path = Some(AsPath::from_sequence([1, 2, 3]))),
+            path(2, |_| {}),
+        ];
+        assert_eq!(winners(&mut p, &m), [2]);
+        // Lower origin.
+        let mut p = vec![path(1, |a| a.origin = Some(Origin::Incomplete)), path(2, |_| {})];
+        assert_eq!(winners(&mut p, &m), [2]);
+        // eBGP over iBGP.
+        let mut p = vec![path(1, |_| {}), path(2, |_| {})];
+        p[0].peer.ebgp = false;
+        assert_eq!(winners(&mut p, &m), [2]);
+        // Lowest router ID, then lowest address.
+        let mut p = vec![path(3, |_| {}), path(2, |_| {})];
+        assert_eq!(winners(&mut p, &m), [2]);
+        let mut p = vec![path(3, |_| {}), path(2, |_| {})];
+        p[1].peer.router_id = Ipv4Addr::new(10, 0, 0, 3);
+        assert_eq!(winners(&mut p, &m), [2]);
+    }
+
+    #[test]
+    fn med_is_compared_only_within_the_same_neighbour_as() {
+        let m = mp(1, false);
+        let same_as = |a: &mut Attributes, med| {
+            a.as_path = Some(AsPath::from_sequence([65001, 4220101000]));
+            a.med = Some(med);
+        };
+        // Same neighbour AS: lower MED wins although its router ID is higher.
+        let mut p = vec![path(1, |a| same_as(a, 50)), path(2, |a| same_as(a, 10))];
+        assert_eq!(winners(&mut p, &m), [2]);
+        // Different neighbour ASes: MED is ignored, router ID decides.
+        let mut p = vec![path(1, |a| a.med = Some(50)), path(2, |a| a.med = Some(10))];
+        assert_eq!(winners(&mut p, &m), [1]);
+    }
+
+    /// The same VIP from three nodes, each with its own ASN: with
+    /// multipath-relax all three are used.
+    #[test]
+    fn ecmp_with_as_path_multipath_relax() {
+        let mut p = vec![path(3, |_| {}), path(1, |_| {}), path(2, |_| {})];
+        assert_eq!(winners(&mut p, &mp(8, true)), [1, 2, 3]);
+        let mut p = vec![path(3, |_| {}), path(1, |_| {}), path(2, |_| {})];
+        assert_eq!(winners(&mut p, &mp(2, true)), [1, 2]);
+        // Without relax the AS paths differ: no ECMP.
+        let mut p = vec![path(3, |_| {}), path(1, |_| {}), path(2, |_| {})];
+        assert_eq!(winners(&mut p, &mp(8, false)), [1]);
+        // Identical AS paths are equal even without relax.
+        let same = |a: &mut Attributes| a.as_path = Some(AsPath::from_sequence([65001]));
+        let mut p = vec![path(1, same), path(2, same)];
+        assert_eq!(winners(&mut p, &mp(8, false)), [1, 2]);
+        // A longer path is never part of the set.
+        let mut p = vec![
+            path(1, |_| {}),
+            path(2, |a| a.as_path = Some(AsPath::from_sequence([1, 2, 3]))),
+        ];
+        assert_eq!(winners(&mut p, &mp(8, true)), [1]);
+    }
+
+    #[test]
+    fn locally_originated_wins_and_is_alone() {
+        let mut local = path(9, |_| {});
+        local.source = Source::Local;
+        let mut p = vec![path(1, |_| {}), local];
+        assert_eq!(winners(&mut p, &mp(8, true)), [0]);
+    }
+}

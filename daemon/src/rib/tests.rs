@@ -1,0 +1,623 @@
+//! RIB scenarios with the shapes of the real deployment: a Cilium peer on
+//! ::1 and an upstream FRR over IPv6.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use bgp_proto::{
+    AsPath, Attributes, Community, Context, Family, Message, MpReach, NextHop, Nlri, Origin, Update,
+    frame_len,
+};
+use ipnet::IpNet;
+use policy::{Condition, Disposition, Policy, Role, Statement, StatementResult};
+
+use super::*;
+use crate::config::{GracefulRestartConfig, MultipathConfig, PolicyChain};
+use crate::session::negotiate::{Negotiated, PeerGracefulRestart};
+
+const LOCAL_AS: u32 = 4210101021;
+const CILIUM_AS: u32 = 4220101000;
+const FRR_AS: u32 = 4200001000;
+
+fn settings(restarting: bool) -> RibSettings {
+    RibSettings {
+        local_asn: LOCAL_AS,
+        router_id: Ipv4Addr::new(10, 101, 0, 21),
+        multipath: MultipathConfig {
+            max_paths: 8,
+            as_path_relax: true,
+        },
+        graceful_restart: GracefulRestartConfig {
+            enabled: true,
+            restart_time: 120,
+            stale_routes_time: Duration::from_secs(360),
+            select_defer_time: Duration::from_secs(360),
+        },
+        restarting,
+    }
+}
+
+fn chain(default: Disposition) -> PolicyChain {
+    PolicyChain {
+        policies: vec![],
+        default,
+    }
+}
+
+fn upstream_export() -> PolicyChain {
+    PolicyChain {
+        policies: vec![Arc::new(Policy {
+            name: "role:upstream-export".into(),
+            statements: vec![
+                Statement {
+                    name: "cilium".into(),
+                    conditions: vec![Condition::PeerRole(vec![Role::Cilium])],
+                    actions: vec![],
+                    result: StatementResult::Accept,
+                },
+                Statement {
+                    name: "local".into(),
+                    conditions: vec![Condition::Originated],
+                    actions: vec![],
+                    result: StatementResult::Accept,
+                },
+            ],
+        })],
+        default: Disposition::Reject,
+    }
+}
+
+fn setup(name: &str, role: Role) -> PeerSetup {
+    let (import, export) = match role {
+        Role::Cilium => (chain(Disposition::Accept), chain(Disposition::Reject)),
+        _ => (chain(Disposition::Accept), upstream_export()),
+    };
+    PeerSetup {
+        name: name.into(),
+        role,
+        local_asn: LOCAL_AS,
+        import,
+        export,
+        next_hop_self: true,
+        accept_local_next_hop: role == Role::Cilium,
+        soft_reconfiguration: true,
+        max_prefix: None,
+        wait_for_end_of_rib: true,
+    }
+}
+
+fn negotiated(asn: u32, id: [u8; 4], gr: bool, restarting: bool) -> Negotiated {
+    let ctx = Context {
+        external_peer: asn != LOCAL_AS,
+        ..Context::ebgp()
+    };
+    Negotiated {
+        peer_asn: asn,
+        peer_id: Ipv4Addr::from(id),
+        hold_time: 90,
+        keepalive: Duration::from_secs(30),
+        families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+        four_octet_as: true,
+        extended_next_hop: true,
+        extended_message: false,
+        route_refresh: true,
+        enhanced_route_refresh: false,
+        graceful_restart: gr.then(|| PeerGracefulRestart {
+            restarting,
+            notification: true,
+            restart_time: 120,
+            families: vec![(Family::IPV4_UNICAST, true), (Family::IPV6_UNICAST, true)],
+        }),
+        peer_hostname: None,
+        rx: ctx,
+        tx: ctx,
+    }
+}
+
+fn cilium_session() -> SessionInfo {
+    SessionInfo {
+        negotiated: negotiated(CILIUM_AS, [10, 101, 0, 21], true, false),
+        local_address: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        remote_address: IpAddr::V6(Ipv6Addr::LOCALHOST),
+    }
+}
+
+fn frr_session(n: u8) -> SessionInfo {
+    SessionInfo {
+        negotiated: negotiated(FRR_AS + u32::from(n) - 1, [10, 101, 0, 250 + n], true, false),
+        local_address: "fd00:101::21".parse().unwrap(),
+        remote_address: format!("fd00:101::fff{n}").parse().unwrap(),
+    }
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+/// An UPDATE as Cilium's GoBGP sends it: IPv4 or IPv6 NLRI in MP_REACH
+/// with next hop ::1.
+fn cilium_announce(prefixes: &[&str]) -> Update {
+    let attrs = Attributes {
+        origin: Some(Origin::Incomplete),
+        as_path: Some(AsPath::from_sequence([CILIUM_AS])),
+        communities: vec![Community::new(65000, 100)],
+        ..Attributes::default()
+    };
+    let nlri: Vec<Nlri> = prefixes.iter().map(|p| Nlri::new(net(p))).collect();
+    Update {
+        attributes: attrs,
+        mp_reach: Some(MpReach {
+            family: nlri[0].family(),
+            next_hop: NextHop::v6(Ipv6Addr::LOCALHOST),
+            nlri,
+        }),
+        ..Update::default()
+    }
+}
+
+fn frr_announce(asn: u32, prefixes: &[&str], path: &[u32]) -> Update {
+    let attrs = Attributes {
+        origin: Some(Origin::Igp),
+        as_path: Some(AsPath::from_sequence([&[asn], path].concat())),
+        med: Some(10),
+        ..Attributes::default()
+    };
+    let nlri: Vec<Nlri> = prefixes.iter().map(|p| Nlri::new(net(p))).collect();
+    Update {
+        attributes: attrs,
+        mp_reach: Some(MpReach {
+            family: nlri[0].family(),
+            next_hop: NextHop::v6("fd00:101::fffe".parse().unwrap()),
+            nlri,
+        }),
+        ..Update::default()
+    }
+}
+
+fn withdraw(prefixes: &[&str]) -> Update {
+    let mut u = Update::default();
+    for p in prefixes {
+        let n = Nlri::new(net(p));
+        match n.family() {
+            Family::IPV4_UNICAST => u.withdrawn.push(n),
+            f => u
+                .mp_unreach
+                .get_or_insert_with(|| bgp_proto::MpUnreach {
+                    family: f,
+                    withdrawn: vec![],
+                })
+                .withdrawn
+                .push(n),
+        }
+    }
+    u
+}
+
+/// Everything sent to `peer` in `out`, decoded.
+fn sent(out: &[RibOutput], peer: PeerId) -> Vec<Update> {
+    let ctx = Context::ebgp();
+    let mut updates = Vec::new();
+    for o in out {
+        if let RibOutput::Send(id, bytes) = o
+            && *id == peer
+        {
+            let mut rest = &bytes[..];
+            while let Ok(Some(len)) = frame_len(rest, &ctx) {
+                if let Ok(Message::Update(u)) = Message::decode(&rest[..len], &ctx) {
+                    updates.push(u);
+                }
+                rest = &rest[len..];
+            }
+        }
+    }
+    updates
+}
+
+fn announced(updates: &[Update]) -> Vec<(String, NextHop)> {
+    let mut v = Vec::new();
+    for u in updates {
+        for n in &u.nlri {
+            v.push((n.prefix.to_string(), NextHop::V4(u.attributes.next_hop.unwrap())));
+        }
+        if let Some(r) = &u.mp_reach {
+            v.extend(r.nlri.iter().map(|n| (n.prefix.to_string(), r.next_hop)));
+        }
+    }
+    v.sort();
+    v
+}
+
+fn withdrawn(updates: &[Update]) -> Vec<String> {
+    let mut v: Vec<String> = updates
+        .iter()
+        .flat_map(|u| u.withdrawals().map(|n| n.prefix.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+fn eors(updates: &[Update]) -> Vec<Family> {
+    updates.iter().filter_map(Update::end_of_rib_family).collect()
+}
+
+struct Lab {
+    rib: Rib,
+    cilium: PeerId,
+    frr: PeerId,
+    now: Instant,
+}
+
+/// Both sessions up and synced: Cilium first, then the upstream.
+fn lab() -> Lab {
+    let now = Instant::now();
+    let mut rib = Rib::new(settings(false), now);
+    let cilium = rib.add_peer(setup("cilium", Role::Cilium));
+    let frr = rib.add_peer(setup("upstream", Role::Upstream));
+    let out = rib.peer_up(cilium, cilium_session(), now);
+    // Nothing to tell Cilium but End-of-RIB for both families.
+    assert_eq!(
+        eors(&sent(&out, cilium)),
+        [Family::IPV4_UNICAST, Family::IPV6_UNICAST]
+    );
+    rib.written(cilium);
+    let out = rib.peer_up(frr, frr_session(1), now);
+    assert_eq!(eors(&sent(&out, frr)).len(), 2);
+    rib.written(frr);
+    Lab {
+        rib,
+        cilium,
+        frr,
+        now,
+    }
+}
+
+#[test]
+fn cilium_routes_reach_upstream_with_our_next_hop_and_as() {
+    let mut l = lab();
+    let out = l.rib.update(
+        l.cilium,
+        cilium_announce(&["10.96.1.10/32", "10.224.1.0/24"]),
+        l.now,
+    );
+    let to_frr = sent(&out, l.frr);
+    let ours = NextHop::v6("fd00:101::21".parse().unwrap());
+    assert_eq!(
+        announced(&to_frr),
+        [("10.224.1.0/24".into(), ours), ("10.96.1.10/32".into(), ours)]
+    );
+    let a = &to_frr[0].attributes;
+    assert_eq!(a.as_path, Some(AsPath::from_sequence([LOCAL_AS, CILIUM_AS])));
+    assert_eq!(a.local_pref, None);
+    assert_eq!(a.communities, [Community::new(65000, 100)]);
+    // Nothing goes back to Cilium.
+    assert!(sent(&out, l.cilium).is_empty());
+    // The Loc-RIB reports both for the FIB, with Cilium as source.
+    let fib: Vec<&LocRibChange> = out
+        .iter()
+        .filter_map(|o| {
+            if let RibOutput::LocRib(c) = o {
+                Some(c)
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(fib.len(), 2);
+    assert!(fib.iter().all(|c| {
+        c.selected
+            .as_ref()
+            .is_some_and(|s| s.source_role == Some(Role::Cilium))
+    }));
+}
+
+#[test]
+fn ipv6_from_cilium_and_withdrawals_propagate() {
+    let mut l = lab();
+    l.rib
+        .update(l.cilium, cilium_announce(&["fd00:101:224:1::/64"]), l.now);
+    l.rib.written(l.frr);
+    let out = l.rib.update(l.cilium, withdraw(&["fd00:101:224:1::/64"]), l.now);
+    assert_eq!(withdrawn(&sent(&out, l.frr)), ["fd00:101:224:1::/64"]);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, RibOutput::LocRib(LocRibChange { selected: None, .. })))
+    );
+}
+
+#[test]
+fn upstream_routes_are_installed_but_not_sent_anywhere() {
+    let mut l = lab();
+    let out = l.rib.update(
+        l.frr,
+        frr_announce(FRR_AS, &["10.224.2.0/24", "fd00:101:224:2::/64"], &[4210101022]),
+        l.now,
+    );
+    assert!(sent(&out, l.frr).is_empty() && sent(&out, l.cilium).is_empty());
+    let routes = l.rib.routes(&RouteFilter::default());
+    assert_eq!(routes.len(), 2);
+    assert_eq!(routes[0].paths[0].peer, "upstream");
+    assert_eq!(
+        l.rib.counts(l.frr),
+        PeerCounts {
+            received: 2,
+            accepted: 2,
+            advertised: 0,
+            stale: 0
+        }
+    );
+}
+
+#[test]
+fn routes_carrying_our_as_are_loops() {
+    let mut l = lab();
+    // FRR sends a node its own routes back.
+    l.rib.update(
+        l.frr,
+        frr_announce(FRR_AS, &["10.224.1.0/24"], &[LOCAL_AS, CILIUM_AS]),
+        l.now,
+    );
+    assert!(l.rib.routes(&RouteFilter::default()).is_empty());
+    // A path that does not start with the peer's AS is refused too.
+    l.rib
+        .update(l.frr, frr_announce(65099, &["10.224.3.0/24"], &[]), l.now);
+    assert!(l.rib.routes(&RouteFilter::default()).is_empty());
+}
+
+#[test]
+fn loopback_next_hops_only_from_cilium() {
+    let mut l = lab();
+    let mut u = frr_announce(FRR_AS, &["10.224.5.0/24"], &[]);
+    u.mp_reach.as_mut().unwrap().next_hop = NextHop::v6(Ipv6Addr::LOCALHOST);
+    l.rib.update(l.frr, u, l.now);
+    assert!(l.rib.routes(&RouteFilter::default()).is_empty());
+    assert_eq!(l.rib.counts(l.frr).received, 1);
+}
+
+#[test]
+fn a_slow_peer_gets_only_the_latest_state() {
+    let mut l = lab();
+    let out = l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]), l.now);
+    assert_eq!(announced(&sent(&out, l.frr)).len(), 1);
+    // Not yet written: three changes of one prefix and a flap of another.
+    let mut second = cilium_announce(&["10.96.1.10/32"]);
+    second.attributes.communities = vec![Community::new(65000, 2)];
+    assert!(sent(&l.rib.update(l.cilium, second, l.now), l.frr).is_empty());
+    let mut third = cilium_announce(&["10.96.1.10/32"]);
+    third.attributes.communities = vec![Community::new(65000, 3)];
+    l.rib.update(l.cilium, third, l.now);
+    l.rib.update(l.cilium, cilium_announce(&["10.96.1.11/32"]), l.now);
+    l.rib.update(l.cilium, withdraw(&["10.96.1.11/32"]), l.now);
+    let out = l.rib.written(l.frr);
+    let updates = sent(&out, l.frr);
+    assert_eq!(announced(&updates).len(), 1);
+    assert_eq!(updates[0].attributes.communities, [Community::new(65000, 3)]);
+    // 10.96.1.11 was never sent, so its withdrawal is not sent either.
+    assert!(withdrawn(&updates).is_empty());
+}
+
+#[test]
+fn graceful_restart_helper_keeps_routes_through_a_cilium_restart() {
+    let mut l = lab();
+    l.rib.update(
+        l.cilium,
+        cilium_announce(&["10.96.1.10/32", "10.96.1.11/32"]),
+        l.now,
+    );
+    l.rib.written(l.frr);
+    // The agent restarts: TCP closes, routes stay, nothing is withdrawn.
+    let out = l.rib.peer_down(l.cilium, Some(Duration::from_secs(120)), l.now);
+    assert!(sent(&out, l.frr).is_empty());
+    assert!(
+        out.iter()
+            .all(|o| !matches!(o, RibOutput::LocRib(LocRibChange { selected: None, .. })))
+    );
+    assert_eq!(l.rib.counts(l.cilium).stale, 2);
+    // It comes back and re-sends one of the two, then End-of-RIB.
+    let t = l.now + Duration::from_secs(20);
+    l.rib.peer_up(l.cilium, cilium_session(), t);
+    l.rib.written(l.cilium);
+    let out = l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]), t);
+    assert!(sent(&out, l.frr).is_empty(), "an unchanged route is not re-sent");
+    l.rib
+        .update(l.cilium, Update::end_of_rib(Family::IPV6_UNICAST), t);
+    let out = l
+        .rib
+        .update(l.cilium, Update::end_of_rib(Family::IPV4_UNICAST), t);
+    assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.96.1.11/32"]);
+    assert_eq!(l.rib.counts(l.cilium).stale, 0);
+}
+
+#[test]
+fn stale_routes_go_when_the_peer_stays_away() {
+    let mut l = lab();
+    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]), l.now);
+    l.rib.written(l.frr);
+    l.rib.peer_down(l.cilium, Some(Duration::from_secs(120)), l.now);
+    assert_eq!(l.rib.next_deadline(), Some(l.now + Duration::from_secs(120)));
+    assert!(l.rib.on_timer(l.now + Duration::from_secs(119)).is_empty());
+    let out = l.rib.on_timer(l.now + Duration::from_secs(120));
+    assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.96.1.10/32"]);
+}
+
+#[test]
+fn without_graceful_restart_routes_go_at_once() {
+    let mut l = lab();
+    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]), l.now);
+    l.rib.written(l.frr);
+    let out = l.rib.peer_down(l.cilium, None, l.now);
+    assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.96.1.10/32"]);
+}
+
+/// RFC 4724 §4.1: after our own restart nothing is sent to the upstream
+/// until Cilium and the upstream have sent End-of-RIB, so the upstream
+/// never sees our routes withdrawn and re-added.
+#[test]
+fn restarting_speaker_defers_until_end_of_rib() {
+    let now = Instant::now();
+    let mut rib = Rib::new(settings(true), now);
+    let cilium = rib.add_peer(setup("cilium", Role::Cilium));
+    let frr = rib.add_peer(setup("upstream", Role::Upstream));
+    assert!(rib.peer_up(frr, frr_session(1), now).is_empty());
+    assert!(
+        rib.update(frr, Update::end_of_rib(Family::IPV4_UNICAST), now)
+            .is_empty()
+    );
+    assert!(
+        rib.update(frr, Update::end_of_rib(Family::IPV6_UNICAST), now)
+            .is_empty()
+    );
+    rib.peer_up(cilium, cilium_session(), now);
+    let out = rib.update(cilium, cilium_announce(&["10.96.1.10/32"]), now);
+    assert!(out.is_empty(), "nothing leaves while deferring: {out:?}");
+    rib.update(cilium, Update::end_of_rib(Family::IPV6_UNICAST), now);
+    let out = rib.update(cilium, Update::end_of_rib(Family::IPV4_UNICAST), now);
+    let to_frr = sent(&out, frr);
+    assert_eq!(announced(&to_frr).len(), 1);
+    assert_eq!(eors(&to_frr).len(), 2);
+    assert!(!rib.is_deferring());
+}
+
+#[test]
+fn deferral_ends_at_its_timer() {
+    let now = Instant::now();
+    let mut rib = Rib::new(settings(true), now);
+    let frr = rib.add_peer(setup("upstream", Role::Upstream));
+    rib.add_peer(setup("cilium", Role::Cilium));
+    rib.peer_up(frr, frr_session(1), now);
+    assert_eq!(rib.next_deadline(), Some(now + Duration::from_secs(360)));
+    let out = rib.on_timer(now + Duration::from_secs(360));
+    assert_eq!(eors(&sent(&out, frr)).len(), 2);
+}
+
+/// The same VIP from two upstreams with different ASNs: both next hops.
+#[test]
+fn ecmp_across_upstreams_with_multipath_relax() {
+    let mut l = lab();
+    let frr2 = l.rib.add_peer(setup("upstream2", Role::Upstream));
+    l.rib.peer_up(frr2, frr_session(2), l.now);
+    l.rib.update(
+        l.frr,
+        frr_announce(FRR_AS, &["10.96.2.10/32"], &[4210101022]),
+        l.now,
+    );
+    let mut u = frr_announce(FRR_AS + 1, &["10.96.2.10/32"], &[4210101023]);
+    u.mp_reach.as_mut().unwrap().next_hop = NextHop::v6("fd00:101::fffd".parse().unwrap());
+    let out = l.rib.update(frr2, u, l.now);
+    let Some(RibOutput::LocRib(change)) = out.iter().find(|o| matches!(o, RibOutput::LocRib(_))) else {
+        panic!("{out:?}")
+    };
+    assert_eq!(change.selected.as_ref().unwrap().next_hops.len(), 2);
+    let view = l.rib.routes(&RouteFilter {
+        best_only: true,
+        ..RouteFilter::default()
+    });
+    assert_eq!(view[0].paths.iter().filter(|p| p.multipath).count(), 2);
+}
+
+#[test]
+fn max_prefix_resets_with_a_hard_reset() {
+    let now = Instant::now();
+    let mut rib = Rib::new(settings(false), now);
+    let cilium = rib.add_peer(PeerSetup {
+        max_prefix: Some(1),
+        ..setup("cilium", Role::Cilium)
+    });
+    rib.peer_up(cilium, cilium_session(), now);
+    let out = rib.update(cilium, cilium_announce(&["10.96.1.10/32", "10.96.1.11/32"]), now);
+    let reset = out.iter().find_map(|o| {
+        if let RibOutput::Reset(id, n) = o {
+            Some((*id, n.clone()))
+        } else {
+            None
+        }
+    });
+    let (id, n) = reset.expect("a reset");
+    assert_eq!(id, cilium);
+    assert!(n.is_hard_reset());
+    assert_eq!(&n.data[..2], &[6, 1]);
+}
+
+#[test]
+fn route_refresh_resends_the_table() {
+    let mut l = lab();
+    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]), l.now);
+    l.rib.written(l.frr);
+    let out = l
+        .rib
+        .route_refresh(l.frr, RouteRefresh::request(Family::IPV4_UNICAST));
+    assert_eq!(announced(&sent(&out, l.frr)).len(), 1);
+}
+
+#[test]
+fn import_policy_change_applies_without_a_session_reset() {
+    let mut l = lab();
+    l.rib.update(
+        l.cilium,
+        cilium_announce(&["10.96.1.10/32", "10.224.1.0/24"]),
+        l.now,
+    );
+    l.rib.written(l.frr);
+    // Only host routes from now on.
+    let host_routes = Arc::new(Policy {
+        name: "vips-only".into(),
+        statements: vec![Statement {
+            name: "host".into(),
+            conditions: vec![Condition::Prefix(Arc::new(
+                policy::PrefixSet::new("h", vec!["0.0.0.0/0 ge 32".parse().unwrap()]).unwrap(),
+            ))],
+            actions: vec![],
+            result: StatementResult::Accept,
+        }],
+    });
+    let new = PeerSetup {
+        import: PolicyChain {
+            policies: vec![host_routes],
+            default: Disposition::Reject,
+        },
+        ..setup("cilium", Role::Cilium)
+    };
+    let (out, refresh) = l.rib.update_peer(l.cilium, new);
+    assert!(refresh.is_empty(), "soft reconfiguration needs no refresh");
+    assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.224.1.0/24"]);
+    assert_eq!(
+        l.rib.counts(l.cilium),
+        PeerCounts {
+            received: 2,
+            accepted: 1,
+            advertised: 0,
+            stale: 0
+        }
+    );
+}
+
+#[test]
+fn originated_prefixes_go_upstream() {
+    let mut l = lab();
+    let out = l
+        .rib
+        .set_originate(vec![net("10.101.0.21/32"), net("fd00:101::21/128")]);
+    let to_frr = sent(&out, l.frr);
+    assert_eq!(announced(&to_frr).len(), 2);
+    assert!(
+        to_frr
+            .iter()
+            .all(|u| u.attributes.as_path == Some(AsPath::from_sequence([LOCAL_AS])))
+    );
+    assert!(sent(&out, l.cilium).is_empty());
+    let out = l.rib.set_originate(vec![]);
+    l.rib.written(l.frr);
+    assert!(!out.is_empty());
+}
+
+#[test]
+fn attribute_sets_are_shared() {
+    let mut l = lab();
+    let many: Vec<String> = (0..200)
+        .map(|i| format!("10.96.{}.{}/32", i / 100, i % 100))
+        .collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    l.rib.update(l.cilium, cilium_announce(&refs), l.now);
+    // One received set, one exported set (plus the originate-free base).
+    assert!(l.rib.summary().attribute_sets <= 3, "{:?}", l.rib.summary());
+    assert_eq!(l.rib.summary().ipv4_prefixes, 200);
+}
