@@ -3,3 +3,4 @@
 pub mod config;
 pub mod rib;
 pub mod session;
+pub mod status;

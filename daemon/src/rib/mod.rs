@@ -14,6 +14,7 @@
 
 pub mod best;
 pub mod intern;
+pub mod task;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};

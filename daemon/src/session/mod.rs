@@ -5,3 +5,5 @@
 pub mod fsm;
 pub mod negotiate;
 pub mod peer;
+pub mod socket;
+pub mod task;
