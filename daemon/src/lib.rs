@@ -1,6 +1,10 @@
 //! The tern daemon.
 
+pub mod api;
+pub mod cli;
 pub mod config;
+pub mod daemon;
+pub mod metrics;
 pub mod rib;
 pub mod session;
 pub mod status;

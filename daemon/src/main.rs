@@ -1,3 +1,201 @@
-//! The `tern` daemon.
+//! `tern`: the daemon and its command line.
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tern::cli::{self, Endpoint};
+use tern::config::{Config, DEFAULT_PATH};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "tern",
+    version,
+    about = "BGP speaker and route-policy daemon for Kubernetes nodes running Cilium"
+)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = DEFAULT_PATH)]
+    config: PathBuf,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Log level or filter (RUST_LOG syntax), e.g. "info" or "tern=debug".
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Copy, Clone, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Validate a configuration file and report every error as file:line:col.
+    CheckConfig {
+        /// The file to check (default: --config).
+        path: Option<PathBuf>,
+    },
+    /// Show the state of a running daemon.
+    Show {
+        #[command(subcommand)]
+        what: Show,
+        /// Print the API's JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        /// API address or Unix socket (default: from the configuration).
+        #[arg(long, global = true)]
+        api: Option<String>,
+    },
+    /// Make a running daemon re-read its configuration (like SIGHUP).
+    Reload {
+        #[arg(long)]
+        api: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum Show {
+    /// Sessions: state, negotiated AS, prefix counts, last error.
+    Peers,
+    /// Loc-RIB routes.
+    Routes {
+        /// Only this prefix or those inside it.
+        prefix: Option<String>,
+        #[arg(long)]
+        peer: Option<String>,
+        /// ipv4-unicast or ipv6-unicast.
+        #[arg(long)]
+        family: Option<String>,
+        /// Only best and equal-cost paths.
+        #[arg(long)]
+        best: bool,
+    },
+    /// Router ID, AS, peer counts and RIB size.
+    Summary,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match args.command.unwrap_or(Command::Run) {
+        Command::Run => {
+            init_logging(args.log_format, &args.log_level);
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("tern: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(tern::daemon::run(&args.config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::CheckConfig { path } => {
+            let path = path.unwrap_or(args.config);
+            match Config::load(&path) {
+                Ok(c) => {
+                    println!(
+                        "{}: ok ({} peers, {} policies)",
+                        path.display(),
+                        c.peers.len(),
+                        c.policies.len()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Show { what, json, api } => {
+            let endpoint = Endpoint::resolve(api.as_deref(), &args.config);
+            let (path, render): (String, fn(&serde_json::Value) -> String) = match what {
+                Show::Peers => ("/api/v1/peers".into(), cli::peers_table),
+                Show::Summary => ("/api/v1/summary".into(), cli::summary_text),
+                Show::Routes {
+                    prefix,
+                    peer,
+                    family,
+                    best,
+                } => {
+                    let mut q = vec![];
+                    if let Some(p) = prefix {
+                        q.push(format!("prefix={p}"));
+                    }
+                    if let Some(p) = peer {
+                        q.push(format!("peer={p}"));
+                    }
+                    if let Some(f) = family {
+                        q.push(format!("family={f}"));
+                    }
+                    if best {
+                        q.push("best=true".into());
+                    }
+                    (format!("/api/v1/routes?{}", q.join("&")), cli::routes_table)
+                }
+            };
+            match endpoint.get_json(&path) {
+                Ok(v) if json => {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Ok(v) => {
+                    print!("{}", render(&v));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tern: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Reload { api } => {
+            let endpoint = Endpoint::resolve(api.as_deref(), &args.config);
+            match endpoint.request("POST", "/api/v1/reload") {
+                Ok((200, body)) => {
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    println!("reloaded: {}", v["changes"].as_str().unwrap_or("?"));
+                    ExitCode::SUCCESS
+                }
+                Ok((_, body)) => {
+                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                    eprintln!("{}", v["error"].as_str().unwrap_or(&body));
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("tern: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}

@@ -369,6 +369,9 @@ impl Rib {
         }
         if self.defer_until.is_none() {
             self.sync(id);
+        } else {
+            // A peer that restarted too is not waited for.
+            self.check_deferral(now);
         }
         self.propagate();
         self.take_out()

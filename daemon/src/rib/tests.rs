@@ -621,3 +621,17 @@ fn attribute_sets_are_shared() {
     assert!(l.rib.summary().attribute_sets <= 3, "{:?}", l.rib.summary());
     assert_eq!(l.rib.summary().ipv4_prefixes, 200);
 }
+
+/// Both sides restarted (both set the R bit): neither waits for the other
+/// (RFC 4724 §4.1), so nothing stalls until the deferral timer.
+#[test]
+fn peers_that_restarted_too_are_not_waited_for() {
+    let now = Instant::now();
+    let mut rib = Rib::new(settings(true), now);
+    let frr = rib.add_peer(setup("upstream", Role::Upstream));
+    let mut s = frr_session(1);
+    s.negotiated = negotiated(FRR_AS, [10, 101, 0, 251], true, true);
+    let out = rib.peer_up(frr, s, now);
+    assert!(!rib.is_deferring());
+    assert_eq!(eors(&sent(&out, frr)).len(), 2);
+}

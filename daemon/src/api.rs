@@ -1,0 +1,301 @@
+//! The HTTP status API: JSON for peers, routes and a summary, Prometheus
+//! metrics, health and readiness, and reload. Served on a TCP address
+//! (default 127.0.0.1:9179) and on a Unix socket. It only reads: the status
+//! board, and the RIB through queries.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bgp_proto::Family;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::ApiConfig;
+use crate::daemon::ReloadRequest;
+use crate::metrics;
+use crate::rib::task::RibEvent;
+use crate::rib::{PeerCounts, RibSummary, RouteFilter, RouteView};
+use crate::status::{Snapshot, StatusBoard};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub board: Arc<StatusBoard>,
+    pub rib: mpsc::Sender<RibEvent>,
+    pub reload: mpsc::Sender<ReloadRequest>,
+    pub router_id: Ipv4Addr,
+    pub asn: u32,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(
+        board: Arc<StatusBoard>,
+        rib: mpsc::Sender<RibEvent>,
+        reload: mpsc::Sender<ReloadRequest>,
+        router_id: Ipv4Addr,
+        asn: u32,
+    ) -> Self {
+        AppState {
+            board,
+            rib,
+            reload,
+            router_id,
+            asn,
+            started: Instant::now(),
+        }
+    }
+
+    /// Asks the RIB, giving up after a few seconds (a stuck RIB must not
+    /// hang the API).
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> RibEvent) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.rib.send(make(tx)).await.ok()?;
+        tokio::time::timeout(Duration::from_secs(5), rx).await.ok()?.ok()
+    }
+}
+
+/// Binds the configured endpoints and serves them in the background.
+pub async fn serve(config: &ApiConfig, state: AppState) -> std::io::Result<()> {
+    let app = router(state);
+    if let Some(addr) = config.listen {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(%addr, "status API listening");
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "status API stopped");
+            }
+        });
+    }
+    if let Some(path) = &config.socket {
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::remove_file(path);
+        match tokio::net::UnixListener::bind(path) {
+            Ok(listener) => {
+                tracing::info!(socket = %path.display(), "status API listening");
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, app).await {
+                        tracing::error!(error = %e, "status API stopped");
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(socket = %path.display(), error = %e, "cannot create the API socket"),
+        }
+    }
+    Ok(())
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/summary", get(summary))
+        .route("/api/v1/peers", get(peers))
+        .route("/api/v1/peers/{name}", get(peer))
+        .route("/api/v1/routes", get(routes))
+        .route("/api/v1/reload", post(reload))
+        .with_state(state)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+/// Alive: the RIB answers.
+async fn healthz(State(s): State<AppState>) -> Response {
+    match s.ask(RibEvent::Summary).await {
+        Some(_) => "ok\n".into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer"),
+    }
+}
+
+/// Ready: configuration loaded and listeners bound.
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.board.ready.load(Relaxed) {
+        "ready\n".into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}
+
+#[derive(Serialize)]
+pub struct PeerJson {
+    pub name: String,
+    pub role: String,
+    pub address: String,
+    #[serde(flatten)]
+    pub snapshot: Snapshot,
+    /// Seconds in the current state.
+    pub uptime: u64,
+    pub prefixes: PeerCounts,
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub updates_received: u64,
+    pub updates_sent: u64,
+    pub notifications_received: u64,
+    pub notifications_sent: u64,
+    pub established_transitions: u64,
+}
+
+pub async fn peer_list(s: &AppState) -> Vec<PeerJson> {
+    let counts: HashMap<String, PeerCounts> = s.ask(RibEvent::Counts).await.unwrap_or_default();
+    s.board
+        .peers()
+        .into_iter()
+        .map(|p| {
+            let (snapshot, since) = p.snapshot();
+            let c = &p.counters;
+            PeerJson {
+                name: p.name.clone(),
+                role: p.role.clone(),
+                address: p.address.clone(),
+                snapshot,
+                uptime: since.elapsed().as_secs(),
+                prefixes: counts.get(&p.name).cloned().unwrap_or_default(),
+                messages_received: c.messages_received.load(Relaxed),
+                messages_sent: c.messages_sent.load(Relaxed),
+                updates_received: c.updates_received.load(Relaxed),
+                updates_sent: c.updates_sent.load(Relaxed),
+                notifications_received: c.notifications_received.load(Relaxed),
+                notifications_sent: c.notifications_sent.load(Relaxed),
+                established_transitions: c.established.load(Relaxed),
+            }
+        })
+        .collect()
+}
+
+async fn peers(State(s): State<AppState>) -> Response {
+    axum::Json(peer_list(&s).await).into_response()
+}
+
+async fn peer(State(s): State<AppState>, Path(name): Path<String>) -> Response {
+    match peer_list(&s).await.into_iter().find(|p| p.name == name) {
+        Some(p) => axum::Json(p).into_response(),
+        None => error(StatusCode::NOT_FOUND, format!("no peer named {name:?}")),
+    }
+}
+
+#[derive(Deserialize)]
+struct RouteQuery {
+    prefix: Option<String>,
+    peer: Option<String>,
+    family: Option<String>,
+    #[serde(default)]
+    best: bool,
+}
+
+async fn routes(State(s): State<AppState>, Query(q): Query<RouteQuery>) -> Response {
+    let prefix = match q.prefix.as_deref().map(str::parse::<IpNet>) {
+        Some(Ok(p)) => Some(p),
+        Some(Err(_)) => {
+            // A bare address asks for the routes that cover it as a host.
+            match q
+                .prefix
+                .as_deref()
+                .and_then(|p| p.parse::<std::net::IpAddr>().ok())
+            {
+                Some(a) => Some(IpNet::from(a)),
+                None => {
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "prefix must be a prefix such as 10.96.0.0/16",
+                    );
+                }
+            }
+        }
+        None => None,
+    };
+    let family = match q.family.as_deref().map(Family::from_name) {
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "family must be ipv4-unicast or ipv6-unicast",
+            );
+        }
+        Some(f) => f,
+        None => None,
+    };
+    let filter = RouteFilter {
+        prefix,
+        family,
+        peer: q.peer,
+        best_only: q.best,
+    };
+    match s.ask(|tx| RibEvent::Routes(filter, tx)).await {
+        Some(routes) => axum::Json::<Vec<RouteView>>(routes).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer"),
+    }
+}
+
+#[derive(Serialize)]
+pub struct SummaryJson {
+    pub router_id: String,
+    pub asn: u32,
+    pub version: &'static str,
+    pub uptime: u64,
+    pub peers: usize,
+    pub peers_established: usize,
+    pub rejected_connections: u64,
+    pub rib: RibSummary,
+}
+
+async fn summary(State(s): State<AppState>) -> Response {
+    let Some(rib) = s.ask(RibEvent::Summary).await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer");
+    };
+    let peers = s.board.peers();
+    let established = peers
+        .iter()
+        .filter(|p| p.snapshot().0.state == "established")
+        .count();
+    axum::Json(SummaryJson {
+        router_id: s.router_id.to_string(),
+        asn: s.asn,
+        version: env!("CARGO_PKG_VERSION"),
+        uptime: s.started.elapsed().as_secs(),
+        peers: peers.len(),
+        peers_established: established,
+        rejected_connections: s.board.rejected_connections.load(Relaxed),
+        rib,
+    })
+    .into_response()
+}
+
+async fn metrics_text(State(s): State<AppState>) -> Response {
+    let peers = peer_list(&s).await;
+    let rib = s.ask(RibEvent::Summary).await;
+    match metrics::render(&peers, rib.as_ref(), &s.board, s.started) {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            text,
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics"),
+    }
+}
+
+async fn reload(State(s): State<AppState>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if s.reload.send(tx).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+    }
+    match rx.await {
+        Ok(Ok(changes)) => {
+            axum::Json(serde_json::json!({ "reloaded": true, "changes": changes })).into_response()
+        }
+        Ok(Err(errors)) => error(StatusCode::UNPROCESSABLE_ENTITY, errors),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "no answer"),
+    }
+}

@@ -1,0 +1,332 @@
+//! The commands that talk to a running daemon through its API: `tern show`
+//! and `tern reload`. Output is aligned tables for people, or the API's
+//! JSON as is with `--json`.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::config::{Config, EnvSecrets};
+
+/// Where the API of the local daemon is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// `--api` as given (`127.0.0.1:9179`, `http://…`, or a socket path),
+    /// else the configuration's socket, else its TCP address.
+    pub fn resolve(api: Option<&str>, config: &Path) -> Endpoint {
+        if let Some(a) = api {
+            let a = a.trim_start_matches("http://").trim_end_matches('/');
+            return if a.starts_with('/') {
+                Endpoint::Unix(a.into())
+            } else {
+                Endpoint::Tcp(a.to_owned())
+            };
+        }
+        if let Ok(c) = std::fs::read_to_string(config)
+            .map_err(|_| ())
+            .and_then(|t| Config::parse(&t, config, &EnvSecrets).map_err(|_| ()))
+        {
+            if let Some(s) = c.api.socket.filter(|s| s.exists()) {
+                return Endpoint::Unix(s);
+            }
+            if let Some(a) = c.api.listen {
+                return Endpoint::Tcp(a.to_string());
+            }
+        }
+        Endpoint::Tcp("127.0.0.1:9179".into())
+    }
+
+    /// One HTTP/1.1 request; returns the status and body.
+    pub fn request(&self, method: &str, path: &str) -> Result<(u16, String), String> {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: tern\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        );
+        let mut response = Vec::new();
+        let timeout = Some(Duration::from_secs(10));
+        let fail = |e: std::io::Error| format!("cannot reach tern at {self}: {e}");
+        match self {
+            Endpoint::Tcp(addr) => {
+                let mut s = std::net::TcpStream::connect(addr).map_err(fail)?;
+                s.set_read_timeout(timeout).map_err(fail)?;
+                s.write_all(request.as_bytes()).map_err(fail)?;
+                s.read_to_end(&mut response).map_err(fail)?;
+            }
+            Endpoint::Unix(path) => {
+                let mut s = UnixStream::connect(path).map_err(fail)?;
+                s.set_read_timeout(timeout).map_err(fail)?;
+                s.write_all(request.as_bytes()).map_err(fail)?;
+                s.read_to_end(&mut response).map_err(fail)?;
+            }
+        }
+        let text = String::from_utf8_lossy(&response);
+        let (head, body) = text.split_once("\r\n\r\n").ok_or("malformed HTTP response")?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or("malformed HTTP status line")?;
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        Ok((status, body))
+    }
+
+    pub fn get_json(&self, path: &str) -> Result<Value, String> {
+        let (status, body) = self.request("GET", path)?;
+        let v: Value = serde_json::from_str(&body)
+            .map_err(|e| format!("the API answered something that is not JSON: {e}"))?;
+        if status >= 400 {
+            return Err(v.get("error").and_then(Value::as_str).unwrap_or(&body).to_owned());
+        }
+        Ok(v)
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => write!(f, "http://{a}"),
+            Endpoint::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Renders rows as columns padded to their widest cell.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        l.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        out.push_str(&line(r.clone()));
+    }
+    out
+}
+
+fn s(v: &Value, key: &str) -> String {
+    match v.get(key) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Null) | None => "-".into(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn duration(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+pub fn peers_table(peers: &Value) -> String {
+    let rows: Vec<Vec<String>> = peers
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let pre = &p["prefixes"];
+            let established = p["state"] == "established";
+            vec![
+                s(p, "name"),
+                s(p, "role"),
+                p["remote_address"]
+                    .as_str()
+                    .map_or_else(|| s(p, "address"), str::to_owned),
+                p["negotiated"]["peer_asn"]
+                    .as_u64()
+                    .map_or("-".into(), |a| a.to_string()),
+                s(p, "state"),
+                duration(p["uptime"].as_u64().unwrap_or(0)),
+                pre["received"].to_string(),
+                pre["accepted"].to_string(),
+                pre["advertised"].to_string(),
+                if established {
+                    String::new()
+                } else {
+                    p["last_error"].as_str().unwrap_or("").to_owned()
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PEER",
+            "ROLE",
+            "ADDRESS",
+            "ASN",
+            "STATE",
+            "FOR",
+            "RECEIVED",
+            "ACCEPTED",
+            "ADVERTISED",
+            "LAST ERROR",
+        ],
+        &rows,
+    )
+}
+
+pub fn routes_table(routes: &Value) -> String {
+    let mut rows = Vec::new();
+    for r in routes.as_array().map(|a| a.as_slice()).unwrap_or_default() {
+        for p in r["paths"].as_array().map(|a| a.as_slice()).unwrap_or_default() {
+            let mut flags = String::new();
+            if p["best"] == true {
+                flags.push('*');
+            }
+            if p["multipath"] == true && p["best"] != true {
+                flags.push('=');
+            }
+            if p["stale"] == true {
+                flags.push('S');
+            }
+            rows.push(vec![
+                flags,
+                s(r, "prefix"),
+                s(p, "next_hop"),
+                s(p, "peer"),
+                s(p, "as_path"),
+                p["local_pref"].as_u64().map_or(String::new(), |v| v.to_string()),
+                p["med"].as_u64().map_or(String::new(), |v| v.to_string()),
+                p["communities"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .chain(p["large_communities"].as_array().into_iter().flatten())
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]);
+        }
+    }
+    let mut out = table(
+        &[
+            "",
+            "PREFIX",
+            "NEXT HOP",
+            "PEER",
+            "AS PATH",
+            "LOCPRF",
+            "MED",
+            "COMMUNITIES",
+        ],
+        &rows,
+    );
+    out.push_str("* best, = equal-cost (ECMP), S stale (graceful restart)\n");
+    out
+}
+
+pub fn summary_text(v: &Value) -> String {
+    let rib = &v["rib"];
+    format!(
+        "router-id   {}\nasn         {}\nversion     {}\nuptime      {}\npeers       {} ({} established)\nrefused     {} connections from unknown sources\nloc-rib     {} IPv4 and {} IPv6 prefixes, {} paths, {} attribute sets{}\n",
+        s(v, "router_id"),
+        v["asn"],
+        s(v, "version"),
+        duration(v["uptime"].as_u64().unwrap_or(0)),
+        v["peers"],
+        v["peers_established"],
+        v["rejected_connections"],
+        rib["ipv4_prefixes"],
+        rib["ipv6_prefixes"],
+        rib["paths"],
+        rib["attribute_sets"],
+        if rib["deferring"] == true {
+            " (deferring until End-of-RIB after a restart)"
+        } else {
+            ""
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_align_columns() {
+        let t = table(
+            &["A", "BB"],
+            &[vec!["xxx".into(), "y".into()], vec!["z".into(), "w".into()]],
+        );
+        assert_eq!(t, "A    BB\nxxx  y\nz    w\n");
+    }
+
+    #[test]
+    fn peers_render_from_api_json() {
+        let v: Value = serde_json::from_str(
+            r#"[{"name":"cilium","role":"cilium","address":"::1","state":"established","uptime":75,
+                "remote_address":"[::1]:40000","negotiated":{"peer_asn":4220101000},
+                "prefixes":{"received":3,"accepted":3,"advertised":0,"stale":0},"last_error":null}]"#,
+        )
+        .unwrap();
+        let t = peers_table(&v);
+        assert!(
+            t.lines()
+                .nth(1)
+                .unwrap()
+                .starts_with("cilium  cilium  [::1]:40000  4220101000  established  1m15s  3"),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn endpoints() {
+        let none = Path::new("/nonexistent/tern.toml");
+        assert_eq!(
+            Endpoint::resolve(Some("http://127.0.0.1:9179/"), none),
+            Endpoint::Tcp("127.0.0.1:9179".into())
+        );
+        assert_eq!(
+            Endpoint::resolve(Some("/run/tern/tern.sock"), none),
+            Endpoint::Unix("/run/tern/tern.sock".into())
+        );
+        assert_eq!(
+            Endpoint::resolve(None, none),
+            Endpoint::Tcp("127.0.0.1:9179".into())
+        );
+        assert_eq!(dechunk("5\r\nhello\r\n0\r\n\r\n"), "hello");
+    }
+}

@@ -1,0 +1,620 @@
+//! The supervisor: builds every task from the configuration, accepts
+//! connections and hands them to their peer, and applies reloads (SIGHUP or
+//! the API) by touching only what changed.
+//!
+//! ```text
+//!                  SIGHUP / API reload
+//!                          │
+//!   listeners ──accept──▶ supervisor ──spawn/stop/reconfigure──┐
+//!                          │ Incoming(stream)                   ▼
+//!                          └──────────────▶ peer task (one per peer)
+//!                                             │ Peer FSM, framing, codec
+//!                        RibEvent (bounded):  │ ▲ RibToPeer (one batch
+//!                        up, down, UPDATE,    ▼ │ in flight per peer)
+//!                        refresh, written  ┌────────────┐
+//!   API, metrics ──queries────────────────▶│  RIB task  │──LocRibChange──▶ FIB
+//!                                          └────────────┘
+//! ```
+//!
+//! Every piece of state has one owner: the RIB owns routes, each peer task
+//! owns its sessions, the supervisor owns the peer list. They talk by
+//! typed messages; the only shared state is the status board the API reads.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bgp_proto::Notification;
+use bgp_proto::capability::{GracefulRestart, GracefulRestartFamily};
+use bgp_proto::notification::CeaseSubcode;
+use ipnet::IpNet;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::api;
+use crate::config::{Config, PeerAddress, PeerConfig};
+use crate::rib::task::{RibEvent, RibToPeer};
+use crate::rib::{PeerId, PeerSetup, Rib, RibSettings};
+use crate::session::negotiate::{Offer, RemoteAs};
+use crate::session::peer::Timing;
+use crate::session::socket::{self, SocketOptions};
+use crate::session::task::{
+    self as peer_task, PeerControl, PeerEvent, PeerHandle, Settings, set_listener_md5,
+};
+use crate::status::{PeerStatus, StatusBoard};
+
+/// The file whose presence at start means tern is restarting (RFC 4724).
+const RESTART_MARKER: &str = "graceful-restart";
+
+/// A reload request and where to send its outcome.
+pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
+
+struct PeerEntry {
+    config: PeerConfig,
+    id: PeerId,
+    handle: PeerHandle,
+    /// The configured peer this one was created from, for dynamic
+    /// neighbours.
+    parent: Option<String>,
+}
+
+struct Supervisor {
+    config: Config,
+    router_id: Ipv4Addr,
+    hostname: Option<String>,
+    restarting: bool,
+    rib: mpsc::Sender<RibEvent>,
+    board: Arc<StatusBoard>,
+    peers: HashMap<String, PeerEntry>,
+    listeners: Vec<Arc<TcpListener>>,
+    seed: u64,
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(path: &Path) -> Result<(), String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let router_id = config
+        .router_id
+        .or_else(|| derive_router_id(&config))
+        .ok_or("no router-id is configured and the host has no IPv4 address to derive one from")?;
+    let hostname = config.hostname.clone().or_else(system_hostname);
+
+    let marker = config.state_dir.join(RESTART_MARKER);
+    let restarting = config.graceful_restart.enabled && marker.exists();
+    if let Err(e) =
+        std::fs::create_dir_all(&config.state_dir).and_then(|_| std::fs::write(&marker, b"tern\n"))
+    {
+        tracing::warn!(dir = %config.state_dir.display(), error = %e, "cannot write the state directory; restarts will not be recognised as graceful");
+    }
+    tracing::info!(
+        %router_id,
+        asn = config.asn,
+        restarting,
+        peers = config.peers.len(),
+        config = %path.display(),
+        "tern starting"
+    );
+
+    let rib = Rib::new(
+        RibSettings {
+            local_asn: config.asn,
+            router_id,
+            multipath: config.multipath.clone(),
+            graceful_restart: config.graceful_restart.clone(),
+            restarting,
+        },
+        Instant::now(),
+    );
+    let (rib_tx, _rib_join) = crate::rib::task::spawn(rib, None);
+    let _ = rib_tx
+        .send(RibEvent::SetOriginate(config.originate.clone()))
+        .await;
+    let board = Arc::new(StatusBoard::default());
+
+    let (accept_tx, mut accept_rx) = mpsc::channel::<(TcpStream, SocketAddr)>(64);
+    let mut listeners = Vec::new();
+    for addr in &config.listen {
+        let l = socket::listen(*addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        tracing::info!(%addr, "listening for BGP connections");
+        let l = Arc::new(l);
+        listeners.push(l.clone());
+        let tx = accept_tx.clone();
+        tokio::spawn(async move {
+            loop {
+                match l.accept().await {
+                    Ok((stream, remote)) => {
+                        if tx.send((stream, remote)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    let mut sup = Supervisor {
+        config,
+        router_id,
+        hostname,
+        restarting,
+        rib: rib_tx,
+        board: board.clone(),
+        peers: HashMap::new(),
+        listeners,
+        seed: u64::from(u32::from(router_id)),
+    };
+    for pc in sup.config.peers.clone() {
+        if let PeerAddress::Single(ip) = pc.address {
+            sup.add_peer(pc, ip, None).await;
+        }
+        sup.set_md5_keys(None);
+    }
+
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    api::serve(
+        &sup.config.api,
+        api::AppState::new(
+            board.clone(),
+            sup.rib.clone(),
+            reload_tx,
+            sup.router_id,
+            sup.config.asn,
+        ),
+    )
+    .await
+    .map_err(|e| format!("cannot start the API: {e}"))?;
+    board.ready.store(true, Relaxed);
+
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    // RFC 4724 §3: the R bit says we restarted; after our restart time it
+    // is no longer news.
+    let restart_window = tokio::time::sleep(Duration::from_secs(u64::from(
+        sup.config.graceful_restart.restart_time,
+    )));
+    tokio::pin!(restart_window);
+    let mut restart_window_open = restarting;
+    loop {
+        tokio::select! {
+            Some((stream, remote)) = accept_rx.recv() => sup.dispatch(stream, remote).await,
+            _ = hup.recv() => {
+                match sup.reload().await {
+                    Ok(summary) => tracing::info!(changes = %summary, "configuration reloaded"),
+                    Err(e) => tracing::error!(errors = %e, "configuration not reloaded; the running configuration stays"),
+                }
+            }
+            Some(reply) = reload_rx.recv() => {
+                let result = sup.reload().await;
+                match &result {
+                    Ok(summary) => tracing::info!(changes = %summary, "configuration reloaded"),
+                    Err(e) => tracing::error!(errors = %e, "configuration not reloaded; the running configuration stays"),
+                }
+                let _ = reply.send(result);
+            }
+            _ = &mut restart_window, if restart_window_open => {
+                restart_window_open = false;
+                sup.restarting = false;
+                sup.reconfigure_all();
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    sup.shutdown(&marker).await;
+    Ok(())
+}
+
+impl Supervisor {
+    fn offer(&self, pc: &PeerConfig) -> Offer {
+        let gr = (self.config.graceful_restart.enabled && pc.graceful_restart).then(|| GracefulRestart {
+            restarting: self.restarting,
+            notification: true,
+            restart_time: self.config.graceful_restart.restart_time,
+            // F bit: what we advertise is forwarded by the node whether or
+            // not tern runs, so after a restart it is preserved.
+            families: pc
+                .families
+                .iter()
+                .map(|f| GracefulRestartFamily {
+                    family: *f,
+                    forwarding: self.restarting,
+                })
+                .collect(),
+        });
+        Offer {
+            local_asn: pc.local_asn.unwrap_or(self.config.asn),
+            router_id: self.router_id,
+            remote_asn: pc.remote_asn,
+            hold_time: pc.hold_time,
+            keepalive: pc.keepalive,
+            families: pc.families.clone(),
+            extended_next_hop: pc.extended_next_hop,
+            extended_message: pc.extended_message,
+            graceful_restart: gr,
+            hostname: self.hostname.clone(),
+        }
+    }
+
+    fn setup(&self, pc: &PeerConfig, name: &str) -> PeerSetup {
+        PeerSetup {
+            name: name.into(),
+            role: pc.role,
+            local_asn: pc.local_asn.unwrap_or(self.config.asn),
+            import: pc.import.clone(),
+            export: pc.export.clone(),
+            next_hop_self: pc.next_hop_self,
+            accept_local_next_hop: pc.accept_local_next_hop,
+            soft_reconfiguration: pc.soft_reconfiguration,
+            max_prefix: pc.max_prefix,
+            wait_for_end_of_rib: self.config.graceful_restart.enabled
+                && pc.graceful_restart
+                && matches!(pc.address, PeerAddress::Single(_)),
+        }
+    }
+
+    fn settings(&self, pc: &PeerConfig, name: &str, ip: IpAddr) -> Settings {
+        let local_asn = pc.local_asn.unwrap_or(self.config.asn);
+        let ebgp = !matches!(pc.remote_asn, RemoteAs::Exact(a) if a == local_asn);
+        Settings {
+            name: name.to_owned(),
+            remote: SocketAddr::new(ip, pc.port),
+            local_address: pc.local_address,
+            offer: self.offer(pc),
+            timing: Timing {
+                passive: pc.passive,
+                connect_retry: pc.connect_retry,
+                max_backoff: Duration::from_secs(60),
+            },
+            socket: SocketOptions::for_peer(ebgp, pc.ttl, pc.ttl_security),
+            md5: pc.md5_password.as_ref().map(|s| s.0.as_bytes().to_vec()),
+            graceful_restart: self.config.graceful_restart.enabled && pc.graceful_restart,
+        }
+    }
+
+    async fn add_peer(&mut self, pc: PeerConfig, ip: IpAddr, parent: Option<String>) {
+        let name = match &parent {
+            Some(p) => format!("{p}-{ip}"),
+            None => pc.name.clone(),
+        };
+        let (to_peer, from_rib) = mpsc::unbounded_channel::<RibToPeer>();
+        let (reply, id) = oneshot::channel();
+        if self
+            .rib
+            .send(RibEvent::AddPeer {
+                setup: self.setup(&pc, &name),
+                to_peer,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let Ok(id) = id.await else { return };
+        let status = Arc::new(PeerStatus::new(name.clone(), pc.role.to_string(), ip.to_string()));
+        self.board.insert(status.clone());
+        self.seed = self
+            .seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let handle = peer_task::spawn(
+            id,
+            self.settings(&pc, &name, ip),
+            status,
+            self.rib.clone(),
+            from_rib,
+            self.seed,
+        );
+        tracing::info!(peer = %name, address = %ip, role = %pc.role, passive = pc.passive, "peer added");
+        self.peers.insert(
+            name,
+            PeerEntry {
+                config: pc,
+                id,
+                handle,
+                parent,
+            },
+        );
+    }
+
+    async fn remove_peer(&mut self, name: &str, notification: Notification) {
+        let Some(entry) = self.peers.remove(name) else {
+            return;
+        };
+        let _ = entry.handle.control.send(PeerControl::Stop(notification));
+        let _ = self.rib.send(RibEvent::RemovePeer(entry.id)).await;
+        self.board.remove(name);
+        tracing::info!(peer = %name, "peer removed");
+    }
+
+    /// MD5 keys live on the listening sockets too, for connections the peer
+    /// opens. `old` are the keys of the previous configuration to remove.
+    fn set_md5_keys(&self, old: Option<&Config>) {
+        for l in &self.listeners {
+            for pc in old.map(|c| c.peers.as_slice()).unwrap_or_default() {
+                if pc.md5_password.is_some() {
+                    let _ = set_listener_md5(l, peer_net(&pc.address), None);
+                }
+            }
+            for pc in self.config.peers.iter().filter(|p| p.md5_password.is_some()) {
+                let key = pc.md5_password.as_ref().map(|s| s.0.as_bytes());
+                if let Err(e) = set_listener_md5(l, peer_net(&pc.address), key) {
+                    tracing::error!(peer = %pc.name, error = %e, "cannot set the MD5 key on the listener");
+                }
+            }
+        }
+    }
+
+    /// Gives an accepted connection to its peer, or refuses it.
+    async fn dispatch(&mut self, stream: TcpStream, remote: SocketAddr) {
+        let ip = remote.ip().to_canonical();
+        let name = self
+            .peers
+            .iter()
+            .find(|(_, e)| e.config.address == PeerAddress::Single(ip))
+            .map(|(n, _)| n.clone());
+        let name = match name {
+            Some(n) => Some(n),
+            None => match self
+                .config
+                .peers
+                .iter()
+                .find(|p| matches!(p.address, PeerAddress::Range(_)) && p.address.contains(ip))
+                .cloned()
+            {
+                Some(range) => {
+                    let parent = range.name.clone();
+                    let name = format!("{parent}-{ip}");
+                    if !self.peers.contains_key(&name) {
+                        let pc = PeerConfig {
+                            address: PeerAddress::Single(ip),
+                            passive: true,
+                            ..range
+                        };
+                        self.add_peer(pc, ip, Some(parent)).await;
+                    }
+                    Some(name)
+                }
+                None => None,
+            },
+        };
+        let Some(entry) = name.and_then(|n| self.peers.get(&n)) else {
+            self.board.rejected_connections.fetch_add(1, Relaxed);
+            tracing::warn!(source = %remote, "connection refused: the source is not a configured peer");
+            return;
+        };
+        if entry.handle.events.try_send(PeerEvent::Incoming(stream)).is_err() {
+            tracing::warn!(source = %remote, "connection refused: the peer is busy");
+        }
+    }
+
+    /// Re-reads the file. Peers added or removed are the only ones whose
+    /// sessions change; policy changes apply without resets. A bad file
+    /// changes nothing.
+    async fn reload(&mut self) -> Result<String, String> {
+        let new = Config::load(&self.config.path).map_err(|e| e.to_string())?;
+        let mut changes = Vec::new();
+        for (what, changed) in [
+            ("asn", new.asn != self.config.asn),
+            (
+                "router-id",
+                new.router_id.is_some() && new.router_id != Some(self.router_id),
+            ),
+            ("listen", new.listen != self.config.listen),
+            ("api", new.api != self.config.api),
+            (
+                "graceful-restart",
+                new.graceful_restart != self.config.graceful_restart,
+            ),
+            ("multipath", new.multipath != self.config.multipath),
+        ] {
+            if changed {
+                tracing::warn!(setting = what, "this setting changes only when tern restarts");
+            }
+        }
+        let asn = self.config.asn;
+        let old = std::mem::replace(&mut self.config, Config { asn, ..new });
+        self.config.router_id = old.router_id;
+        self.config.listen = old.listen.clone();
+        self.config.api = old.api.clone();
+        self.config.graceful_restart = old.graceful_restart.clone();
+        self.config.multipath = old.multipath.clone();
+
+        let old_peers: HashMap<&str, &PeerConfig> = old.peers.iter().map(|p| (p.name.as_str(), p)).collect();
+        let new_peers: HashMap<String, PeerConfig> = self
+            .config
+            .peers
+            .iter()
+            .map(|p| (p.name.clone(), p.clone()))
+            .collect();
+        let deconfigured = Notification::hard_reset(&Notification::cease(CeaseSubcode::PeerDeconfigured));
+        let changed_config =
+            Notification::hard_reset(&Notification::cease(CeaseSubcode::OtherConfigurationChange));
+        for (name, old_pc) in &old_peers {
+            let dynamic: Vec<String> = self
+                .peers
+                .iter()
+                .filter(|(_, e)| e.parent.as_deref() == Some(*name))
+                .map(|(n, _)| n.clone())
+                .collect();
+            match new_peers.get(*name) {
+                None => {
+                    self.remove_peer(name, deconfigured.clone()).await;
+                    for d in dynamic {
+                        self.remove_peer(&d, deconfigured.clone()).await;
+                    }
+                    changes.push(format!("removed {name}"));
+                }
+                Some(new_pc) if session_changed(old_pc, new_pc) => {
+                    self.remove_peer(name, changed_config.clone()).await;
+                    for d in dynamic {
+                        self.remove_peer(&d, changed_config.clone()).await;
+                    }
+                    if let PeerAddress::Single(ip) = new_pc.address {
+                        self.add_peer(new_pc.clone(), ip, None).await;
+                    }
+                    changes.push(format!("restarted {name}"));
+                }
+                Some(new_pc) if policy_changed(old_pc, new_pc) => {
+                    let mut targets: Vec<String> = dynamic;
+                    targets.push(name.to_string());
+                    for t in targets {
+                        if let Some(entry) = self.peers.get_mut(&t) {
+                            entry.config = PeerConfig {
+                                address: entry.config.address.clone(),
+                                ..new_pc.clone()
+                            };
+                            let setup = self.setup(&self.peers[&t].config, &t);
+                            let (reply, refresh) = oneshot::channel();
+                            let id = self.peers[&t].id;
+                            let _ = self.rib.send(RibEvent::UpdatePeer { id, setup, reply }).await;
+                            if let Ok(families) = refresh.await
+                                && !families.is_empty()
+                            {
+                                let _ = self.peers[&t].handle.control.send(PeerControl::Refresh(families));
+                            }
+                        }
+                    }
+                    changes.push(format!("policies of {name}"));
+                }
+                Some(_) => {}
+            }
+        }
+        for (name, pc) in &new_peers {
+            if !old_peers.contains_key(name.as_str()) {
+                if let PeerAddress::Single(ip) = pc.address {
+                    self.add_peer(pc.clone(), ip, None).await;
+                }
+                changes.push(format!("added {name}"));
+            }
+        }
+        if old.originate != self.config.originate {
+            let _ = self
+                .rib
+                .send(RibEvent::SetOriginate(self.config.originate.clone()))
+                .await;
+            changes.push("originate".into());
+        }
+        self.set_md5_keys(Some(&old));
+        Ok(if changes.is_empty() {
+            "none".into()
+        } else {
+            changes.join(", ")
+        })
+    }
+
+    /// Pushes the current offers (e.g. without the R bit) to every peer.
+    fn reconfigure_all(&self) {
+        for (name, e) in &self.peers {
+            let ip = match e.config.address {
+                PeerAddress::Single(ip) => ip,
+                PeerAddress::Range(_) => continue,
+            };
+            let _ = e.handle.control.send(PeerControl::Reconfigure(Box::new(
+                self.settings(&e.config, name, ip),
+            )));
+        }
+    }
+
+    async fn shutdown(self, marker: &Path) {
+        let graceful = self.config.graceful_restart.enabled;
+        tracing::info!(graceful, "tern stopping");
+        let mut joins = Vec::new();
+        for (_, e) in self.peers {
+            let _ = e.handle.control.send(PeerControl::Shutdown {
+                graceful: graceful && e.config.graceful_restart,
+            });
+            joins.push(e.handle.join);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            for j in joins {
+                let _ = j.await;
+            }
+        })
+        .await;
+        // Give the writers a moment to put NOTIFICATIONs and FINs on the wire.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !graceful {
+            let _ = std::fs::remove_file(marker);
+        }
+    }
+}
+
+/// Whether a change needs a new session (anything negotiated or how we
+/// connect), rather than just re-running policy.
+fn session_changed(a: &PeerConfig, b: &PeerConfig) -> bool {
+    a.address != b.address
+        || a.port != b.port
+        || a.remote_asn != b.remote_asn
+        || a.role != b.role
+        || a.families != b.families
+        || a.passive != b.passive
+        || a.hold_time != b.hold_time
+        || a.keepalive != b.keepalive
+        || a.connect_retry != b.connect_retry
+        || a.local_address != b.local_address
+        || a.local_asn != b.local_asn
+        || a.ttl != b.ttl
+        || a.ttl_security != b.ttl_security
+        || a.graceful_restart != b.graceful_restart
+        || a.md5_password != b.md5_password
+        || a.extended_next_hop != b.extended_next_hop
+        || a.extended_message != b.extended_message
+}
+
+fn policy_changed(a: &PeerConfig, b: &PeerConfig) -> bool {
+    a.import.policies != b.import.policies
+        || a.import.default != b.import.default
+        || a.export.policies != b.export.policies
+        || a.export.default != b.export.default
+        || a.next_hop_self != b.next_hop_self
+        || a.accept_local_next_hop != b.accept_local_next_hop
+        || a.soft_reconfiguration != b.soft_reconfiguration
+        || a.max_prefix != b.max_prefix
+}
+
+fn peer_net(a: &PeerAddress) -> IpNet {
+    match a {
+        PeerAddress::Single(ip) => IpNet::from(*ip),
+        PeerAddress::Range(n) => *n,
+    }
+}
+
+/// A router ID when none is configured: an IPv4 /32 we originate (the node
+/// loopback), else an IPv4 local address of a peer, else the first global
+/// IPv4 address of the host.
+fn derive_router_id(config: &Config) -> Option<Ipv4Addr> {
+    let from_originate = config.originate.iter().find_map(|p| match p {
+        IpNet::V4(n) if n.prefix_len() == 32 => Some(n.addr()),
+        _ => None,
+    });
+    let from_peers = || {
+        config.peers.iter().find_map(|p| match p.local_address {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        })
+    };
+    let from_host = || {
+        nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+            let a = ifa.address?.as_sockaddr_in()?.ip();
+            (!a.is_loopback() && !a.is_link_local() && !a.is_unspecified()).then_some(a)
+        })
+    };
+    from_originate.or_else(from_peers).or_else(from_host)
+}
+
+fn system_hostname() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+}

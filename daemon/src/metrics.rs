@@ -1,0 +1,212 @@
+//! Prometheus metrics, computed at each scrape from the status board and
+//! the RIB: nothing on the route path pays for them.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::api::PeerJson;
+use crate::rib::RibSummary;
+use crate::session::peer::PeerState;
+use crate::status::StatusBoard;
+
+const STATES: [PeerState; 6] = [
+    PeerState::Idle,
+    PeerState::Connect,
+    PeerState::Active,
+    PeerState::OpenSent,
+    PeerState::OpenConfirm,
+    PeerState::Established,
+];
+
+#[derive(Debug)]
+struct Scrape {
+    peers: Vec<(String, String, &'static str, [u64; 7], [u64; 4])>,
+    rib: Option<RibSummary>,
+    rejected: u64,
+    uptime: u64,
+    rss: Option<u64>,
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        {
+            let mut m = encoder.encode_descriptor(
+                "tern_peer_up",
+                "1 when the session is established",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            for (name, role, state, _, _) in &self.peers {
+                let up = i64::from(*state == PeerState::Established.name());
+                ConstGauge::new(up)
+                    .encode(m.encode_family(&[("peer", name.as_str()), ("role", role.as_str())])?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "tern_peer_state",
+                "1 for the session's current FSM state",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            for (name, _, state, _, _) in &self.peers {
+                for s in STATES {
+                    let v = i64::from(*state == s.name());
+                    ConstGauge::new(v)
+                        .encode(m.encode_family(&[("peer", name.as_str()), ("state", s.name())])?)?;
+                }
+            }
+        }
+        let counters = [
+            ("tern_peer_messages_received", "BGP messages received"),
+            ("tern_peer_messages_sent", "BGP messages sent"),
+            ("tern_peer_updates_received", "UPDATE messages received"),
+            ("tern_peer_updates_sent", "UPDATE messages sent"),
+            (
+                "tern_peer_notifications_received",
+                "NOTIFICATION messages received",
+            ),
+            ("tern_peer_notifications_sent", "NOTIFICATION messages sent"),
+            ("tern_peer_established", "times the session reached Established"),
+        ];
+        for (i, (metric, help)) in counters.iter().enumerate() {
+            let mut m =
+                encoder.encode_descriptor(metric, help, None, ConstCounter::new(0u64).metric_type())?;
+            for (name, _, _, c, _) in &self.peers {
+                ConstCounter::new(c[i]).encode(m.encode_family(&[("peer", name.as_str())])?)?;
+            }
+        }
+        let prefixes = [
+            ("tern_peer_prefixes_received", "prefixes received from the peer"),
+            (
+                "tern_peer_prefixes_accepted",
+                "prefixes accepted by import policy",
+            ),
+            ("tern_peer_prefixes_advertised", "prefixes advertised to the peer"),
+            (
+                "tern_peer_prefixes_stale",
+                "prefixes kept stale for a restarting peer",
+            ),
+        ];
+        for (i, (metric, help)) in prefixes.iter().enumerate() {
+            let mut m = encoder.encode_descriptor(metric, help, None, ConstGauge::new(0i64).metric_type())?;
+            for (name, _, _, _, p) in &self.peers {
+                ConstGauge::new(p[i] as i64).encode(m.encode_family(&[("peer", name.as_str())])?)?;
+            }
+        }
+        if let Some(r) = &self.rib {
+            let mut m = encoder.encode_descriptor(
+                "tern_rib_prefixes",
+                "prefixes in the Loc-RIB",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            ConstGauge::new(r.ipv4_prefixes as i64)
+                .encode(m.encode_family(&[("family", "ipv4-unicast")])?)?;
+            ConstGauge::new(r.ipv6_prefixes as i64)
+                .encode(m.encode_family(&[("family", "ipv6-unicast")])?)?;
+            drop(m);
+            let gauges = [
+                ("tern_rib_paths", "paths in the Loc-RIB", r.paths as i64),
+                (
+                    "tern_rib_attribute_sets",
+                    "distinct interned attribute sets",
+                    r.attribute_sets as i64,
+                ),
+                (
+                    "tern_rib_deferring",
+                    "1 while best-path selection waits for End-of-RIB after a restart",
+                    i64::from(r.deferring),
+                ),
+            ];
+            for (metric, help, v) in gauges {
+                let g = ConstGauge::new(v);
+                g.encode(encoder.encode_descriptor(metric, help, None, g.metric_type())?)?;
+            }
+        }
+        let c = ConstCounter::new(self.rejected);
+        c.encode(encoder.encode_descriptor(
+            "tern_connections_rejected",
+            "connections refused because the source is not a configured peer",
+            None,
+            c.metric_type(),
+        )?)?;
+        let g = ConstGauge::new(self.uptime as i64);
+        g.encode(encoder.encode_descriptor(
+            "tern_uptime_seconds",
+            "seconds since tern started",
+            None,
+            g.metric_type(),
+        )?)?;
+        if let Some(rss) = self.rss {
+            let g = ConstGauge::new(rss as i64);
+            g.encode(encoder.encode_descriptor(
+                "tern_process_resident_memory_bytes",
+                "resident memory of the tern process",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
+        Ok(())
+    }
+}
+
+/// Resident memory from /proc/self/statm (pages of 4 KiB on the systems
+/// tern runs on).
+fn resident_memory() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+pub fn render(
+    peers: &[PeerJson],
+    rib: Option<&RibSummary>,
+    board: &StatusBoard,
+    started: Instant,
+) -> Result<String, std::fmt::Error> {
+    let scrape = Scrape {
+        peers: peers
+            .iter()
+            .map(|p| {
+                let c = [
+                    p.messages_received,
+                    p.messages_sent,
+                    p.updates_received,
+                    p.updates_sent,
+                    p.notifications_received,
+                    p.notifications_sent,
+                    p.established_transitions,
+                ];
+                let x = &p.prefixes;
+                (
+                    p.name.clone(),
+                    p.role.clone(),
+                    p.snapshot.state,
+                    c,
+                    [
+                        x.received as u64,
+                        x.accepted as u64,
+                        x.advertised as u64,
+                        x.stale as u64,
+                    ],
+                )
+            })
+            .collect(),
+        rib: rib.cloned(),
+        rejected: board.rejected_connections.load(Relaxed),
+        uptime: started.elapsed().as_secs(),
+        rss: resident_memory(),
+    };
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(scrape));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry)?;
+    Ok(text)
+}
