@@ -24,9 +24,19 @@ const STATES: [PeerState; 6] = [
     PeerState::Established,
 ];
 
+/// One peer's values at scrape time.
+#[derive(Debug)]
+struct PeerRow {
+    name: String,
+    role: String,
+    state: &'static str,
+    counters: [u64; 7],
+    prefixes: [u64; 4],
+}
+
 #[derive(Debug)]
 struct Scrape {
-    peers: Vec<(String, String, &'static str, [u64; 7], [u64; 4])>,
+    peers: Vec<PeerRow>,
     rib: Option<RibSummary>,
     rejected: u64,
     uptime: u64,
@@ -78,8 +88,8 @@ impl Collector for Scrape {
         for (i, (metric, help)) in counters.iter().enumerate() {
             let mut m =
                 encoder.encode_descriptor(metric, help, None, ConstCounter::new(0u64).metric_type())?;
-            for (name, _, _, c, _) in &self.peers {
-                ConstCounter::new(c[i]).encode(m.encode_family(&[("peer", name.as_str())])?)?;
+            for p in &self.peers {
+                ConstCounter::new(p.counters[i]).encode(m.encode_family(&[("peer", p.name.as_str())])?)?;
             }
         }
         let prefixes = [
@@ -96,8 +106,9 @@ impl Collector for Scrape {
         ];
         for (i, (metric, help)) in prefixes.iter().enumerate() {
             let mut m = encoder.encode_descriptor(metric, help, None, ConstGauge::new(0i64).metric_type())?;
-            for (name, _, _, _, p) in &self.peers {
-                ConstGauge::new(p[i] as i64).encode(m.encode_family(&[("peer", name.as_str())])?)?;
+            for p in &self.peers {
+                ConstGauge::new(p.prefixes[i] as i64)
+                    .encode(m.encode_family(&[("peer", p.name.as_str())])?)?;
             }
         }
         if let Some(r) = &self.rib {
