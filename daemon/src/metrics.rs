@@ -52,10 +52,10 @@ impl Collector for Scrape {
                 None,
                 ConstGauge::new(0i64).metric_type(),
             )?;
-            for (name, role, state, _, _) in &self.peers {
-                let up = i64::from(*state == PeerState::Established.name());
+            for p in &self.peers {
+                let up = i64::from(p.state == PeerState::Established.name());
                 ConstGauge::new(up)
-                    .encode(m.encode_family(&[("peer", name.as_str()), ("role", role.as_str())])?)?;
+                    .encode(m.encode_family(&[("peer", p.name.as_str()), ("role", p.role.as_str())])?)?;
             }
         }
         {
@@ -65,11 +65,11 @@ impl Collector for Scrape {
                 None,
                 ConstGauge::new(0i64).metric_type(),
             )?;
-            for (name, _, state, _, _) in &self.peers {
+            for p in &self.peers {
                 for s in STATES {
-                    let v = i64::from(*state == s.name());
+                    let v = i64::from(p.state == s.name());
                     ConstGauge::new(v)
-                        .encode(m.encode_family(&[("peer", name.as_str()), ("state", s.name())])?)?;
+                        .encode(m.encode_family(&[("peer", p.name.as_str()), ("state", s.name())])?)?;
                 }
             }
         }
@@ -112,17 +112,18 @@ impl Collector for Scrape {
             }
         }
         if let Some(r) = &self.rib {
-            let mut m = encoder.encode_descriptor(
-                "tern_rib_prefixes",
-                "prefixes in the Loc-RIB",
-                None,
-                ConstGauge::new(0i64).metric_type(),
-            )?;
-            ConstGauge::new(r.ipv4_prefixes as i64)
-                .encode(m.encode_family(&[("family", "ipv4-unicast")])?)?;
-            ConstGauge::new(r.ipv6_prefixes as i64)
-                .encode(m.encode_family(&[("family", "ipv6-unicast")])?)?;
-            drop(m);
+            {
+                let mut m = encoder.encode_descriptor(
+                    "tern_rib_prefixes",
+                    "prefixes in the Loc-RIB",
+                    None,
+                    ConstGauge::new(0i64).metric_type(),
+                )?;
+                ConstGauge::new(r.ipv4_prefixes as i64)
+                    .encode(m.encode_family(&[("family", "ipv4-unicast")])?)?;
+                ConstGauge::new(r.ipv6_prefixes as i64)
+                    .encode(m.encode_family(&[("family", "ipv6-unicast")])?)?;
+            }
             let gauges = [
                 ("tern_rib_paths", "paths in the Loc-RIB", r.paths as i64),
                 (
@@ -196,18 +197,18 @@ pub fn render(
                     p.established_transitions,
                 ];
                 let x = &p.prefixes;
-                (
-                    p.name.clone(),
-                    p.role.clone(),
-                    p.snapshot.state,
-                    c,
-                    [
+                PeerRow {
+                    name: p.name.clone(),
+                    role: p.role.clone(),
+                    state: p.snapshot.state,
+                    counters: c,
+                    prefixes: [
                         x.received as u64,
                         x.accepted as u64,
                         x.advertised as u64,
                         x.stale as u64,
                     ],
-                )
+                }
             })
             .collect(),
         rib: rib.cloned(),
