@@ -1,0 +1,362 @@
+//! tern instances in one process, over real TCP on loopback addresses:
+//! route exchange in both families, connection collision, hold timer
+//! expiry, and refusal of unknown sources. Each test uses its own
+//! 127.0.x.0/24 addresses, so they run in parallel.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bgp_proto::{Capability, Context, Family, Message, Open, frame_len};
+use bytes::BytesMut;
+use serde_json::Value;
+use tern::cli::Endpoint;
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tern-loopback-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A daemon running on its own runtime, with its config and API socket.
+struct Daemon {
+    config: PathBuf,
+    api: Endpoint,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Daemon {
+    fn start(dir: &Path, name: &str, toml: &str) -> Daemon {
+        let config = dir.join(format!("{name}.toml"));
+        let state = dir.join(name);
+        let socket = state.join("api.sock");
+        let toml = format!(
+            "state-dir = \"{}\"\n{toml}\n[api]\nsocket = \"{}\"\n",
+            state.display(),
+            socket.display()
+        );
+        std::fs::write(&config, toml).expect("config");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let path = config.clone();
+        runtime.spawn(async move {
+            if let Err(e) = tern::daemon::run(&path).await {
+                panic!("daemon failed: {e}");
+            }
+        });
+        let d = Daemon {
+            config,
+            api: Endpoint::Unix(socket),
+            _runtime: runtime,
+        };
+        wait_until("the API to answer", Duration::from_secs(10), || {
+            d.api.get_json("/readyz").is_ok() || d.api.request("GET", "/readyz").is_ok_and(|(s, _)| s == 200)
+        });
+        d
+    }
+
+    fn peers(&self) -> Value {
+        self.api.get_json("/api/v1/peers").unwrap_or(Value::Null)
+    }
+
+    fn peer(&self, name: &str) -> Value {
+        self.peers()
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    fn routes(&self) -> Vec<(String, String, String)> {
+        let v = self
+            .api
+            .get_json("/api/v1/routes?best=true")
+            .unwrap_or(Value::Null);
+        let mut out = Vec::new();
+        for r in v.as_array().into_iter().flatten() {
+            for p in r["paths"].as_array().into_iter().flatten() {
+                out.push((
+                    r["prefix"].as_str().unwrap_or("").to_owned(),
+                    p["next_hop"].as_str().unwrap_or("").to_owned(),
+                    p["as_path"].as_str().unwrap_or("").to_owned(),
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn reload(&self, toml_edit: impl FnOnce(String) -> String) -> (u16, String) {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        std::fs::write(&self.config, toml_edit(text)).expect("config");
+        self.api.request("POST", "/api/v1/reload").expect("reload")
+    }
+}
+
+fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn established(d: &Daemon, peer: &str) -> bool {
+    d.peer(peer)["state"] == "established"
+}
+
+#[test]
+fn two_instances_exchange_ipv4_and_ipv6_routes() {
+    let dir = TempDir::new("exchange");
+    let a = Daemon::start(
+        &dir.0,
+        "a",
+        r#"router-id = "10.0.1.1"
+asn = 65001
+listen = ["127.0.1.1:1179"]
+originate = ["10.1.1.0/24", "fd00:1::/64", "10.1.2.0/24"]
+[[peer]]
+name = "b"
+address = "127.0.1.2"
+port = 1179
+local-address = "127.0.1.1"
+remote-asn = 65002
+role = "upstream"
+accept-local-next-hop = true
+connect-retry = 1
+"#,
+    );
+    let b = Daemon::start(
+        &dir.0,
+        "b",
+        r#"router-id = "10.0.1.2"
+asn = 65002
+listen = ["127.0.1.2:1179"]
+originate = ["10.2.1.0/24", "fd00:2::/64"]
+[[peer]]
+name = "a"
+address = "127.0.1.1"
+port = 1179
+local-address = "127.0.1.2"
+remote-asn = 65001
+role = "upstream"
+accept-local-next-hop = true
+connect-retry = 1
+"#,
+    );
+    wait_until("both sessions established", Duration::from_secs(10), || {
+        established(&a, "b") && established(&b, "a")
+    });
+    let neg = &a.peer("b")["negotiated"];
+    assert_eq!(neg["peer_asn"], 65002);
+    assert_eq!(
+        neg["families"],
+        serde_json::json!(["ipv4-unicast", "ipv6-unicast"])
+    );
+
+    let want_at_b = vec![
+        (
+            "10.1.1.0/24".to_owned(),
+            "127.0.1.1".to_owned(),
+            "65001".to_owned(),
+        ),
+        (
+            "10.1.2.0/24".to_owned(),
+            "127.0.1.1".to_owned(),
+            "65001".to_owned(),
+        ),
+        (
+            "fd00:1::/64".to_owned(),
+            "::ffff:127.0.1.1".to_owned(),
+            "65001".to_owned(),
+        ),
+    ];
+    let at_b = |d: &Daemon| {
+        d.routes()
+            .into_iter()
+            .filter(|r| r.2 == "65001")
+            .collect::<Vec<_>>()
+    };
+    wait_until("A's routes at B", Duration::from_secs(10), || {
+        at_b(&b) == want_at_b
+    });
+    let at_a = |d: &Daemon| {
+        d.routes()
+            .into_iter()
+            .filter(|r| r.2 == "65002")
+            .map(|r| r.0)
+            .collect::<Vec<_>>()
+    };
+    wait_until("B's routes at A", Duration::from_secs(10), || {
+        at_a(&a) == ["10.2.1.0/24", "fd00:2::/64"]
+    });
+    assert_eq!(b.peer("a")["prefixes"]["accepted"], 3);
+
+    // A withdraws a prefix by reload; the session stays up.
+    let (status, body) = a.reload(|t| t.replace(", \"10.1.2.0/24\"", ""));
+    assert_eq!(status, 200, "{body}");
+    wait_until("the withdrawal at B", Duration::from_secs(10), || {
+        at_b(&b).len() == 2
+    });
+    assert_eq!(b.peer("a")["established_transitions"], 1);
+}
+
+#[test]
+fn simultaneous_dials_resolve_to_one_session() {
+    let dir = TempDir::new("collision");
+    let conf = |me: u8, other: u8| {
+        format!(
+            r#"router-id = "10.0.2.{me}"
+asn = 6500{me}
+listen = ["127.0.2.{me}:1179"]
+[[peer]]
+name = "other"
+address = "127.0.2.{other}"
+port = 1179
+local-address = "127.0.2.{me}"
+remote-asn = 6500{other}
+role = "upstream"
+connect-retry = 1
+"#
+        )
+    };
+    // Both are active and dial as soon as they start.
+    let a = Daemon::start(&dir.0, "a", &conf(1, 2));
+    let b = Daemon::start(&dir.0, "b", &conf(2, 1));
+    wait_until("one session", Duration::from_secs(10), || {
+        established(&a, "other") && established(&b, "other")
+    });
+    // It stays up: no second session replaces it.
+    std::thread::sleep(Duration::from_secs(3));
+    for d in [&a, &b] {
+        let p = d.peer("other");
+        assert_eq!(p["state"], "established");
+        assert_eq!(p["established_transitions"], 1, "{p}");
+    }
+}
+
+fn read_message(s: &mut TcpStream, buf: &mut BytesMut) -> Message {
+    let ctx = Context::ebgp();
+    loop {
+        if let Ok(Some(n)) = frame_len(buf, &ctx)
+            && buf.len() >= n
+        {
+            let frame = buf.split_to(n);
+            return Message::decode(&frame, &ctx).expect("tern sends valid messages");
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).expect("read");
+        assert!(n > 0, "tern closed the connection");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn send(s: &mut TcpStream, m: Message) {
+    let mut buf = BytesMut::new();
+    m.encode(&Context::ebgp(), &mut buf).expect("encode");
+    s.write_all(&buf).expect("write");
+}
+
+/// A peer that stops talking: tern sends Hold Timer Expired once the
+/// negotiated hold time (3 s) passes without a message.
+#[test]
+fn silent_peer_hits_the_hold_timer() {
+    let dir = TempDir::new("hold");
+    let fake = TcpListener::bind("127.0.3.2:1179").expect("bind the fake peer");
+    let d = Daemon::start(
+        &dir.0,
+        "t",
+        r#"router-id = "10.0.3.1"
+asn = 65001
+listen = ["127.0.3.1:1179"]
+[[peer]]
+name = "silent"
+address = "127.0.3.2"
+port = 1179
+local-address = "127.0.3.1"
+remote-asn = 65002
+hold-time = 3
+connect-retry = 30
+"#,
+    );
+    let (mut s, _) = fake.accept().expect("tern dials");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut buf = BytesMut::new();
+    let Message::Open(open) = read_message(&mut s, &mut buf) else {
+        panic!("expected OPEN")
+    };
+    assert_eq!((open.asn(), open.hold_time), (65001, 3));
+    send(
+        &mut s,
+        Message::Open(Open::new(
+            65002,
+            3,
+            "10.0.3.2".parse().unwrap(),
+            vec![Capability::Multiprotocol(Family::IPV4_UNICAST)],
+        )),
+    );
+    send(&mut s, Message::Keepalive);
+    assert_eq!(read_message(&mut s, &mut buf), Message::Keepalive);
+    wait_until("established", Duration::from_secs(5), || {
+        established(&d, "silent")
+    });
+    let started = Instant::now();
+    let n = loop {
+        match read_message(&mut s, &mut buf) {
+            // Keepalives, and End-of-RIB after the (empty) initial table.
+            Message::Keepalive | Message::Update(_) => continue,
+            Message::Notification(n) => break n,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let waited = started.elapsed();
+    assert_eq!((n.code, n.subcode), (4, 0), "{n}");
+    assert!(
+        waited >= Duration::from_millis(2500) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    wait_until("the error in the API", Duration::from_secs(5), || {
+        d.peer("silent")["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("Hold Timer Expired"))
+    });
+
+    // A connection from an address that is no peer is refused and counted.
+    let stranger =
+        std::net::TcpStream::connect_timeout(&"127.0.3.1:1179".parse().unwrap(), Duration::from_secs(2));
+    if let Ok(mut c) = stranger {
+        c.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+        let mut b = [0u8; 1];
+        assert_eq!(
+            c.read(&mut b).unwrap_or(0),
+            0,
+            "the connection is closed without a word"
+        );
+    }
+    wait_until("the refusal counted", Duration::from_secs(5), || {
+        d.api
+            .get_json("/api/v1/summary")
+            .is_ok_and(|s| s["rejected_connections"] == 1)
+    });
+}
