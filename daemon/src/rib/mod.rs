@@ -41,6 +41,10 @@ use intern::Interner;
 /// the peer reports this one written.
 const BATCH_BYTES: usize = 256 * 1024;
 
+/// Entries of the export cache before it is emptied (a few per attribute
+/// set and peer in practice).
+const EXPORT_CACHE_LIMIT: usize = 100_000;
+
 #[derive(Clone, Debug)]
 pub struct RibSettings {
     pub local_asn: u32,
@@ -127,6 +131,10 @@ enum Restart {
 }
 
 type Advertised = (Arc<Attributes>, NextHop);
+
+/// A received attribute set (by address), the target peer, and whether the
+/// route came from another AS.
+type ExportKey = (usize, PeerId, bool);
 
 /// Prefixes that share one attribute set and next hop in a batch.
 type Group = (Arc<Attributes>, Vec<Nlri>);
@@ -215,6 +223,9 @@ pub struct Rib {
     defer_until: Option<Instant>,
     /// Prefixes changed by the event being processed.
     changed: Vec<IpNet>,
+    /// Exported attributes per (received set, target peer, from another
+    /// AS), for routes whose export policy changed nothing.
+    export_cache: HashMap<ExportKey, (Arc<Attributes>, Arc<Attributes>)>,
     out: Vec<RibOutput>,
 }
 
@@ -238,6 +249,7 @@ impl Rib {
             originate: Vec::new(),
             defer_until,
             changed: Vec::new(),
+            export_cache: HashMap::new(),
             out: Vec::new(),
         }
     }
@@ -272,6 +284,7 @@ impl Rib {
     /// pre-policy copy (or a ROUTE-REFRESH is requested), and what the peer
     /// should receive is recomputed. Sessions stay up.
     pub fn update_peer(&mut self, id: PeerId, setup: PeerSetup) -> (Vec<RibOutput>, Vec<Family>) {
+        self.export_cache.clear();
         let Some(peer) = self.peer_mut(id) else {
             return (Vec::new(), Vec::new());
         };
@@ -337,6 +350,7 @@ impl Rib {
 
     /// A session came up.
     pub fn peer_up(&mut self, id: PeerId, session: SessionInfo, now: Instant) -> Vec<RibOutput> {
+        self.export_cache.clear();
         let stale_routes_time = self.settings.graceful_restart.stale_routes_time;
         let Some(peer) = self.peer_mut(id) else {
             return Vec::new();
@@ -1063,33 +1077,15 @@ impl Rib {
         let ebgp = target.ebgp();
         let from_external = source.is_some_and(|s| s.asn != target.setup.local_asn);
         let from_cilium = source.is_some_and(|s| s.role == Role::Cilium);
-        let mut attrs = attributes.into_owned();
-        if ebgp {
-            // RFC 4271 §5.1.5: LOCAL_PREF is never sent to external peers;
-            // §5.1.4: a MED learned from another AS is not passed on
-            // (unless export policy set one).
-            attrs.local_pref = None;
-            if from_external && attrs.med == best.attrs.med {
-                attrs.med = None;
-            }
-            attrs.originator_id = None;
-            attrs.cluster_list.clear();
-            attrs
-                .as_path
-                .get_or_insert_with(AsPath::new)
-                .prepend(target.setup.local_asn, 1);
-        } else if attrs.local_pref.is_none() {
-            attrs.local_pref = Some(100);
-        }
         // Cilium's next hop is ::1 or 127.0.0.1: it is always rewritten.
-        let own = |_: ()| self_next_hop(family, session);
+        let own = || self_next_hop(family, session);
         let nh = match next_hop {
             NextHopChange::Address(a) => Some(NextHop::from(a)),
-            NextHopChange::SelfAddress | NextHopChange::PeerAddress => own(()),
+            NextHopChange::SelfAddress | NextHopChange::PeerAddress => own(),
             NextHopChange::Unchanged
                 if target.setup.next_hop_self || ebgp || from_cilium || source.is_none() =>
             {
-                own(())
+                own()
             }
             NextHopChange::Unchanged => Some(best.next_hop),
         };
@@ -1097,7 +1093,46 @@ impl Rib {
             tracing::debug!(%prefix, peer = %target.setup.name, "no usable next hop for this family on the session; not exported");
             return None;
         };
-        Some((self.interner.intern(attrs), nh))
+        // Attributes that policy left alone are transformed the same way for
+        // every route that shares them: do it once per set and peer.
+        let key = matches!(attributes, Cow::Borrowed(_))
+            .then(|| (Arc::as_ptr(&best.attrs) as usize, id, from_external));
+        if let Some(k) = key
+            && let Some((_, out)) = self.export_cache.get(&k)
+        {
+            return Some((out.clone(), nh));
+        }
+        let source_attrs = best.attrs.clone();
+        let received_med = best.attrs.med;
+        let local_asn = target.setup.local_asn;
+        let mut attrs = attributes.into_owned();
+        if ebgp {
+            // RFC 4271 §5.1.5: LOCAL_PREF is never sent to external peers;
+            // §5.1.4: a MED learned from another AS is not passed on
+            // (unless export policy set one).
+            attrs.local_pref = None;
+            if from_external && attrs.med == received_med {
+                attrs.med = None;
+            }
+            attrs.originator_id = None;
+            attrs.cluster_list.clear();
+            attrs
+                .as_path
+                .get_or_insert_with(AsPath::new)
+                .prepend(local_asn, 1);
+        } else if attrs.local_pref.is_none() {
+            attrs.local_pref = Some(100);
+        }
+        let out = self.interner.intern(attrs);
+        if let Some(k) = key {
+            if self.export_cache.len() > EXPORT_CACHE_LIMIT {
+                self.export_cache.clear();
+            }
+            // Holding the source set keeps its address from being reused
+            // while the entry exists.
+            self.export_cache.insert(k, (source_attrs, out.clone()));
+        }
+        Some((out, nh))
     }
 
     /// Builds and hands out the next batch for a peer.
