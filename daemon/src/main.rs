@@ -102,7 +102,6 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("{e}");
-                    eprintln!("{e}");
                     ExitCode::FAILURE
                 }
             }

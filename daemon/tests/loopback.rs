@@ -219,6 +219,18 @@ connect-retry = 1
         at_b(&b).len() == 2
     });
     assert_eq!(b.peer("a")["established_transitions"], 1);
+
+    // A broken file is reported with its location and changes nothing.
+    let (status, body) = a.reload(|t| t.replace("remote-asn = 65002", "remote-asn = 65002\nhold-time = 2"));
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body.contains("a.toml:") && body.contains("hold-time must be 0 or at least 3 seconds"),
+        "{body}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(established(&a, "b"));
+    assert_eq!(at_b(&b).len(), 2);
+    assert_eq!(b.peer("a")["established_transitions"], 1);
 }
 
 #[test]
