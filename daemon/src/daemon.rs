@@ -158,6 +158,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         sup.set_md5_keys(None);
     }
 
+    let _ = sup.rib.send(RibEvent::PeersConfigured).await;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     api::serve(
         &sup.config.api,

@@ -97,6 +97,9 @@ pub struct Selected {
     pub next_hops: Vec<NextHop>,
     pub source_peer: Option<Arc<str>>,
     pub source_role: Option<Role>,
+    /// Some path to the prefix comes from a Cilium peer or from
+    /// `originate`: it is the node's own and is never routed elsewhere.
+    pub own: bool,
 }
 
 #[derive(Debug, PartialEq)]
@@ -107,6 +110,10 @@ pub enum RibOutput {
     /// End the peer's session with this NOTIFICATION.
     Reset(PeerId, Notification),
     LocRib(LocRibChange),
+    /// Every peer that takes part in graceful restart has sent End-of-RIB
+    /// (or the wait timed out): what the Loc-RIB holds now is complete, and
+    /// kernel routes left from before a restart may be swept. Once.
+    Converged,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -221,6 +228,8 @@ pub struct Rib {
     originate: Vec<IpNet>,
     /// While set, selection results are not exported (our own restart).
     defer_until: Option<Instant>,
+    /// Until the first convergence: when to declare it at the latest.
+    converge_by: Option<Instant>,
     /// Prefixes changed by the event being processed.
     changed: Vec<IpNet>,
     /// Exported attributes per (received set, target peer, from another
@@ -238,9 +247,8 @@ fn family_of(prefix: &IpNet) -> Family {
 
 impl Rib {
     pub fn new(settings: RibSettings, now: Instant) -> Rib {
-        let defer_until = settings
-            .restarting
-            .then(|| now + settings.graceful_restart.select_defer_time);
+        let select_defer = settings.graceful_restart.select_defer_time;
+        let defer_until = settings.restarting.then(|| now + select_defer);
         Rib {
             settings,
             peers: Vec::new(),
@@ -248,6 +256,7 @@ impl Rib {
             interner: Interner::default(),
             originate: Vec::new(),
             defer_until,
+            converge_by: Some(now + select_defer),
             changed: Vec::new(),
             export_cache: HashMap::new(),
             out: Vec::new(),
@@ -383,10 +392,9 @@ impl Rib {
         }
         if self.defer_until.is_none() {
             self.sync(id);
-        } else {
-            // A peer that restarted too is not waited for.
-            self.check_deferral(now);
         }
+        // A peer that restarted too is not waited for.
+        self.check_deferral(now);
         self.propagate();
         self.take_out()
     }
@@ -539,7 +547,7 @@ impl Rib {
             Restart::Helping { until } | Restart::Refreshing { until } => Some(until),
             Restart::None => None,
         });
-        peers.chain(self.defer_until).min()
+        peers.chain(self.defer_until).chain(self.converge_by).min()
     }
 
     pub fn on_timer(&mut self, now: Instant) -> Vec<RibOutput> {
@@ -567,6 +575,9 @@ impl Rib {
         if self.defer_until.is_some_and(|t| now >= t) {
             tracing::info!("End-of-RIB not received from every peer in time; ending deferral");
             self.end_deferral();
+        }
+        if self.converge_by.is_some_and(|t| now >= t) {
+            self.converge();
         }
         self.propagate();
         self.take_out()
@@ -874,10 +885,25 @@ impl Rib {
         }
     }
 
+    /// Every configured peer is known: convergence (and the end of
+    /// deferral) may be due already, e.g. when no peer takes part.
+    pub fn peers_configured(&mut self) -> Vec<RibOutput> {
+        self.check_deferral(Instant::now());
+        self.propagate();
+        self.take_out()
+    }
+
+    fn converge(&mut self) {
+        if self.converge_by.take().is_some() {
+            self.out.push(RibOutput::Converged);
+        }
+    }
+
     /// RFC 4724 §4.1: after our restart, selection waits for End-of-RIB
-    /// from every peer that takes part (not those that restarted too).
+    /// from every peer that takes part (not those that restarted too). The
+    /// same condition marks the first convergence.
     fn check_deferral(&mut self, _now: Instant) {
-        if self.defer_until.is_none() {
+        if self.defer_until.is_none() && self.converge_by.is_none() {
             return;
         }
         let waiting = self.peers.iter().flatten().any(|p| {
@@ -894,8 +920,11 @@ impl Rib {
             }
         });
         if !waiting {
-            tracing::info!("End-of-RIB received from every peer; ending deferral");
-            self.end_deferral();
+            if self.defer_until.is_some() {
+                tracing::info!("End-of-RIB received from every peer; ending deferral");
+                self.end_deferral();
+            }
+            self.converge();
         }
     }
 
@@ -981,11 +1010,16 @@ impl Rib {
                 None => (None, None),
             },
         };
+        let own = d.paths.iter().any(|p| match p.source {
+            Source::Local => true,
+            Source::Peer(id) => self.peer(id).is_some_and(|peer| peer.setup.role == Role::Cilium),
+        });
         Some(Selected {
             attrs: best.attrs.clone(),
             next_hops: d.paths[..d.selected].iter().map(|p| p.next_hop).collect(),
             source_peer: name,
             source_role: role,
+            own,
         })
     }
 

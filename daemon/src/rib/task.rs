@@ -52,6 +52,8 @@ pub enum RibEvent {
     /// The last batch handed to this peer is written.
     Written(PeerId),
     SetOriginate(Vec<IpNet>),
+    /// The supervisor added every configured peer.
+    PeersConfigured,
     Routes(RouteFilter, oneshot::Sender<Vec<RouteView>>),
     Summary(oneshot::Sender<RibSummary>),
     Counts(oneshot::Sender<HashMap<String, PeerCounts>>),
@@ -67,20 +69,23 @@ pub enum RibToPeer {
 
 pub const RIB_QUEUE: usize = 256;
 
+/// What the RIB tells the FIB.
+#[derive(Debug)]
+pub enum FibInput {
+    Change(LocRibChange),
+    Converged,
+}
+
 pub fn spawn(
     rib: Rib,
-    fib: Option<mpsc::UnboundedSender<LocRibChange>>,
+    fib: Option<mpsc::UnboundedSender<FibInput>>,
 ) -> (mpsc::Sender<RibEvent>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(RIB_QUEUE);
     let join = tokio::spawn(run(rib, rx, fib));
     (tx, join)
 }
 
-async fn run(
-    mut rib: Rib,
-    mut rx: mpsc::Receiver<RibEvent>,
-    fib: Option<mpsc::UnboundedSender<LocRibChange>>,
-) {
+async fn run(mut rib: Rib, mut rx: mpsc::Receiver<RibEvent>, fib: Option<mpsc::UnboundedSender<FibInput>>) {
     let mut peers: HashMap<PeerId, (Arc<str>, mpsc::UnboundedSender<RibToPeer>)> = HashMap::new();
     loop {
         let deadline = rib.next_deadline().map(tokio::time::Instant::from_std);
@@ -123,6 +128,7 @@ async fn run(
             RibEvent::RouteRefresh { id, refresh } => rib.route_refresh(id, refresh),
             RibEvent::Written(id) => rib.written(id),
             RibEvent::SetOriginate(prefixes) => rib.set_originate(prefixes),
+            RibEvent::PeersConfigured => rib.peers_configured(),
             RibEvent::Routes(filter, reply) => {
                 let _ = reply.send(rib.routes(&filter));
                 Vec::new()
@@ -154,7 +160,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 fn dispatch(
     out: Vec<RibOutput>,
     peers: &HashMap<PeerId, (Arc<str>, mpsc::UnboundedSender<RibToPeer>)>,
-    fib: &Option<mpsc::UnboundedSender<LocRibChange>>,
+    fib: &Option<mpsc::UnboundedSender<FibInput>>,
 ) {
     for o in out {
         match o {
@@ -170,7 +176,13 @@ fn dispatch(
             }
             RibOutput::LocRib(change) => {
                 if let Some(fib) = fib {
-                    let _ = fib.send(change);
+                    let _ = fib.send(FibInput::Change(change));
+                }
+            }
+            RibOutput::Converged => {
+                tracing::info!("routing converged after start");
+                if let Some(fib) = fib {
+                    let _ = fib.send(FibInput::Converged);
                 }
             }
         }

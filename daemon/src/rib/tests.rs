@@ -635,3 +635,46 @@ fn peers_that_restarted_too_are_not_waited_for() {
     assert!(!rib.is_deferring());
     assert_eq!(eors(&sent(&out, frr)).len(), 2);
 }
+
+/// The FIB may sweep kernel routes left from a previous run only once every
+/// graceful-restart peer has sent End-of-RIB for every family.
+#[test]
+fn converged_once_every_peer_sent_end_of_rib() {
+    let now = Instant::now();
+    let mut rib = Rib::new(settings(false), now);
+    let cilium = rib.add_peer(setup("cilium", Role::Cilium));
+    let frr = rib.add_peer(setup("upstream", Role::Upstream));
+    let converged = |out: &[RibOutput]| out.iter().any(|o| matches!(o, RibOutput::Converged));
+    assert!(!converged(&rib.peers_configured()));
+    assert!(!converged(&rib.peer_up(cilium, cilium_session(), now)));
+    assert!(!converged(&rib.peer_up(frr, frr_session(1), now)));
+    for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+        assert!(!converged(&rib.update(frr, Update::end_of_rib(f), now)));
+    }
+    assert!(!converged(&rib.update(
+        cilium,
+        Update::end_of_rib(Family::IPV4_UNICAST),
+        now
+    )));
+    assert!(converged(&rib.update(
+        cilium,
+        Update::end_of_rib(Family::IPV6_UNICAST),
+        now
+    )));
+    // Only once.
+    assert!(!converged(&rib.update(
+        cilium,
+        Update::end_of_rib(Family::IPV6_UNICAST),
+        now
+    )));
+}
+
+#[test]
+fn convergence_times_out_for_peers_that_never_come() {
+    let now = Instant::now();
+    let mut rib = Rib::new(settings(false), now);
+    rib.add_peer(setup("cilium", Role::Cilium));
+    assert!(rib.peers_configured().is_empty());
+    let out = rib.on_timer(now + Duration::from_secs(360));
+    assert!(out.iter().any(|o| matches!(o, RibOutput::Converged)));
+}
