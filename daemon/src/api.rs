@@ -21,6 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ApiConfig;
 use crate::daemon::ReloadRequest;
+use crate::fib::task::FibStatus;
 use crate::metrics;
 use crate::rib::task::RibEvent;
 use crate::rib::{PeerCounts, RibSummary, RouteFilter, RouteView};
@@ -34,6 +35,7 @@ pub struct AppState {
     pub router_id: Ipv4Addr,
     pub asn: u32,
     pub started: Instant,
+    pub fib: Option<Arc<std::sync::Mutex<FibStatus>>>,
 }
 
 impl AppState {
@@ -51,6 +53,7 @@ impl AppState {
             router_id,
             asn,
             started: Instant::now(),
+            fib: None,
         }
     }
 
@@ -105,6 +108,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/peers", get(peers))
         .route("/api/v1/peers/{name}", get(peer))
         .route("/api/v1/routes", get(routes))
+        .route("/api/v1/fib", get(fib))
         .route("/api/v1/reload", post(reload))
         .with_state(state)
 }
@@ -273,10 +277,25 @@ async fn summary(State(s): State<AppState>) -> Response {
     .into_response()
 }
 
+/// What is installed in the kernel: counts, repairs, unresolved next hops.
+async fn fib(State(s): State<AppState>) -> Response {
+    match s.fib_status() {
+        Some(f) => axum::Json(f).into_response(),
+        None => error(StatusCode::NOT_FOUND, "kernel route programming is off"),
+    }
+}
+
+impl AppState {
+    fn fib_status(&self) -> Option<FibStatus> {
+        self.fib.as_ref().and_then(|f| f.lock().ok().map(|s| s.clone()))
+    }
+}
+
 async fn metrics_text(State(s): State<AppState>) -> Response {
     let peers = peer_list(&s).await;
     let rib = s.ask(RibEvent::Summary).await;
-    match metrics::render(&peers, rib.as_ref(), &s.board, s.started) {
+    let fib = s.fib_status();
+    match metrics::render(&peers, rib.as_ref(), fib.as_ref(), &s.board, s.started) {
         Ok(text) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
             text,

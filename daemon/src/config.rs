@@ -48,6 +48,35 @@ pub struct Config {
     pub multipath: MultipathConfig,
     pub peers: Vec<PeerConfig>,
     pub policies: BTreeMap<String, Arc<Policy>>,
+    pub fib: FibSettings,
+}
+
+/// How the kernel is programmed (`[fib]`).
+#[derive(Clone, Debug)]
+pub struct FibSettings {
+    pub enabled: bool,
+    pub table: u32,
+    pub protocol: u8,
+    pub metric: u32,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Routes whose best path comes from these roles are installed.
+    pub install_from: Vec<Role>,
+    pub install_policy: Option<PolicyChain>,
+    /// VIP routes that keep same-node traffic on the node; `None` disables.
+    pub vip: Option<(policy::VipSelector, VipRoute)>,
+    pub scan_interval: Duration,
+    /// Leave our routes in the kernel when tern stops, for the next start
+    /// to adopt (the default with graceful restart).
+    pub keep_routes_on_stop: bool,
+}
+
+/// The kind of route a local VIP gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VipRoute {
+    Local,
+    Device(String),
+    Blackhole,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -309,6 +338,34 @@ struct RawConfig {
     ext_community_sets: Vec<Spanned<RawSet>>,
     #[serde(default, rename = "policy")]
     policies: Vec<Spanned<RawPolicy>>,
+    fib: Option<RawFib>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFib {
+    enabled: Option<bool>,
+    table: Option<Spanned<u32>>,
+    protocol: Option<Spanned<u8>>,
+    metric: Option<u32>,
+    ipv4: Option<bool>,
+    ipv6: Option<bool>,
+    install_from: Option<Vec<Spanned<String>>>,
+    policy: Option<Spanned<String>>,
+    scan_interval: Option<Spanned<u64>>,
+    keep_routes_on_stop: Option<bool>,
+    vip: Option<RawVip>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawVip {
+    enabled: Option<bool>,
+    kind: Option<Spanned<String>>,
+    device: Option<Spanned<String>>,
+    prefix_sets: Option<Vec<Spanned<String>>>,
+    community_set: Option<Spanned<String>>,
+    host_routes_only: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -653,6 +710,7 @@ impl Validator<'_> {
 
         let sets = self.sets(&raw);
         let policies = self.policies(&raw.policies, &sets);
+        let fib = self.fib(raw.fib.take(), &sets, &policies, graceful_restart.enabled);
         let mut peers = Vec::new();
         let mut names = HashSet::new();
         let mut addresses: Vec<(PeerAddress, String)> = Vec::new();
@@ -689,6 +747,144 @@ impl Validator<'_> {
             multipath,
             peers,
             policies,
+            fib,
+        }
+    }
+
+    fn fib(
+        &mut self,
+        raw: Option<RawFib>,
+        sets: &Sets,
+        policies: &BTreeMap<String, Arc<Policy>>,
+        graceful_restart: bool,
+    ) -> FibSettings {
+        let raw = raw.unwrap_or(RawFib {
+            enabled: None,
+            table: None,
+            protocol: None,
+            metric: None,
+            ipv4: None,
+            ipv6: None,
+            install_from: None,
+            policy: None,
+            scan_interval: None,
+            keep_routes_on_stop: None,
+            vip: None,
+        });
+        let table = match &raw.table {
+            // 0 is unspecified; 253 default, 255 local belong to the kernel.
+            Some(t) if matches!(*t.get_ref(), 0 | 253 | 255) => {
+                self.error(
+                    t.span(),
+                    format!(
+                        "table {} is reserved; use 254 (main) or 1-252, 256 and up",
+                        t.get_ref()
+                    ),
+                );
+                254
+            }
+            Some(t) => *t.get_ref(),
+            None => 254,
+        };
+        let protocol = match &raw.protocol {
+            // 0-4: unspecified, redirect, kernel, boot, static.
+            Some(p) if *p.get_ref() <= 4 => {
+                self.error(
+                    p.span(),
+                    format!(
+                        "protocol {} is reserved by the kernel; the default is 186 (bgp)",
+                        p.get_ref()
+                    ),
+                );
+                186
+            }
+            Some(p) => *p.get_ref(),
+            None => 186,
+        };
+        let install_from = match &raw.install_from {
+            None => vec![Role::Upstream],
+            Some(list) => self.parse_all(list, "role"),
+        };
+        let install_policy = raw.policy.as_ref().and_then(|n| match policies.get(n.get_ref()) {
+            Some(p) => Some(PolicyChain {
+                policies: vec![p.clone()],
+                default: Disposition::Reject,
+            }),
+            None => {
+                self.error(n.span(), format!("unknown policy {:?}", n.get_ref()));
+                None
+            }
+        });
+        let vip = match raw.vip {
+            Some(v) if v.enabled == Some(false) => None,
+            v => {
+                let v = v.unwrap_or(RawVip {
+                    enabled: None,
+                    kind: None,
+                    device: None,
+                    prefix_sets: None,
+                    community_set: None,
+                    host_routes_only: None,
+                });
+                let kind = match v.kind.as_ref().map(|k| (k, k.get_ref().as_str())) {
+                    None | Some((_, "local")) => Some(VipRoute::Local),
+                    Some((_, "blackhole")) => Some(VipRoute::Blackhole),
+                    Some((k, "device")) => match &v.device {
+                        Some(d) => Some(VipRoute::Device(d.get_ref().clone())),
+                        None => {
+                            self.error(
+                                k.span(),
+                                "a device VIP route needs `device`, e.g. \"cilium_host\"",
+                            );
+                            None
+                        }
+                    },
+                    Some((k, other)) => {
+                        self.error(
+                            k.span(),
+                            format!("invalid VIP route kind {other:?}: expected local, device or blackhole"),
+                        );
+                        None
+                    }
+                };
+                let prefix_sets = v
+                    .prefix_sets
+                    .iter()
+                    .flatten()
+                    .filter_map(|n| self.lookup(&sets.prefix, n, "prefix-set"))
+                    .collect();
+                let communities = v
+                    .community_set
+                    .as_ref()
+                    .and_then(|n| self.lookup(&sets.community, n, "community-set"));
+                let selector = policy::VipSelector {
+                    prefix_sets,
+                    communities,
+                    host_routes_only: v.host_routes_only.unwrap_or(true),
+                };
+                kind.map(|k| (selector, k))
+            }
+        };
+        let scan_interval = match &raw.scan_interval {
+            Some(s) if *s.get_ref() == 0 => {
+                self.error(s.span(), "scan-interval must be at least 1 second");
+                Duration::from_secs(60)
+            }
+            Some(s) => Duration::from_secs(*s.get_ref()),
+            None => Duration::from_secs(60),
+        };
+        FibSettings {
+            enabled: raw.enabled.unwrap_or(true),
+            table,
+            protocol,
+            metric: raw.metric.unwrap_or(512),
+            ipv4: raw.ipv4.unwrap_or(true),
+            ipv6: raw.ipv6.unwrap_or(true),
+            install_from,
+            install_policy,
+            vip,
+            scan_interval,
+            keep_routes_on_stop: raw.keep_routes_on_stop.unwrap_or(graceful_restart),
         }
     }
 
@@ -1455,6 +1651,50 @@ action = "maybe"
         assert_eq!(p.statements[1].name, "2");
         assert_eq!(p.statements[1].actions, [Action::SetLocalPref(200)]);
         assert_eq!(p.statements[1].result, StatementResult::NextStatement);
+    }
+
+    #[test]
+    fn fib_defaults_and_settings() {
+        let c = parse(NODE).unwrap();
+        let f = &c.fib;
+        assert!(f.enabled && f.ipv4 && f.ipv6 && f.keep_routes_on_stop);
+        assert_eq!((f.table, f.protocol, f.metric), (254, 186, 512));
+        assert_eq!(f.install_from, [Role::Upstream]);
+        assert!(
+            matches!(&f.vip, Some((sel, VipRoute::Local)) if sel.host_routes_only && sel.prefix_sets.is_empty())
+        );
+        let c = parse(&format!(
+            "{NODE}\n[[prefix-set]]\nname = \"lb-pool\"\nprefixes = [\"10.96.0.0/16 le 32\"]\n[fib]\ntable = 100\nmetric = 20\nkeep-routes-on-stop = false\n[fib.vip]\nkind = \"device\"\ndevice = \"cilium_host\"\nprefix-sets = [\"lb-pool\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            (c.fib.table, c.fib.metric, c.fib.keep_routes_on_stop),
+            (100, 20, false)
+        );
+        assert!(
+            matches!(&c.fib.vip, Some((sel, VipRoute::Device(d))) if d == "cilium_host" && sel.prefix_sets.len() == 1)
+        );
+    }
+
+    #[test]
+    fn fib_errors() {
+        let e = errors(
+            "asn = 1\n[fib]\ntable = 255\nprotocol = 2\npolicy = \"nope\"\n[fib.vip]\nkind = \"device\"\nprefix-sets = [\"none\"]\n",
+        );
+        let want = [
+            "3:9: table 255 is reserved",
+            "4:12: protocol 2 is reserved",
+            "5:10: unknown policy",
+            "7:8: a device VIP route needs `device`",
+            "8:16: unknown prefix-set",
+        ];
+        assert_eq!(e.len(), want.len(), "{e:#?}");
+        for (got, want) in e.iter().zip(want) {
+            assert!(
+                got.starts_with(&format!("/etc/tern/tern.toml:{want}")),
+                "got {got:?}, want {want:?}"
+            );
+        }
     }
 
     #[test]

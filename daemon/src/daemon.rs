@@ -109,7 +109,16 @@ pub async fn run(path: &Path) -> Result<(), String> {
         },
         Instant::now(),
     );
-    let (rib_tx, _rib_join) = crate::rib::task::spawn(rib, None);
+    let fib = if config.fib.enabled {
+        let handle = crate::fib::task::start(&config.fib).await.map_err(|e| {
+            format!("cannot program the kernel (netlink: {e}); tern needs CAP_NET_ADMIN, or set `[fib] enabled = false`")
+        })?;
+        Some(handle)
+    } else {
+        tracing::info!("kernel route programming is off ([fib] enabled = false)");
+        None
+    };
+    let (rib_tx, _rib_join) = crate::rib::task::spawn(rib, fib.as_ref().map(|f| f.input.clone()));
     let _ = rib_tx
         .send(RibEvent::SetOriginate(config.originate.clone()))
         .await;
@@ -160,18 +169,17 @@ pub async fn run(path: &Path) -> Result<(), String> {
 
     let _ = sup.rib.send(RibEvent::PeersConfigured).await;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
-    api::serve(
-        &sup.config.api,
-        api::AppState::new(
-            board.clone(),
-            sup.rib.clone(),
-            reload_tx,
-            sup.router_id,
-            sup.config.asn,
-        ),
-    )
-    .await
-    .map_err(|e| format!("cannot start the API: {e}"))?;
+    let mut state = api::AppState::new(
+        board.clone(),
+        sup.rib.clone(),
+        reload_tx,
+        sup.router_id,
+        sup.config.asn,
+    );
+    state.fib = fib.as_ref().map(|f| f.status.clone());
+    api::serve(&sup.config.api, state)
+        .await
+        .map_err(|e| format!("cannot start the API: {e}"))?;
     board.ready.store(true, Relaxed);
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
@@ -210,7 +218,16 @@ pub async fn run(path: &Path) -> Result<(), String> {
             _ = int.recv() => break,
         }
     }
+    let keep_routes = sup.config.fib.keep_routes_on_stop;
     sup.shutdown(&marker).await;
+    if let Some(f) = fib {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let _ = f.control.send(crate::fib::task::FibControl::Stop {
+            keep: keep_routes,
+            done,
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(10), wait).await;
+    }
     Ok(())
 }
 

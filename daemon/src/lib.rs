@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod fib;
 pub mod metrics;
 pub mod rib;
 pub mod session;

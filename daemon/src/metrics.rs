@@ -11,6 +11,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
 use crate::api::PeerJson;
+use crate::fib::task::FibStatus;
 use crate::rib::RibSummary;
 use crate::session::peer::PeerState;
 use crate::status::StatusBoard;
@@ -38,6 +39,7 @@ struct PeerRow {
 struct Scrape {
     peers: Vec<PeerRow>,
     rib: Option<RibSummary>,
+    fib: Option<FibStatus>,
     rejected: u64,
     uptime: u64,
     rss: Option<u64>,
@@ -142,6 +144,48 @@ impl Collector for Scrape {
                 g.encode(encoder.encode_descriptor(metric, help, None, g.metric_type())?)?;
             }
         }
+        if let Some(f) = &self.fib {
+            let c = &f.counters;
+            let gauges = [
+                (
+                    "tern_fib_routes",
+                    "routes tern has installed in the kernel",
+                    c.installed as i64,
+                ),
+                (
+                    "tern_fib_vip_routes",
+                    "VIP routes that keep same-node traffic on the node",
+                    c.vip_routes as i64,
+                ),
+                (
+                    "tern_fib_unresolved",
+                    "prefixes not installed because no next hop resolves",
+                    c.unresolved as i64,
+                ),
+            ];
+            for (metric, help, v) in gauges {
+                let g = ConstGauge::new(v);
+                g.encode(encoder.encode_descriptor(metric, help, None, g.metric_type())?)?;
+            }
+            let counters = [
+                (
+                    "tern_fib_repairs",
+                    "routes of ours found changed or missing in the kernel and put back",
+                    c.repairs,
+                ),
+                ("tern_fib_failures", "kernel operations that failed", c.failures),
+                (
+                    "tern_fib_adopted",
+                    "routes from before a restart kept without a kernel change",
+                    c.adopted,
+                ),
+                ("tern_fib_scans", "consistency scans of the kernel table", f.scans),
+            ];
+            for (metric, help, v) in counters {
+                let m = ConstCounter::new(v);
+                m.encode(encoder.encode_descriptor(metric, help, None, m.metric_type())?)?;
+            }
+        }
         let c = ConstCounter::new(self.rejected);
         c.encode(encoder.encode_descriptor(
             "tern_connections_rejected",
@@ -180,6 +224,7 @@ fn resident_memory() -> Option<u64> {
 pub fn render(
     peers: &[PeerJson],
     rib: Option<&RibSummary>,
+    fib: Option<&FibStatus>,
     board: &StatusBoard,
     started: Instant,
 ) -> Result<String, std::fmt::Error> {
@@ -212,6 +257,7 @@ pub fn render(
             })
             .collect(),
         rib: rib.cloned(),
+        fib: fib.cloned(),
         rejected: board.rejected_connections.load(Relaxed),
         uptime: started.elapsed().as_secs(),
         rss: resident_memory(),

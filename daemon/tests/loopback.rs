@@ -43,7 +43,7 @@ impl Daemon {
         let state = dir.join(name);
         let socket = state.join("api.sock");
         let toml = format!(
-            "state-dir = \"{}\"\n{toml}\n[api]\nsocket = \"{}\"\n",
+            "state-dir = \"{}\"\n{toml}\n[api]\nsocket = \"{}\"\n[fib]\nenabled = false\n",
             state.display(),
             socket.display()
         );

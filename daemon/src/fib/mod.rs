@@ -1,0 +1,14 @@
+//! The forwarding information base: what tern installs in the kernel's
+//! routing tables and how it keeps them in step with the Loc-RIB.
+//!
+//! [`netlink`] is the kernel I/O: it applies the operations it is given,
+//! dumps and reports kernel events, and decides nothing. It only ever
+//! touches the routes and nexthop objects it is handed, never those of
+//! other protocols.
+
+pub mod model;
+pub mod netlink;
+pub mod task;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,926 @@
+//! What the kernel should hold, and the operations that get it there.
+//!
+//! Sans I/O: Loc-RIB changes, kernel snapshots and kernel events go in;
+//! netlink operations come out, and their results go back in. The rules:
+//!
+//! - Best routes from the roles in `install-from` (default: `upstream`) are
+//!   installed; never the node's own prefixes (anything Cilium or
+//!   `originate` announces).
+//! - A route whose best path comes from a Cilium peer and that the VIP
+//!   selector matches gets a route that keeps the traffic on the node (the
+//!   hairpin fix); an upstream route to that prefix is never installed.
+//! - Each BGP next hop is resolved against connected prefixes on links that
+//!   are up, then recursively through routes tern does not own. An
+//!   unresolvable next hop is not installed (and shown as such).
+//! - Only keys that changed are written, once, with their latest state.
+//! - Routes found in the kernel at start are adopted when they match; the
+//!   rest stay until routing has converged, then go (restarts change
+//!   nothing that did not change).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+
+use bgp_proto::{Family, NextHop};
+use ipnet::IpNet;
+use policy::{PeerInfo, Role, RouteInput, VipSelector};
+
+use super::netlink::{
+    Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, NexthopSpec, Op, OpError, RouteKind,
+};
+use crate::config::PolicyChain;
+use crate::rib::LocRibChange;
+
+pub const RT_TABLE_MAIN: u32 = 254;
+pub const RT_TABLE_LOCAL: u32 = 255;
+
+/// How a VIP is kept on the node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VipKind {
+    /// `local VIP dev lo table local`: delivered to the node's stack, where
+    /// Cilium's service translation takes it.
+    Local,
+    /// A unicast route to a device, e.g. `cilium_host`.
+    Device(String),
+    /// Dropped on the node rather than sent to the router.
+    Blackhole,
+}
+
+#[derive(Clone, Debug)]
+pub struct FibConfig {
+    pub table: u32,
+    pub protocol: u8,
+    /// Above the kernel's IPv6 connected routes (256), so a learned route
+    /// never beats a connected one.
+    pub metric: u32,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    pub install_from: Vec<Role>,
+    /// Evaluated on the best route after the role check.
+    pub install_policy: Option<PolicyChain>,
+    /// `None` disables VIP routes.
+    pub vip: Option<(VipSelector, VipKind)>,
+    /// Point routes at kernel nexthop objects (shared by every route with
+    /// the same next hops) instead of carrying the next hops themselves.
+    pub nexthop_objects: bool,
+}
+
+/// What a prefix should become, before next-hop resolution.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Wanted {
+    Forward(Vec<NextHop>),
+    Vip,
+}
+
+/// Identifies one kernel route of ours.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RouteKey {
+    pub prefix: IpNet,
+    pub table: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Installed {
+    route: KernelRoute,
+    /// Found in the kernel at start and not yet confirmed as wanted.
+    leftover: bool,
+}
+
+/// What to do after a kernel event, in increasing order of effort.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Followup {
+    None,
+    /// A route of ours may have been removed by someone else: compare the
+    /// kernel with what we wrote soon.
+    Scan,
+    /// Events were lost (ENOBUFS): reload the kernel view and scan.
+    Reload,
+}
+
+/// Counters for logs, the API and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FibCounters {
+    pub installed: usize,
+    pub vip_routes: usize,
+    pub unresolved: usize,
+    /// Routes of ours that someone else changed or deleted, put back.
+    pub repairs: u64,
+    /// Kernel operations that failed.
+    pub failures: u64,
+    /// Routes left from before a restart that matched and were kept as is.
+    pub adopted: u64,
+}
+
+pub struct Fib {
+    config: FibConfig,
+    wanted: HashMap<IpNet, Wanted>,
+    installed: HashMap<RouteKey, Installed>,
+    dirty: BTreeSet<RouteKey>,
+    converged: bool,
+    // What the kernel has that is not ours, for next-hop resolution.
+    links: HashMap<u32, Link>,
+    addresses: Vec<Address>,
+    foreign: Vec<KernelRoute>,
+    /// Resolution per BGP next-hop address, and the prefixes using it.
+    resolved: HashMap<IpAddr, Vec<KernelNextHop>>,
+    users: HashMap<IpAddr, HashSet<IpNet>>,
+    nexthops: NexthopTable,
+    counters: FibCounters,
+    /// Next hops not resolvable at the moment, for the API.
+    unresolved: BTreeSet<IpNet>,
+}
+
+/// Nexthop objects we created, by what they hold, with how many routes use
+/// each.
+#[derive(Default)]
+struct NexthopTable {
+    by_spec: HashMap<NexthopSpec, (u32, usize)>,
+    specs: HashMap<u32, NexthopSpec>,
+    next_id: u32,
+}
+
+/// Where our nexthop object ids start: high, away from other daemons.
+const FIRST_NEXTHOP_ID: u32 = 186_000_000;
+
+impl NexthopTable {
+    fn allocate(&mut self) -> u32 {
+        if self.next_id < FIRST_NEXTHOP_ID {
+            self.next_id = FIRST_NEXTHOP_ID;
+        }
+        while self.specs.contains_key(&self.next_id) {
+            self.next_id = self.next_id.wrapping_add(1).max(FIRST_NEXTHOP_ID);
+        }
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1);
+        id
+    }
+
+    /// The object for `spec`, creating it (into `ops`) when new.
+    fn acquire(&mut self, spec: NexthopSpec, protocol: u8, ops: &mut Vec<Op>) -> u32 {
+        if let Some((id, users)) = self.by_spec.get_mut(&spec) {
+            *users += 1;
+            return *id;
+        }
+        let id = self.allocate();
+        ops.push(Op::ReplaceNexthop(NexthopObject {
+            id,
+            protocol,
+            spec: spec.clone(),
+        }));
+        self.specs.insert(id, spec.clone());
+        self.by_spec.insert(spec, (id, 1));
+        id
+    }
+
+    /// Drops one use of `id`; returns it when nothing uses it any more.
+    fn release(&mut self, id: u32) -> Option<NexthopSpec> {
+        let spec = self.specs.get(&id)?.clone();
+        let entry = self.by_spec.get_mut(&spec)?;
+        entry.1 = entry.1.saturating_sub(1);
+        if entry.1 > 0 {
+            return None;
+        }
+        self.by_spec.remove(&spec);
+        self.specs.remove(&id);
+        Some(spec)
+    }
+}
+
+fn family_of(p: &IpNet) -> Family {
+    match p {
+        IpNet::V4(_) => Family::IPV4_UNICAST,
+        IpNet::V6(_) => Family::IPV6_UNICAST,
+    }
+}
+
+/// A BGP next hop as an address to resolve: IPv4-mapped IPv6 ones as IPv4.
+fn nh_address(nh: &NextHop) -> IpAddr {
+    match nh.ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => nh.addr(),
+    }
+}
+
+impl Fib {
+    pub fn new(config: FibConfig) -> Fib {
+        Fib {
+            config,
+            wanted: HashMap::new(),
+            installed: HashMap::new(),
+            dirty: BTreeSet::new(),
+            converged: false,
+            links: HashMap::new(),
+            addresses: Vec::new(),
+            foreign: Vec::new(),
+            resolved: HashMap::new(),
+            users: HashMap::new(),
+            nexthops: NexthopTable::default(),
+            counters: FibCounters::default(),
+            unresolved: BTreeSet::new(),
+        }
+    }
+
+    pub fn counters(&self) -> FibCounters {
+        FibCounters {
+            installed: self.installed.values().filter(|i| !i.leftover).count(),
+            vip_routes: self.wanted.values().filter(|w| **w == Wanted::Vip).count(),
+            unresolved: self.unresolved.len(),
+            ..self.counters.clone()
+        }
+    }
+
+    /// Prefixes whose next hops cannot be resolved right now.
+    pub fn unresolved(&self) -> impl Iterator<Item = &IpNet> {
+        self.unresolved.iter()
+    }
+
+    /// The kernel as found at start (or after an overrun): our routes and
+    /// nexthop objects are adopted, the rest feeds next-hop resolution.
+    pub fn load(
+        &mut self,
+        ours: Vec<KernelRoute>,
+        nexthops: Vec<NexthopObject>,
+        foreign: Vec<KernelRoute>,
+        links: Vec<Link>,
+        addresses: Vec<Address>,
+    ) {
+        self.links = links.into_iter().map(|l| (l.ifindex, l)).collect();
+        self.addresses = addresses;
+        self.foreign = foreign;
+        // Our nexthop objects: known by what they hold, so routes that keep
+        // the same next hops keep using them.
+        let mut table = NexthopTable::default();
+        for o in nexthops.iter().filter(|o| o.protocol == self.config.protocol) {
+            table.specs.insert(o.id, o.spec.clone());
+            table.by_spec.insert(o.spec.clone(), (o.id, 0));
+            table.next_id = table.next_id.max(o.id.wrapping_add(1));
+        }
+        // A group holds one use of each member.
+        let members: Vec<u32> = table
+            .specs
+            .values()
+            .filter_map(|s| match s {
+                NexthopSpec::Group(m) => Some(m.iter().map(|(id, _)| *id).collect::<Vec<_>>()),
+                NexthopSpec::Single(_) => None,
+            })
+            .flatten()
+            .collect();
+        for m in members {
+            if let Some(spec) = table.specs.get(&m).cloned()
+                && let Some(e) = table.by_spec.get_mut(&spec)
+            {
+                e.1 += 1;
+            }
+        }
+        for mut route in ours {
+            if let Some(id) = route.nhid {
+                route.nexthops = expand(&table, id);
+                if let Some(spec) = table.specs.get(&id).cloned()
+                    && let Some(e) = table.by_spec.get_mut(&spec)
+                {
+                    e.1 += 1;
+                }
+            }
+            let key = RouteKey {
+                prefix: route.prefix,
+                table: route.table,
+            };
+            self.installed.insert(
+                key,
+                Installed {
+                    route,
+                    leftover: true,
+                },
+            );
+        }
+        self.nexthops = table;
+        self.reresolve_all();
+    }
+
+    /// A change of the Loc-RIB.
+    pub fn loc_rib(&mut self, change: &LocRibChange) {
+        let prefix = change.prefix;
+        let old = self.wanted.remove(&prefix);
+        if let Some(Wanted::Forward(nhs)) = &old {
+            for nh in nhs {
+                if let Some(u) = self.users.get_mut(&nh_address(nh)) {
+                    u.remove(&prefix);
+                }
+            }
+        }
+        let new = change.selected.as_ref().and_then(|sel| {
+            let family_on = match prefix {
+                IpNet::V4(_) => self.config.ipv4,
+                IpNet::V6(_) => self.config.ipv6,
+            };
+            if !family_on {
+                return None;
+            }
+            let source = sel.source_peer.as_deref().map(|name| PeerInfo {
+                name,
+                role: sel.source_role.unwrap_or(Role::Peer),
+                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                asn: 0,
+            });
+            let route = RouteInput {
+                prefix,
+                family: family_of(&prefix),
+                attributes: &sel.attrs,
+                next_hop: sel.next_hops.first().map(NextHop::addr),
+                source,
+                target: None,
+                local_asn: 0,
+            };
+            if let Some((selector, _)) = &self.config.vip
+                && selector.matches(&route)
+            {
+                return Some(Wanted::Vip);
+            }
+            if sel.own {
+                return None;
+            }
+            let role_ok = sel
+                .source_role
+                .is_some_and(|r| self.config.install_from.contains(&r));
+            let policy_ok = self.config.install_policy.as_ref().is_none_or(|chain| {
+                matches!(
+                    policy::evaluate(&chain.refs(), chain.default, &route),
+                    policy::Verdict::Accept { .. }
+                )
+            });
+            (role_ok && policy_ok).then(|| Wanted::Forward(sel.next_hops.clone()))
+        });
+        if let Some(Wanted::Forward(nhs)) = &new {
+            for nh in nhs {
+                let a = nh_address(nh);
+                self.users.entry(a).or_default().insert(prefix);
+                if !self.resolved.contains_key(&a) {
+                    let r = self.resolve(a);
+                    self.resolved.insert(a, r);
+                }
+            }
+        }
+        match new {
+            Some(w) => {
+                self.wanted.insert(prefix, w);
+            }
+            None => {
+                self.unresolved.remove(&prefix);
+            }
+        }
+        self.dirty.insert(RouteKey {
+            prefix,
+            table: self.config.table,
+        });
+        self.dirty.insert(RouteKey {
+            prefix,
+            table: RT_TABLE_LOCAL,
+        });
+    }
+
+    /// Routing converged after start: leftovers that are not wanted go.
+    pub fn converged(&mut self) {
+        self.converged = true;
+        let leftovers: Vec<RouteKey> = self
+            .installed
+            .iter()
+            .filter(|(_, i)| i.leftover)
+            .map(|(k, _)| *k)
+            .collect();
+        self.dirty.extend(leftovers);
+    }
+
+    /// A kernel event, and what the caller should do next.
+    pub fn kernel_event(&mut self, event: Event) -> Followup {
+        match event {
+            Event::Overrun => return Followup::Reload,
+            // A device going down, or an address going away, makes the
+            // kernel drop nexthop objects and IPv4 routes without a word:
+            // reload everything and reconcile.
+            Event::Link(l) => {
+                let changed = self.links.get(&l.ifindex).is_none_or(|old| old.up != l.up);
+                self.links.insert(l.ifindex, l);
+                if changed {
+                    return Followup::Reload;
+                }
+            }
+            Event::LinkGone(ifindex) => {
+                self.links.remove(&ifindex);
+                return Followup::Reload;
+            }
+            Event::Address { added, address } => {
+                self.addresses.retain(|a| a != &address);
+                if added {
+                    self.addresses.push(address);
+                    self.reresolve_all();
+                } else {
+                    return Followup::Reload;
+                }
+            }
+            // One of our nexthop objects deleted takes its IPv4 routes with
+            // it, unannounced.
+            Event::Nexthop { added: false, object } if object.protocol == self.config.protocol => {
+                return Followup::Scan;
+            }
+            Event::Nexthop { .. } => {}
+            Event::Route { added, route } if route.protocol == self.config.protocol => {
+                // Our own routes. Notifications do not always look like what
+                // we wrote (nexthop ids, IPv6 multipath siblings), so they
+                // only prompt a scan; the dump decides what drifted.
+                let key = RouteKey {
+                    prefix: route.prefix,
+                    table: route.table,
+                };
+                if !added
+                    && self
+                        .installed
+                        .get(&key)
+                        .is_some_and(|mine| same_key_kind(&mine.route, &route))
+                {
+                    return Followup::Scan;
+                }
+            }
+            Event::Route { added, route } => {
+                self.foreign.retain(|r| {
+                    !(r.prefix == route.prefix
+                        && r.table == route.table
+                        && r.metric == route.metric
+                        && r.kind == route.kind)
+                });
+                if added {
+                    self.foreign.push(route);
+                }
+                self.reresolve_all();
+            }
+        }
+        Followup::None
+    }
+
+    /// The kernel as it is now, after events were lost or the kernel
+    /// dropped routes on its own: everything is compared again and what
+    /// differs is rewritten.
+    pub fn reload(
+        &mut self,
+        ours: Vec<KernelRoute>,
+        nexthops: Vec<NexthopObject>,
+        foreign: Vec<KernelRoute>,
+        links: Vec<Link>,
+        addresses: Vec<Address>,
+    ) {
+        let converged = self.converged;
+        let before: HashSet<RouteKey> = self.installed.keys().copied().collect();
+        self.installed.clear();
+        self.load(ours, nexthops, foreign, links, addresses);
+        // Routes we wrote before stay ours to remove; leftovers from a
+        // previous run stay leftovers until convergence.
+        for (key, i) in self.installed.iter_mut() {
+            i.leftover = !converged && !before.contains(key);
+        }
+        let mut all: Vec<RouteKey> = self.installed.keys().copied().collect();
+        for p in self.wanted.keys() {
+            all.push(RouteKey {
+                prefix: *p,
+                table: self.config.table,
+            });
+            all.push(RouteKey {
+                prefix: *p,
+                table: RT_TABLE_LOCAL,
+            });
+        }
+        self.dirty.extend(all);
+    }
+
+    /// Compares a dump of our routes with what we believe we wrote and
+    /// queues repairs. Returns how many differed.
+    pub fn scan(&mut self, ours: &[KernelRoute]) -> usize {
+        let mut seen: HashMap<RouteKey, &KernelRoute> = HashMap::new();
+        for r in ours {
+            seen.insert(
+                RouteKey {
+                    prefix: r.prefix,
+                    table: r.table,
+                },
+                r,
+            );
+        }
+        let mut repairs = Vec::new();
+        for (key, i) in &self.installed {
+            match seen.get(key) {
+                Some(k) if same_route(&i.route, &self.expand_route(k)) => {}
+                _ => repairs.push(*key),
+            }
+        }
+        for key in seen.keys() {
+            if !self.installed.contains_key(key) {
+                repairs.push(*key);
+            }
+        }
+        for key in &repairs {
+            if let Some(i) = self.installed.remove(key) {
+                // Keep what the kernel has, so the flush compares with it.
+                if let Some(k) = seen.get(key) {
+                    self.installed.insert(
+                        *key,
+                        Installed {
+                            route: self.expand_route(k),
+                            leftover: i.leftover,
+                        },
+                    );
+                }
+            } else if let Some(k) = seen.get(key) {
+                self.installed.insert(
+                    *key,
+                    Installed {
+                        route: self.expand_route(k),
+                        leftover: !self.converged,
+                    },
+                );
+            }
+            self.dirty.insert(*key);
+        }
+        if !repairs.is_empty() {
+            tracing::warn!(
+                routes = repairs.len(),
+                "kernel routes drifted from tern's state; repairing"
+            );
+            self.counters.repairs += repairs.len() as u64;
+        }
+        repairs.len()
+    }
+
+    fn expand_route(&self, r: &KernelRoute) -> KernelRoute {
+        let mut r = r.clone();
+        if let Some(id) = r.nhid {
+            r.nexthops = expand(&self.nexthops, id);
+        }
+        r
+    }
+
+    /// The operations that bring the kernel to the wanted state for every
+    /// key that changed since the last flush. Nexthop objects are created
+    /// before the routes that use them and deleted after.
+    pub fn flush(&mut self) -> Vec<Op> {
+        let mut create = Vec::new();
+        let mut routes = Vec::new();
+        let mut release = Vec::new();
+        for key in std::mem::take(&mut self.dirty) {
+            let want = self.desired(key);
+            let have = self.installed.get(&key);
+            match (want, have) {
+                (None, None) => {}
+                (None, Some(i)) if i.leftover && !self.converged => {}
+                (None, Some(_)) => {
+                    if let Some(i) = self.installed.remove(&key) {
+                        release.extend(i.route.nhid);
+                        routes.push(Op::DeleteRoute(i.route));
+                    }
+                }
+                (Some(w), Some(i)) if same_route(&i.route, &w) => {
+                    if i.leftover {
+                        self.counters.adopted += 1;
+                        if let Some(i) = self.installed.get_mut(&key) {
+                            i.leftover = false;
+                        }
+                    }
+                }
+                (Some(mut w), have) => {
+                    let old = have.cloned();
+                    if self.config.nexthop_objects && w.kind == RouteKind::Unicast && !w.nexthops.is_empty() {
+                        w.nhid = Some(self.acquire(&w.nexthops, &mut create));
+                    }
+                    if let Some(old) = old {
+                        release.extend(old.route.nhid);
+                        // A route moving between kinds (e.g. to a blackhole)
+                        // is removed first: replace does not change its type.
+                        if old.route.kind != w.kind {
+                            routes.push(Op::DeleteRoute(old.route));
+                        }
+                    }
+                    routes.push(Op::ReplaceRoute(w.clone()));
+                    self.installed.insert(
+                        key,
+                        Installed {
+                            route: w,
+                            leftover: false,
+                        },
+                    );
+                }
+            }
+        }
+        let mut delete = Vec::new();
+        for id in release {
+            if let Some(NexthopSpec::Group(members)) = self.nexthops.release(id) {
+                delete.push(Op::DeleteNexthop(id));
+                for (m, _) in members {
+                    if self.nexthops.release(m).is_some() {
+                        delete.push(Op::DeleteNexthop(m));
+                    }
+                }
+            } else if !self.nexthops.specs.contains_key(&id) {
+                delete.push(Op::DeleteNexthop(id));
+            }
+        }
+        create.extend(routes);
+        create.extend(delete);
+        create
+    }
+
+    /// Takes the outcome of `flush`'s operations. A failed route is
+    /// forgotten, so the next scan or change writes it again.
+    pub fn applied(&mut self, ops: &[Op], results: &[Result<(), OpError>]) {
+        for (op, result) in ops.iter().zip(results) {
+            let Err(e) = result else { continue };
+            self.counters.failures += 1;
+            match op {
+                Op::ReplaceRoute(r) => {
+                    tracing::warn!(prefix = %r.prefix, error = %e, "cannot install route");
+                    self.installed.remove(&RouteKey {
+                        prefix: r.prefix,
+                        table: r.table,
+                    });
+                }
+                // ESRCH: already gone, which is what we wanted.
+                Op::DeleteRoute(r) if e.errno != libc::ESRCH => {
+                    tracing::warn!(prefix = %r.prefix, error = %e, "cannot remove route");
+                }
+                Op::ReplaceNexthop(o) => {
+                    tracing::warn!(id = o.id, error = %e, "cannot create nexthop object")
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Every route of ours, to remove on a stop without graceful restart.
+    pub fn withdraw_all(&mut self) -> Vec<Op> {
+        let mut ops: Vec<Op> = self
+            .installed
+            .drain()
+            .map(|(_, i)| Op::DeleteRoute(i.route))
+            .collect();
+        let mut groups: Vec<u32> = Vec::new();
+        let mut singles: Vec<u32> = Vec::new();
+        for (id, spec) in self.nexthops.specs.drain() {
+            match spec {
+                NexthopSpec::Group(_) => groups.push(id),
+                NexthopSpec::Single(_) => singles.push(id),
+            }
+        }
+        self.nexthops.by_spec.clear();
+        ops.extend(groups.into_iter().chain(singles).map(Op::DeleteNexthop));
+        ops
+    }
+
+    fn acquire(&mut self, nexthops: &[KernelNextHop], ops: &mut Vec<Op>) -> u32 {
+        let protocol = self.config.protocol;
+        if let [single] = nexthops {
+            return self
+                .nexthops
+                .acquire(NexthopSpec::Single(single.clone()), protocol, ops);
+        }
+        let members: Vec<(u32, u8)> = nexthops
+            .iter()
+            .map(|nh| {
+                (
+                    self.nexthops.acquire(
+                        NexthopSpec::Single(KernelNextHop {
+                            weight: 1,
+                            ..nh.clone()
+                        }),
+                        protocol,
+                        ops,
+                    ),
+                    nh.weight,
+                )
+            })
+            .collect();
+        let id = self
+            .nexthops
+            .acquire(NexthopSpec::Group(members.clone()), protocol, ops);
+        // An existing group already holds its members: give back the uses
+        // taken above.
+        if self
+            .nexthops
+            .by_spec
+            .get(&NexthopSpec::Group(members.clone()))
+            .is_some_and(|(_, n)| *n > 1)
+        {
+            for (m, _) in members {
+                self.nexthops.release(m);
+            }
+        }
+        id
+    }
+
+    /// The route `key` should be, if any.
+    fn desired(&mut self, key: RouteKey) -> Option<KernelRoute> {
+        let route = self.desired_route(key)?;
+        // NLM_F_REPLACE matches prefix, table and metric whatever the
+        // protocol: never write over another daemon's route.
+        if self
+            .foreign
+            .iter()
+            .any(|f| f.prefix == route.prefix && f.table == route.table && f.metric == route.metric)
+        {
+            tracing::warn!(prefix = %route.prefix, table = route.table, metric = route.metric, "another daemon has this route with the same metric; not installing over it");
+            return None;
+        }
+        Some(route)
+    }
+
+    fn desired_route(&mut self, key: RouteKey) -> Option<KernelRoute> {
+        let wanted = self.wanted.get(&key.prefix)?;
+        match wanted {
+            Wanted::Vip => {
+                let (_, kind) = self.config.vip.as_ref()?;
+                let (table, kind, nexthops) = match kind {
+                    VipKind::Local => {
+                        let lo = self
+                            .links
+                            .values()
+                            .find(|l| l.name == "lo")
+                            .map(|l| l.ifindex)
+                            .unwrap_or(1);
+                        (
+                            RT_TABLE_LOCAL,
+                            RouteKind::Local,
+                            vec![KernelNextHop {
+                                gateway: None,
+                                ifindex: Some(lo),
+                                weight: 1,
+                            }],
+                        )
+                    }
+                    VipKind::Device(name) => {
+                        let Some(dev) = self.links.values().find(|l| &l.name == name) else {
+                            tracing::warn!(device = %name, prefix = %key.prefix, "VIP device not found");
+                            return None;
+                        };
+                        (
+                            self.config.table,
+                            RouteKind::Unicast,
+                            vec![KernelNextHop {
+                                gateway: None,
+                                ifindex: Some(dev.ifindex),
+                                weight: 1,
+                            }],
+                        )
+                    }
+                    VipKind::Blackhole => (self.config.table, RouteKind::Blackhole, vec![]),
+                };
+                (table == key.table).then_some(KernelRoute {
+                    prefix: key.prefix,
+                    table,
+                    protocol: self.config.protocol,
+                    kind,
+                    // Not 0: IPv6 stores 0 as 1024, and the scan would see a
+                    // difference every time.
+                    metric: self.config.metric,
+                    nexthops,
+                    nhid: None,
+                })
+            }
+            Wanted::Forward(nhs) => {
+                if key.table != self.config.table {
+                    return None;
+                }
+                let mut set: BTreeSet<KernelNextHop> = BTreeSet::new();
+                for nh in nhs {
+                    if let Some(r) = self.resolved.get(&nh_address(nh)) {
+                        set.extend(r.iter().cloned());
+                    }
+                }
+                if set.is_empty() {
+                    self.unresolved.insert(key.prefix);
+                    return None;
+                }
+                self.unresolved.remove(&key.prefix);
+                Some(KernelRoute {
+                    prefix: key.prefix,
+                    table: key.table,
+                    protocol: self.config.protocol,
+                    kind: RouteKind::Unicast,
+                    metric: self.config.metric,
+                    nexthops: set.into_iter().collect(),
+                    nhid: None,
+                })
+            }
+        }
+    }
+
+    /// Re-resolves every next hop in use; prefixes whose resolution changed
+    /// are rewritten.
+    fn reresolve_all(&mut self) {
+        let addrs: Vec<IpAddr> = self.users.keys().copied().collect();
+        for a in addrs {
+            let r = self.resolve(a);
+            if self.resolved.get(&a) != Some(&r) {
+                self.resolved.insert(a, r);
+                if let Some(prefixes) = self.users.get(&a) {
+                    for p in prefixes {
+                        self.dirty.insert(RouteKey {
+                            prefix: *p,
+                            table: self.config.table,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The kernel next hops for a BGP next hop: itself on a connected
+    /// prefix of a link that is up, else the next hops of the most specific
+    /// route tern does not own that covers it (not a default route, as FRR
+    /// by default), recursively. Empty when unresolvable.
+    fn resolve(&self, addr: IpAddr) -> Vec<KernelNextHop> {
+        self.resolve_depth(addr, 0)
+    }
+
+    fn resolve_depth(&self, addr: IpAddr, depth: u8) -> Vec<KernelNextHop> {
+        if depth > 4 {
+            return Vec::new();
+        }
+        let up = |ifindex: u32| self.links.get(&ifindex).is_some_and(|l| l.up);
+        // Connected: the longest matching address prefix on an up link.
+        let connected = self
+            .addresses
+            .iter()
+            .filter(|a| a.prefix.contains(&addr) && up(a.ifindex) && a.prefix.addr() != addr)
+            .max_by_key(|a| a.prefix.prefix_len());
+        if let Some(a) = connected {
+            return vec![KernelNextHop {
+                gateway: Some(addr),
+                ifindex: Some(a.ifindex),
+                weight: 1,
+            }];
+        }
+        if let IpAddr::V6(v6) = addr
+            && v6.is_unicast_link_local()
+        {
+            // A link-local address needs its interface, which only the
+            // session knows; the global next hop is used instead.
+            return Vec::new();
+        }
+        let covering = self
+            .foreign
+            .iter()
+            .filter(|r| {
+                r.table == RT_TABLE_MAIN
+                    && r.kind == RouteKind::Unicast
+                    && r.prefix.prefix_len() > 0
+                    && r.prefix.contains(&addr)
+            })
+            .max_by_key(|r| (r.prefix.prefix_len(), std::cmp::Reverse(r.metric)));
+        let Some(route) = covering else { return Vec::new() };
+        let mut out = Vec::new();
+        for nh in &route.nexthops {
+            match (nh.gateway, nh.ifindex) {
+                (None, Some(ifindex)) if up(ifindex) => {
+                    out.push(KernelNextHop {
+                        gateway: Some(addr),
+                        ifindex: Some(ifindex),
+                        weight: 1,
+                    });
+                }
+                (Some(gw), _) => out.extend(self.resolve_depth(gw, depth + 1)),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// The next hops an object id stands for.
+fn expand(table: &NexthopTable, id: u32) -> Vec<KernelNextHop> {
+    match table.specs.get(&id) {
+        Some(NexthopSpec::Single(nh)) => vec![nh.clone()],
+        Some(NexthopSpec::Group(members)) => {
+            let mut v: Vec<KernelNextHop> = members
+                .iter()
+                .filter_map(|(m, w)| match table.specs.get(m) {
+                    Some(NexthopSpec::Single(nh)) => Some(KernelNextHop {
+                        weight: *w,
+                        ..nh.clone()
+                    }),
+                    _ => None,
+                })
+                .collect();
+            v.sort();
+            v
+        }
+        None => Vec::new(),
+    }
+}
+
+/// Equal as far as forwarding goes (which nexthop object carries the next
+/// hops does not matter).
+fn same_route(a: &KernelRoute, b: &KernelRoute) -> bool {
+    a.prefix == b.prefix
+        && a.table == b.table
+        && a.kind == b.kind
+        && a.metric == b.metric
+        && a.nexthops == b.nexthops
+}
+
+fn same_key_kind(a: &KernelRoute, b: &KernelRoute) -> bool {
+    a.prefix == b.prefix && a.table == b.table && a.kind == b.kind && a.metric == b.metric
+}

@@ -1,0 +1,732 @@
+//! The kernel I/O of the FIB over rtnetlink: applying route and nexthop
+//! object operations, dumping what the kernel holds, and reporting kernel
+//! events. It does what it is told and decides nothing: it only deletes or
+//! replaces what it is handed, and dumps filter by protocol, so routes of
+//! other protocols are never touched.
+//!
+//! ```text
+//!  caller ──ops──▶ Netlink::apply ──encoded batches (≤ 2 queued)──▶ worker thread
+//!    ▲               (encodes ~256 KiB                               sendmsg, reads the
+//!    └──one result────of requests at a time)◀──errors by sequence────batch's ACKs
+//!       per op                                                       (non-blocking)
+//!
+//!  kernel groups ──▶ Monitor (own non-blocking socket on the runtime) ──▶ Event
+//! ```
+//!
+//! The kernel handles a netlink request inside the `sendmsg` that carries
+//! it, so a 256 KiB send is milliseconds of kernel work: the socket lives on
+//! a dedicated thread and never blocks the runtime. Every request has its
+//! own sequence number and `NLM_F_ACK`; by the time `sendmsg` returns, the
+//! batch's ACKs are all queued, so a batch is at most the window of
+//! unacknowledged requests, sized so their ACKs fit the receive buffer.
+//! Encoding the next batch overlaps with the kernel's work on this one.
+
+mod interface;
+mod nexthop;
+mod route;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use netlink_packet_core::{NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR};
+use netlink_packet_route::AddressFamily;
+use netlink_sys::{AsyncSocket, AsyncSocketExt, Socket, TokioSocket};
+use tokio::sync::oneshot;
+
+/// `RTPROT_BGP`: the protocol of the routes and nexthop objects tern owns.
+pub const RTPROT_BGP: u8 = 186;
+
+/// The route's type (`rtm_type`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RouteKind {
+    /// `RTN_UNICAST`: forwarded to its next hops.
+    Unicast,
+    /// `RTN_LOCAL`: delivered to this host (a VIP on `lo`).
+    Local,
+    /// `RTN_BLACKHOLE`: silently dropped.
+    Blackhole,
+}
+
+/// One next hop of a route, or the single next hop of a nexthop object.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KernelNextHop {
+    pub gateway: Option<IpAddr>,
+    pub ifindex: Option<u32>,
+    /// 1 = weight 1 (`rtnh_hops` 0); only meaningful with several next
+    /// hops or in a group.
+    pub weight: u8,
+}
+
+impl KernelNextHop {
+    /// A gateway, reached through `ifindex` when given (required for IPv6
+    /// link-local gateways).
+    pub fn via(gateway: IpAddr, ifindex: Option<u32>) -> Self {
+        KernelNextHop {
+            gateway: Some(gateway),
+            ifindex,
+            weight: 1,
+        }
+    }
+
+    /// A device without gateway (a device route, or a local route's device).
+    pub fn device(ifindex: u32) -> Self {
+        KernelNextHop {
+            gateway: None,
+            ifindex: Some(ifindex),
+            weight: 1,
+        }
+    }
+}
+
+/// A route as the kernel holds it.
+///
+/// An IPv4 prefix with an IPv6 gateway is encoded with `RTA_VIA` (RFC 8950
+/// routes); IPv6 link-local gateways always carry their ifindex.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KernelRoute {
+    /// Host bits zero.
+    pub prefix: IpNet,
+    /// `RT_TABLE_MAIN` = 254, `RT_TABLE_LOCAL` = 255; sent in `RTA_TABLE`.
+    pub table: u32,
+    pub protocol: u8,
+    pub kind: RouteKind,
+    /// `RTA_PRIORITY`.
+    pub metric: u32,
+    /// Next hops of a unicast route, sorted; one entry for a single path (a
+    /// gateway, or just an ifindex for a device route); several for ECMP
+    /// (`RTA_MULTIPATH`). For Local routes: the device (ifindex, e.g. lo).
+    /// Empty for Blackhole.
+    pub nexthops: Vec<KernelNextHop>,
+    /// When the route points at a nexthop object or group instead
+    /// (`RTA_NH_ID`); `nexthops` is then empty.
+    pub nhid: Option<u32>,
+}
+
+/// What a nexthop object forwards to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum NexthopSpec {
+    /// One next hop; without gateway and device it is a blackhole.
+    Single(KernelNextHop),
+    /// An ECMP group: (member id, weight), weight 1 and up.
+    Group(Vec<(u32, u8)>),
+}
+
+/// A kernel nexthop object (`ip nexthop`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NexthopObject {
+    pub id: u32,
+    pub protocol: u8,
+    pub spec: NexthopSpec,
+}
+
+/// One change to make in the kernel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// RTM_NEWROUTE with NLM_F_CREATE | NLM_F_REPLACE (idempotent).
+    ReplaceRoute(KernelRoute),
+    /// RTM_DELROUTE matching prefix, table, protocol, kind and metric.
+    DeleteRoute(KernelRoute),
+    /// RTM_NEWNEXTHOP with NLM_F_CREATE | NLM_F_REPLACE.
+    ReplaceNexthop(NexthopObject),
+    /// RTM_DELNEXTHOP by id.
+    DeleteNexthop(u32),
+}
+
+/// Why an operation failed: the errno from the kernel's ACK, with its
+/// extended ACK message if any (else the errno's description).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message} (errno {errno})")]
+pub struct OpError {
+    pub errno: i32,
+    pub message: String,
+}
+
+impl OpError {
+    fn from_io(e: &io::Error) -> Self {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        OpError {
+            errno,
+            message: e.to_string(),
+        }
+    }
+
+    fn worker_gone() -> Self {
+        OpError {
+            errno: libc::EIO,
+            message: "the netlink thread has stopped".into(),
+        }
+    }
+}
+
+/// A network device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub ifindex: u32,
+    pub name: String,
+    /// `IFF_UP` with an operational state of up or unknown.
+    pub up: bool,
+    pub mtu: u32,
+}
+
+/// An address on a device, with its prefix length (host bits kept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    pub ifindex: u32,
+    pub prefix: IpNet,
+}
+
+/// Bytes of requests per `sendmsg`.
+const BATCH_BYTES: usize = 256 * 1024;
+/// Batches handed to the worker and not yet answered: one in the kernel,
+/// one being encoded or queued behind it.
+const PIPELINE_DEPTH: usize = 2;
+/// Receive-buffer bytes reserved per unacknowledged request: an ACK is a
+/// ~36-byte message, but the kernel charges its skb's true size (about
+/// 768 bytes) to the buffer, more with an extended ACK message.
+const ACK_BUDGET: usize = 1024;
+const REQUEST_RECEIVE_BUFFER: usize = 32 << 20;
+const REQUEST_SEND_BUFFER: usize = 4 << 20;
+const MONITOR_RECEIVE_BUFFER: usize = 64 << 20;
+/// Room for one received datagram: dumps come in skbs of up to 32 KiB, but
+/// one large link message may need more.
+const RECEIVE_CHUNK: usize = 1 << 20;
+/// Dumps interrupted by concurrent changes (`NLM_F_DUMP_INTR`) are retried.
+const DUMP_ATTEMPTS: usize = 3;
+/// The throwaway object `supports_nexthop_objects` creates and deletes.
+const PROBE_NEXTHOP_ID: u32 = u32::MAX - 1;
+
+type Job = Box<dyn FnOnce(&mut Io) + Send>;
+
+/// A `NETLINK_ROUTE` socket for requests and dumps, owned by its own thread.
+pub struct Netlink {
+    jobs: std::sync::mpsc::Sender<Job>,
+    seq: u32,
+    /// Requests per batch at most, so their ACKs fit the receive buffer.
+    window: usize,
+    /// Bytes per batch at most, within the send buffer.
+    batch_bytes: usize,
+    nexthop_objects: Option<bool>,
+}
+
+impl Netlink {
+    /// Opens the socket (in the calling thread's network namespace):
+    /// NETLINK_GET_STRICT_CHK and NETLINK_EXT_ACK on, NETLINK_CAP_ACK (an
+    /// error echoes only the request's header), large SO_SNDBUF/SO_RCVBUF
+    /// (SO_*BUFFORCE where permitted).
+    pub fn open() -> io::Result<Netlink> {
+        let socket = wire::request_socket(REQUEST_RECEIVE_BUFFER, REQUEST_SEND_BUFFER)?;
+        let (receive, send) = wire::buffer_sizes(&socket)?;
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("tern-netlink".into())
+            .spawn(move || {
+                let mut io = Io {
+                    socket,
+                    buf: Vec::with_capacity(RECEIVE_CHUNK),
+                    acked: Vec::new(),
+                };
+                while let Ok(job) = queue.recv() {
+                    job(&mut io);
+                }
+            })?;
+        Ok(Netlink {
+            jobs,
+            seq: 1,
+            window: (receive / ACK_BUDGET).max(1),
+            // The kernel refuses a send longer than the buffer less 32
+            // bytes; a batch may overshoot by one request.
+            batch_bytes: BATCH_BYTES.min(send / 2),
+            nexthop_objects: None,
+        })
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        seq
+    }
+
+    /// Queues `f` to run on the socket's thread; the receiver fails if that
+    /// thread has stopped.
+    fn submit<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Io) -> R + Send + 'static,
+    ) -> oneshot::Receiver<R> {
+        let (reply, answer) = oneshot::channel();
+        let job: Job = Box::new(move |io| {
+            let _ = reply.send(f(io));
+        });
+        // Should the thread be gone, the job and its reply are dropped and
+        // the receiver says so.
+        let _ = self.jobs.send(job);
+        answer
+    }
+
+    /// Runs `f` on the socket's thread.
+    async fn call<R: Send + 'static>(&self, f: impl FnOnce(&mut Io) -> R + Send + 'static) -> io::Result<R> {
+        self.submit(f)
+            .await
+            .map_err(|_| io::Error::other("the netlink thread has stopped"))
+    }
+
+    /// Sends every op pipelined: requests packed into ~256 KiB sendmsg
+    /// calls, each with its own sequence number and NLM_F_ACK, at most a
+    /// bounded window of unacknowledged requests in flight, ACKs read and
+    /// matched by sequence number. Returns one result per op, in order.
+    /// Ops are applied in order (a nexthop object before the routes that
+    /// use it).
+    pub async fn apply(&mut self, ops: &[Op]) -> Vec<Result<(), OpError>> {
+        let mut results = vec![Ok(()); ops.len()];
+        let mut in_flight = VecDeque::with_capacity(PIPELINE_DEPTH);
+        let mut spare: Vec<Vec<u8>> = Vec::new();
+        let mut next = 0;
+        while next < ops.len() {
+            let mut bytes = spare
+                .pop()
+                .unwrap_or_else(|| Vec::with_capacity(self.batch_bytes + 4096));
+            bytes.clear();
+            let (first, first_seq) = (next, self.seq);
+            while next < ops.len() && bytes.len() < self.batch_bytes && next - first < self.window {
+                encode(
+                    &ops[next],
+                    first_seq.wrapping_add((next - first) as u32),
+                    &mut bytes,
+                );
+                next += 1;
+            }
+            let count = next - first;
+            self.seq = first_seq.wrapping_add(count as u32);
+            let answer = self.submit(move |io| {
+                let failures = io.send_batch(&bytes, first_seq, count);
+                (bytes, failures)
+            });
+            in_flight.push_back((first, count, answer));
+            if in_flight.len() >= PIPELINE_DEPTH {
+                if let Some((first, count, answer)) = in_flight.pop_front() {
+                    settle(&mut results, first, count, answer.await, &mut spare);
+                }
+            } else {
+                // Let the worker start on this batch and the runtime run
+                // others while we encode the next one.
+                tokio::task::yield_now().await;
+            }
+        }
+        while let Some((first, count, answer)) = in_flight.pop_front() {
+            settle(&mut results, first, count, answer.await, &mut spare);
+        }
+        results
+    }
+
+    /// Runs a dump on the socket's thread, parsing each message there with
+    /// `parse`; retried when the kernel marks it interrupted.
+    async fn dump<T: Send + 'static>(
+        &mut self,
+        request: impl FnOnce(&mut Vec<u8>, u32),
+        parse: impl Fn(&wire::Message) -> Option<T> + Send + 'static,
+    ) -> io::Result<Vec<T>> {
+        let seq = self.next_seq();
+        let mut bytes = Vec::new();
+        request(&mut bytes, seq);
+        self.call(move |io| {
+            let mut out = Vec::new();
+            for _ in 0..DUMP_ATTEMPTS {
+                out.clear();
+                if io.dump(&bytes, seq, |m| out.extend(parse(m)))? {
+                    return Ok(out);
+                }
+            }
+            Err(io::Error::new(
+                io::ErrorKind::Interrupted,
+                "dump interrupted by concurrent changes, 3 times",
+            ))
+        })
+        .await?
+    }
+
+    /// Dumps routes of one family, filtered in the kernel by table and
+    /// protocol (strict checking). A table that does not exist is empty.
+    pub async fn dump_routes(
+        &mut self,
+        family: bgp_proto::Family,
+        table: Option<u32>,
+        protocol: Option<u8>,
+    ) -> io::Result<Vec<KernelRoute>> {
+        let af = match family {
+            bgp_proto::Family::IPV4_UNICAST => AddressFamily::Inet,
+            bgp_proto::Family::IPV6_UNICAST => AddressFamily::Inet6,
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("no kernel routes for {family:?}"),
+                ));
+            }
+        };
+        let routes = self
+            .dump(
+                |buf, seq| route::push_dump(buf, seq, af, table, protocol),
+                move |m| {
+                    if m.message_type != wire::RTM_NEWROUTE {
+                        return None;
+                    }
+                    let route = route::parse(m.payload)?;
+                    // The kernel filtered already; this keeps the promise
+                    // should strict checking be unavailable.
+                    let wanted = table.is_none_or(|t| t == route.table)
+                        && protocol.is_none_or(|p| p == route.protocol);
+                    wanted.then_some(route)
+                },
+            )
+            .await;
+        match routes {
+            Err(e) if table.is_some() && e.raw_os_error() == Some(libc::ENOENT) => Ok(vec![]),
+            other => other,
+        }
+    }
+
+    /// Nexthop objects, of one protocol if given. The kernel cannot filter
+    /// nexthop dumps by protocol, so it is done here. Empty where the
+    /// kernel has no nexthop objects.
+    pub async fn dump_nexthops(&mut self, protocol: Option<u8>) -> io::Result<Vec<NexthopObject>> {
+        let objects = self
+            .dump(nexthop::push_dump, move |m| {
+                if m.message_type != wire::RTM_NEWNEXTHOP {
+                    return None;
+                }
+                let object = nexthop::decode(m.payload).ok()?;
+                protocol.is_none_or(|p| p == object.protocol).then_some(object)
+            })
+            .await;
+        match objects {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(vec![]),
+            other => other,
+        }
+    }
+
+    /// Every device: ifindex, name, up (IFF_UP and operationally up or
+    /// unknown), MTU.
+    pub async fn links(&mut self) -> io::Result<Vec<Link>> {
+        self.dump(interface::push_link_dump, |m| match m.message_type {
+            wire::RTM_NEWLINK => interface::link(m.payload),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Every IPv4 and IPv6 address, with its device.
+    pub async fn addresses(&mut self) -> io::Result<Vec<Address>> {
+        self.dump(interface::push_address_dump, |m| match m.message_type {
+            wire::RTM_NEWADDR => interface::address(m.payload),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Whether RTM_NEWNEXTHOP works here. Probed once: creates (never
+    /// replaces) a throwaway blackhole object and deletes it.
+    pub async fn supports_nexthop_objects(&mut self) -> bool {
+        if let Some(known) = self.nexthop_objects {
+            return known;
+        }
+        let probe = NexthopObject {
+            id: PROBE_NEXTHOP_ID,
+            protocol: RTPROT_BGP,
+            spec: NexthopSpec::Single(KernelNextHop {
+                gateway: None,
+                ifindex: None,
+                weight: 1,
+            }),
+        };
+        let seq = self.next_seq();
+        let created = self
+            .call(move |io| {
+                let mut bytes = Vec::new();
+                nexthop::push_create(&mut bytes, seq, &probe);
+                io.send_batch(&bytes, seq, 1).pop()
+            })
+            .await;
+        let supported = match &created {
+            Ok(None) => {
+                let delete = self.apply(&[Op::DeleteNexthop(PROBE_NEXTHOP_ID)]).await;
+                if let Some(Err(e)) = delete.first() {
+                    tracing::warn!(error = %e, id = PROBE_NEXTHOP_ID, "cannot delete the probe nexthop object");
+                }
+                true
+            }
+            Ok(Some((_, e))) if e.errno == libc::EEXIST => true,
+            Ok(Some((_, e))) => {
+                tracing::info!(error = %e, "the kernel has no nexthop objects");
+                false
+            }
+            Err(_) => false,
+        };
+        if created.is_ok() {
+            self.nexthop_objects = Some(supported);
+        }
+        supported
+    }
+}
+
+fn encode(op: &Op, seq: u32, buf: &mut Vec<u8>) {
+    match op {
+        Op::ReplaceRoute(r) => route::push_replace(buf, seq, r),
+        Op::DeleteRoute(r) => route::push_delete(buf, seq, r),
+        Op::ReplaceNexthop(o) => nexthop::push_replace(buf, seq, o),
+        Op::DeleteNexthop(id) => nexthop::push_delete(buf, seq, *id),
+    }
+}
+
+type BatchAnswer = Result<(Vec<u8>, Vec<(usize, OpError)>), oneshot::error::RecvError>;
+
+/// Records a batch's failures against its ops and keeps its buffer.
+fn settle(
+    results: &mut [Result<(), OpError>],
+    first: usize,
+    count: usize,
+    answer: BatchAnswer,
+    spare: &mut Vec<Vec<u8>>,
+) {
+    match answer {
+        Ok((bytes, failures)) => {
+            spare.push(bytes);
+            for (position, error) in failures {
+                results[first + position] = Err(error);
+            }
+        }
+        Err(_) => results[first..first + count].fill(Err(OpError::worker_gone())),
+    }
+}
+
+/// The socket and its buffers, on the worker thread.
+struct Io {
+    socket: Socket,
+    buf: Vec<u8>,
+    acked: Vec<bool>,
+}
+
+impl Io {
+    /// Receives one datagram into `buf`; `Ok(false)` when none is queued
+    /// (with `MSG_DONTWAIT`).
+    fn receive(&mut self, flags: libc::c_int) -> io::Result<bool> {
+        loop {
+            self.buf.clear();
+            match self.socket.recv(&mut self.buf, flags | libc::MSG_TRUNC) {
+                Ok(n) if n > self.buf.len() => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "netlink message truncated",
+                    ));
+                }
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends `count` requests numbered from `first_seq` in one `sendmsg`
+    /// and reads their ACKs. Returns the failures, by position in the
+    /// batch. The kernel has handled the whole batch when `sendmsg`
+    /// returns, so ACKs still missing then were lost (receive buffer
+    /// overrun) and are reported as `ENOBUFS`.
+    fn send_batch(&mut self, bytes: &[u8], first_seq: u32, count: usize) -> Vec<(usize, OpError)> {
+        if count == 0 {
+            return vec![];
+        }
+        if let Err(e) = self.socket.send(bytes, 0) {
+            let error = OpError::from_io(&e);
+            return (0..count).map(|p| (p, error.clone())).collect();
+        }
+        self.acked.clear();
+        self.acked.resize(count, false);
+        let mut failures = Vec::new();
+        let mut pending = count;
+        while pending > 0 {
+            match self.receive(libc::MSG_DONTWAIT) {
+                Ok(true) => {}
+                Ok(false) => break,
+                // ENOBUFS: some ACKs were dropped; read what is there.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading netlink ACKs");
+                    break;
+                }
+            }
+            for message in wire::messages(&self.buf) {
+                let Ok(message) = message else { break };
+                if message.message_type != NLMSG_ERROR {
+                    continue;
+                }
+                let position = message.seq.wrapping_sub(first_seq) as usize;
+                // Anything else answers an earlier, abandoned request.
+                if position >= count || self.acked[position] {
+                    continue;
+                }
+                self.acked[position] = true;
+                pending -= 1;
+                if let Some(error) = wire::ack_error(message.payload, message.flags) {
+                    failures.push((position, error));
+                }
+            }
+        }
+        if pending > 0 {
+            let lost = OpError {
+                errno: libc::ENOBUFS,
+                message: "the kernel's acknowledgement was lost".into(),
+            };
+            let missing = self.acked.iter().enumerate().filter(|(_, acked)| !**acked);
+            failures.extend(missing.map(|(p, _)| (p, lost.clone())));
+        }
+        failures
+    }
+
+    /// Sends a dump request and feeds each of its messages to `each` until
+    /// `NLMSG_DONE`. Returns whether the dump was consistent (no
+    /// `NLM_F_DUMP_INTR`).
+    fn dump(&mut self, request: &[u8], seq: u32, mut each: impl FnMut(&wire::Message)) -> io::Result<bool> {
+        self.socket.send(request, 0)?;
+        let mut consistent = true;
+        loop {
+            match self.receive(0) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
+                Err(e) => return Err(e),
+            }
+            for message in wire::messages(&self.buf) {
+                let message =
+                    message.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                if message.seq != seq {
+                    continue;
+                }
+                consistent &= message.flags & NLM_F_DUMP_INTR == 0;
+                match message.message_type {
+                    NLMSG_DONE | NLMSG_ERROR => {
+                        let code = wire::code(message.payload).unwrap_or(0);
+                        return match code {
+                            0 => Ok(consistent),
+                            code => Err(io::Error::from_raw_os_error(-code)),
+                        };
+                    }
+                    _ => each(&message),
+                }
+            }
+        }
+    }
+}
+
+/// Kernel events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A device appeared or changed.
+    Link(Link),
+    /// A device is gone (by ifindex).
+    LinkGone(u32),
+    Address {
+        added: bool,
+        address: Address,
+    },
+    /// A route of any protocol was added, replaced or deleted (only the
+    /// types a [`KernelRoute`] can hold).
+    Route {
+        added: bool,
+        route: KernelRoute,
+    },
+    /// A nexthop object was added, replaced or deleted. Objects removed
+    /// because their device went down or lost carrier are not reported,
+    /// nor are the IPv4 routes removed with them: watch the links.
+    Nexthop {
+        added: bool,
+        object: NexthopObject,
+    },
+    /// The socket overflowed (ENOBUFS): events were lost, resynchronise
+    /// with full dumps.
+    Overrun,
+}
+
+/// Kernel events: RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
+/// RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE and RTNLGRP_NEXTHOP, on its own
+/// socket with a large receive buffer.
+///
+/// Our own route changes are reported too: while tern installs a full
+/// table, read events steadily or expect an `Overrun`.
+pub struct Monitor {
+    socket: TokioSocket,
+    buf: Vec<u8>,
+    pending: VecDeque<Event>,
+}
+
+impl Monitor {
+    /// Opens the socket in the calling thread's network namespace; must be
+    /// called within a tokio runtime.
+    pub fn open() -> io::Result<Monitor> {
+        Self::open_with(MONITOR_RECEIVE_BUFFER)
+    }
+
+    fn open_with(receive_buffer: usize) -> io::Result<Monitor> {
+        const GROUPS: [u32; 6] = [
+            wire::RTNLGRP_LINK,
+            wire::RTNLGRP_IPV4_IFADDR,
+            wire::RTNLGRP_IPV6_IFADDR,
+            wire::RTNLGRP_IPV4_ROUTE,
+            wire::RTNLGRP_IPV6_ROUTE,
+            wire::RTNLGRP_NEXTHOP,
+        ];
+        tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        let mut socket = TokioSocket::new(netlink_sys::protocols::NETLINK_ROUTE)?;
+        wire::join(socket.socket_mut(), &GROUPS, receive_buffer)?;
+        Ok(Monitor {
+            socket,
+            buf: Vec::with_capacity(RECEIVE_CHUNK),
+            pending: VecDeque::new(),
+        })
+    }
+
+    /// The next event. After `Overrun` the monitor goes on reporting what
+    /// comes next.
+    pub async fn next(&mut self) -> io::Result<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Ok(event);
+            }
+            self.buf.clear();
+            match self.socket.recv(&mut self.buf).await {
+                Ok(()) => {
+                    let events = wire::messages(&self.buf)
+                        .map_while(Result::ok)
+                        .filter_map(|m| event(&m));
+                    self.pending.extend(events);
+                }
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => return Ok(Event::Overrun),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+fn event(m: &wire::Message) -> Option<Event> {
+    let added = matches!(
+        m.message_type,
+        wire::RTM_NEWADDR | wire::RTM_NEWROUTE | wire::RTM_NEWNEXTHOP
+    );
+    match m.message_type {
+        wire::RTM_NEWLINK => interface::link(m.payload).map(Event::Link),
+        wire::RTM_DELLINK => interface::link(m.payload).map(|l| Event::LinkGone(l.ifindex)),
+        wire::RTM_NEWADDR | wire::RTM_DELADDR => {
+            interface::address(m.payload).map(|address| Event::Address { added, address })
+        }
+        wire::RTM_NEWROUTE | wire::RTM_DELROUTE => {
+            route::parse(m.payload).map(|route| Event::Route { added, route })
+        }
+        wire::RTM_NEWNEXTHOP | wire::RTM_DELNEXTHOP => nexthop::decode(m.payload)
+            .ok()
+            .map(|object| Event::Nexthop { added, object }),
+        _ => None,
+    }
+}

@@ -1,0 +1,375 @@
+//! [`KernelRoute`] to and from `RTM_*ROUTE` messages (netlink-packet-route's
+//! `RouteMessage`).
+//!
+//! An IPv4 prefix with an IPv6 gateway is sent with `RTA_VIA` (RFC 8950
+//! routes); ECMP with `RTA_MULTIPATH`, where `rtnh_hops` is the weight
+//! minus one. Deletes carry no next hops, so they match prefix, table,
+//! protocol, type and metric whatever the route points at.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use netlink_packet_core::{NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, Parseable};
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteNextHop, RouteProtocol,
+    RouteScope, RouteType, RouteVia,
+};
+
+use super::wire::{RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE, push_message};
+use super::{KernelNextHop, KernelRoute, RouteKind};
+
+/// `RTM_NEWROUTE` with `NLM_F_CREATE | NLM_F_REPLACE`.
+pub fn push_replace(buf: &mut Vec<u8>, seq: u32, route: &KernelRoute) {
+    let flags = NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+    push_message(buf, RTM_NEWROUTE, flags, seq, &message(route, false));
+}
+
+/// `RTM_DELROUTE` for the route's prefix, table, protocol, type and metric.
+pub fn push_delete(buf: &mut Vec<u8>, seq: u32, route: &KernelRoute) {
+    push_message(buf, RTM_DELROUTE, NLM_F_ACK, seq, &message(route, true));
+}
+
+/// A dump of one family's routes, filtered in the kernel (strict checking)
+/// by table and protocol.
+pub fn push_dump(
+    buf: &mut Vec<u8>,
+    seq: u32,
+    family: AddressFamily,
+    table: Option<u32>,
+    protocol: Option<u8>,
+) {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family;
+    msg.header.protocol = RouteProtocol::from(protocol.unwrap_or(0));
+    if let Some(table) = table {
+        msg.header.table = u8::try_from(table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+        msg.attributes.push(RouteAttribute::Table(table));
+    }
+    push_message(buf, RTM_GETROUTE, NLM_F_DUMP, seq, &msg);
+}
+
+fn family(prefix: &IpNet) -> AddressFamily {
+    match prefix {
+        IpNet::V4(_) => AddressFamily::Inet,
+        IpNet::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+/// The gateway attribute: `RTA_GATEWAY` in the prefix's own family, else
+/// `RTA_VIA` (an IPv6 next hop for an IPv4 prefix).
+fn gateway(prefix: &IpNet, gateway: IpAddr) -> RouteAttribute {
+    match (prefix, gateway) {
+        (IpNet::V4(_), IpAddr::V6(v6)) => RouteAttribute::Via(RouteVia::Inet6(v6)),
+        (IpNet::V6(_), IpAddr::V4(v4)) => RouteAttribute::Via(RouteVia::Inet(v4)),
+        (_, gateway) => RouteAttribute::Gateway(gateway.into()),
+    }
+}
+
+fn message(route: &KernelRoute, delete: bool) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    let header = &mut msg.header;
+    header.address_family = family(&route.prefix);
+    header.destination_prefix_length = route.prefix.prefix_len();
+    // Tables above 255 only fit in RTA_TABLE.
+    header.table = u8::try_from(route.table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+    header.protocol = RouteProtocol::from(route.protocol);
+    header.kind = match route.kind {
+        RouteKind::Unicast => RouteType::Unicast,
+        RouteKind::Local => RouteType::Local,
+        RouteKind::Blackhole => RouteType::BlackHole,
+    };
+    // As iproute2: a delete matches any scope; host scope for local routes,
+    // link scope for a device route, universe for the rest.
+    header.scope = match (&route.kind, route.nexthops.as_slice()) {
+        _ if delete => RouteScope::NoWhere,
+        (RouteKind::Local, _) => RouteScope::Host,
+        (RouteKind::Unicast, [KernelNextHop { gateway: None, .. }]) if route.nhid.is_none() => {
+            RouteScope::Link
+        }
+        _ => RouteScope::Universe,
+    };
+    let attributes = &mut msg.attributes;
+    attributes.push(RouteAttribute::Destination(route.prefix.network().into()));
+    attributes.push(RouteAttribute::Table(route.table));
+    attributes.push(RouteAttribute::Priority(route.metric));
+    if delete {
+        return msg;
+    }
+    if let Some(id) = route.nhid {
+        attributes.push(RouteAttribute::NhId(id));
+        return msg;
+    }
+    match (&route.kind, route.nexthops.as_slice()) {
+        (RouteKind::Blackhole, _) | (_, []) => {}
+        (RouteKind::Local, [first, ..]) | (RouteKind::Unicast, [first]) => {
+            if let Some(gw) = first.gateway {
+                attributes.push(gateway(&route.prefix, gw));
+            }
+            if let Some(ifindex) = first.ifindex {
+                attributes.push(RouteAttribute::Oif(ifindex));
+            }
+        }
+        (RouteKind::Unicast, nexthops) => {
+            let hops = nexthops
+                .iter()
+                .map(|nh| {
+                    let mut hop = RouteNextHop::default();
+                    hop.hops = nh.weight.saturating_sub(1);
+                    hop.interface_index = nh.ifindex.unwrap_or(0);
+                    hop.attributes
+                        .extend(nh.gateway.map(|gw| gateway(&route.prefix, gw)));
+                    hop
+                })
+                .collect();
+            attributes.push(RouteAttribute::MultiPath(hops));
+        }
+    }
+    msg
+}
+
+fn address(address: &RouteAddress) -> Option<IpAddr> {
+    match address {
+        RouteAddress::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteAddress::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+fn via(via: &RouteVia) -> Option<IpAddr> {
+    match via {
+        RouteVia::Inet(v4) => Some(IpAddr::V4(*v4)),
+        RouteVia::Inet6(v6) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
+/// The route in an `RTM_NEWROUTE` or `RTM_DELROUTE` payload; see [`decode`].
+pub fn parse(payload: &[u8]) -> Option<KernelRoute> {
+    decode(&RouteMessage::parse(payload).ok()?)
+}
+
+/// The route a dump or an event reports, or `None` for what tern never
+/// installs: cached clones, other families, and types other than unicast,
+/// local and blackhole (broadcast, multicast, unreachable...).
+///
+/// With `RTA_NH_ID` the next hops are left empty: the kernel also expands
+/// the object into gateways (`nexthop_compat_mode`), but the route is the
+/// id. A local route's next hop is its device; a blackhole has none (IPv6
+/// reports `lo`). Gateways come back with the device the kernel resolved.
+pub fn decode(msg: &RouteMessage) -> Option<KernelRoute> {
+    let header = &msg.header;
+    if header.flags.contains(RouteFlags::Cloned) {
+        return None;
+    }
+    let kind = match header.kind {
+        RouteType::Unicast => RouteKind::Unicast,
+        RouteType::Local => RouteKind::Local,
+        RouteType::BlackHole => RouteKind::Blackhole,
+        _ => return None,
+    };
+    let mut destination = match header.address_family {
+        AddressFamily::Inet => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        _ => return None,
+    };
+    let mut table = u32::from(header.table);
+    let (mut metric, mut nhid, mut gw, mut oif, mut multipath) = (0, None, None, None, None);
+    for attribute in &msg.attributes {
+        match attribute {
+            RouteAttribute::Destination(a) => destination = address(a)?,
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Priority(p) => metric = *p,
+            RouteAttribute::NhId(id) => nhid = Some(*id),
+            RouteAttribute::Gateway(a) => gw = address(a),
+            RouteAttribute::Via(v) => gw = via(v),
+            RouteAttribute::Oif(i) => oif = Some(*i),
+            RouteAttribute::MultiPath(hops) => multipath = Some(hops),
+            _ => {}
+        }
+    }
+    let prefix = IpNet::new(destination, header.destination_prefix_length).ok()?;
+    let nexthops = match (&kind, multipath) {
+        _ if nhid.is_some() => vec![],
+        (RouteKind::Blackhole, _) => vec![],
+        (RouteKind::Local, _) => oif.map(KernelNextHop::device).into_iter().collect(),
+        (RouteKind::Unicast, Some(hops)) => {
+            let mut nexthops: Vec<KernelNextHop> = hops
+                .iter()
+                .map(|hop| KernelNextHop {
+                    gateway: hop.attributes.iter().find_map(|a| match a {
+                        RouteAttribute::Gateway(a) => address(a),
+                        RouteAttribute::Via(v) => via(v),
+                        _ => None,
+                    }),
+                    ifindex: (hop.interface_index != 0).then_some(hop.interface_index),
+                    weight: hop.hops.saturating_add(1),
+                })
+                .collect();
+            nexthops.sort();
+            nexthops
+        }
+        (RouteKind::Unicast, None) if gw.is_some() || oif.is_some() => {
+            vec![KernelNextHop {
+                gateway: gw,
+                ifindex: oif,
+                weight: 1,
+            }]
+        }
+        (RouteKind::Unicast, None) => vec![],
+    };
+    Some(KernelRoute {
+        prefix,
+        table,
+        protocol: u8::from(header.protocol),
+        kind,
+        metric,
+        nexthops,
+        nhid,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fib::netlink::RTPROT_BGP;
+    use crate::fib::netlink::wire::{NETLINK_HEADER_LEN, messages};
+
+    fn route(prefix: &str, nexthops: Vec<KernelNextHop>) -> KernelRoute {
+        KernelRoute {
+            prefix: prefix.parse().unwrap(),
+            table: 254,
+            protocol: RTPROT_BGP,
+            kind: RouteKind::Unicast,
+            metric: 20,
+            nexthops,
+            nhid: None,
+        }
+    }
+
+    fn via_gw(gateway: &str, ifindex: u32, weight: u8) -> KernelNextHop {
+        KernelNextHop {
+            gateway: Some(gateway.parse().unwrap()),
+            ifindex: Some(ifindex),
+            weight,
+        }
+    }
+
+    /// Encodes as a request, parses back as the kernel's echo would be.
+    fn round_trip(route: &KernelRoute) -> (RouteMessage, KernelRoute) {
+        let mut buf = Vec::new();
+        push_replace(&mut buf, 9, route);
+        let message = messages(&buf).next().unwrap().unwrap();
+        assert_eq!((message.message_type, message.seq), (RTM_NEWROUTE, 9));
+        assert_eq!(buf.len() % 4, 0);
+        assert!(buf.len() > NETLINK_HEADER_LEN);
+        let parsed = RouteMessage::parse(message.payload).unwrap();
+        let decoded = decode(&parsed).unwrap();
+        (parsed, decoded)
+    }
+
+    #[test]
+    fn single_gateway_round_trips() {
+        let r = route("10.1.0.0/24", vec![via_gw("10.0.0.2", 3, 1)]);
+        let (msg, back) = round_trip(&r);
+        assert_eq!(msg.header.scope, RouteScope::Universe);
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn ipv4_prefix_with_ipv6_gateway_uses_via() {
+        let r = route("10.1.0.0/24", vec![via_gw("fd00::2", 3, 1)]);
+        let (msg, back) = round_trip(&r);
+        assert!(
+            msg.attributes
+                .contains(&RouteAttribute::Via(RouteVia::Inet6("fd00::2".parse().unwrap())))
+        );
+        assert!(
+            !msg.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Gateway(_)))
+        );
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn ecmp_round_trips_with_weights() {
+        let r = route(
+            "fd00:1::/48",
+            vec![
+                via_gw("fd00::2", 3, 1),
+                via_gw("fd00::3", 3, 5),
+                via_gw("fe80::1", 4, 1),
+            ],
+        );
+        let (msg, back) = round_trip(&r);
+        let Some(RouteAttribute::MultiPath(hops)) = msg
+            .attributes
+            .iter()
+            .find(|a| matches!(a, RouteAttribute::MultiPath(_)))
+        else {
+            panic!("no RTA_MULTIPATH in {msg:?}");
+        };
+        assert_eq!(hops.iter().map(|h| h.hops).collect::<Vec<_>>(), [0, 4, 0]);
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn device_route_has_link_scope() {
+        let r = route("10.1.0.0/24", vec![KernelNextHop::device(3)]);
+        let (msg, back) = round_trip(&r);
+        assert_eq!(msg.header.scope, RouteScope::Link);
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn local_blackhole_and_nhid_round_trip() {
+        let mut local = route("10.96.1.10/32", vec![KernelNextHop::device(1)]);
+        local.kind = RouteKind::Local;
+        local.table = 255;
+        let (msg, back) = round_trip(&local);
+        assert_eq!(msg.header.scope, RouteScope::Host);
+        assert_eq!(back, local);
+
+        let mut blackhole = route("fd00:9::/48", vec![]);
+        blackhole.kind = RouteKind::Blackhole;
+        assert_eq!(round_trip(&blackhole).1, blackhole);
+
+        let mut nhid = route("10.2.0.0/24", vec![]);
+        nhid.nhid = Some(77);
+        nhid.table = 1000;
+        let (msg, back) = round_trip(&nhid);
+        assert_eq!(msg.header.table, 0);
+        assert_eq!(back, nhid);
+    }
+
+    #[test]
+    fn delete_matches_without_next_hops() {
+        let r = route("10.1.0.0/24", vec![via_gw("10.0.0.2", 3, 1)]);
+        let mut buf = Vec::new();
+        push_delete(&mut buf, 4, &r);
+        let message = messages(&buf).next().unwrap().unwrap();
+        assert_eq!(message.message_type, RTM_DELROUTE);
+        let parsed = RouteMessage::parse(message.payload).unwrap();
+        assert_eq!(parsed.header.scope, RouteScope::NoWhere);
+        assert_eq!(parsed.header.protocol, RouteProtocol::from(RTPROT_BGP));
+        assert!(parsed.attributes.contains(&RouteAttribute::Priority(20)));
+        assert!(
+            !parsed
+                .attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Gateway(_) | RouteAttribute::Oif(_)))
+        );
+    }
+
+    #[test]
+    fn decode_skips_what_tern_never_installs() {
+        let mut msg = RouteMessage::default();
+        msg.header.address_family = AddressFamily::Inet;
+        msg.header.kind = RouteType::Broadcast;
+        assert_eq!(decode(&msg), None);
+        msg.header.kind = RouteType::Unicast;
+        msg.header.flags = RouteFlags::Cloned;
+        assert_eq!(decode(&msg), None);
+    }
+}

@@ -1,0 +1,304 @@
+//! The tokio task that owns the [`Fib`] and the netlink sockets: it loads
+//! the kernel's state, applies Loc-RIB changes in batches, follows link,
+//! address and route events, scans for drift periodically, and on stop
+//! leaves or removes its routes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bgp_proto::Family;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::model::{Fib, FibConfig, FibCounters, Followup, RT_TABLE_LOCAL, VipKind};
+use super::netlink::{KernelRoute, Monitor, Netlink};
+use crate::config::{FibSettings, VipRoute};
+use crate::rib::task::FibInput;
+
+/// What the API shows of the FIB.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FibStatus {
+    #[serde(flatten)]
+    pub counters: FibCounters,
+    pub nexthop_objects: bool,
+    pub unresolved: Vec<String>,
+    pub scans: u64,
+}
+
+pub enum FibControl {
+    /// Stop; remove our routes unless `keep`.
+    Stop { keep: bool, done: oneshot::Sender<()> },
+}
+
+pub struct FibHandle {
+    pub input: mpsc::UnboundedSender<FibInput>,
+    pub control: mpsc::UnboundedSender<FibControl>,
+    pub status: Arc<Mutex<FibStatus>>,
+    pub join: JoinHandle<()>,
+}
+
+/// After a deletion of one of our routes is seen, scan this soon.
+const EARLY_SCAN: Duration = Duration::from_secs(1);
+
+/// Opens the kernel sockets, loads what the kernel holds and starts the
+/// task. Fails when netlink cannot be opened (no CAP_NET_ADMIN).
+pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
+    let mut netlink = Netlink::open()?;
+    // Subscribe before dumping, so nothing happens unseen in between.
+    let monitor = Monitor::open()?;
+    let nexthop_objects = netlink.supports_nexthop_objects().await;
+    let config = FibConfig {
+        table: settings.table,
+        protocol: settings.protocol,
+        metric: settings.metric,
+        ipv4: settings.ipv4,
+        ipv6: settings.ipv6,
+        install_from: settings.install_from.clone(),
+        install_policy: settings.install_policy.clone(),
+        vip: settings.vip.as_ref().map(|(sel, kind)| {
+            let kind = match kind {
+                VipRoute::Local => VipKind::Local,
+                VipRoute::Device(d) => VipKind::Device(d.clone()),
+                VipRoute::Blackhole => VipKind::Blackhole,
+            };
+            (sel.clone(), kind)
+        }),
+        nexthop_objects,
+    };
+    let mut fib = Fib::new(config);
+    let view = KernelView::dump(&mut netlink, settings).await?;
+    let ours = view.ours.len();
+    fib.load(view.ours, view.nexthops, view.foreign, view.links, view.addresses);
+    tracing::info!(
+        table = settings.table,
+        protocol = settings.protocol,
+        nexthop_objects,
+        routes_found = ours,
+        "FIB ready; routes found from a previous run are kept until routing converges"
+    );
+    let (input, input_rx) = mpsc::unbounded_channel();
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let status = Arc::new(Mutex::new(FibStatus {
+        nexthop_objects,
+        ..FibStatus::default()
+    }));
+    let task = FibTask {
+        fib,
+        netlink,
+        monitor,
+        settings: settings.clone(),
+        status: status.clone(),
+        scans: 0,
+    };
+    let join = tokio::spawn(task.run(input_rx, control_rx));
+    Ok(FibHandle {
+        input,
+        control,
+        status,
+        join,
+    })
+}
+
+struct KernelView {
+    ours: Vec<KernelRoute>,
+    nexthops: Vec<super::netlink::NexthopObject>,
+    foreign: Vec<KernelRoute>,
+    links: Vec<super::netlink::Link>,
+    addresses: Vec<super::netlink::Address>,
+}
+
+impl KernelView {
+    async fn dump(nl: &mut Netlink, s: &FibSettings) -> std::io::Result<KernelView> {
+        let ours = dump_ours(nl, s).await?;
+        let nexthops = nl.dump_nexthops(Some(s.protocol)).await.unwrap_or_default();
+        let mut foreign = Vec::new();
+        for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+            foreign.extend(
+                nl.dump_routes(family, Some(254), None)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.protocol != s.protocol),
+            );
+        }
+        Ok(KernelView {
+            ours,
+            nexthops,
+            foreign,
+            links: nl.links().await?,
+            addresses: nl.addresses().await?,
+        })
+    }
+}
+
+/// Our routes: the configured table and the local table (VIP routes),
+/// filtered in the kernel by protocol.
+async fn dump_ours(nl: &mut Netlink, s: &FibSettings) -> std::io::Result<Vec<KernelRoute>> {
+    let mut ours = Vec::new();
+    for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+        for table in [s.table, RT_TABLE_LOCAL] {
+            ours.extend(nl.dump_routes(family, Some(table), Some(s.protocol)).await?);
+        }
+    }
+    Ok(ours)
+}
+
+struct FibTask {
+    fib: Fib,
+    netlink: Netlink,
+    monitor: Monitor,
+    settings: FibSettings,
+    status: Arc<Mutex<FibStatus>>,
+    scans: u64,
+}
+
+impl FibTask {
+    async fn run(
+        mut self,
+        mut input: mpsc::UnboundedReceiver<FibInput>,
+        mut control: mpsc::UnboundedReceiver<FibControl>,
+    ) {
+        let mut scan = tokio::time::interval(self.settings.scan_interval);
+        scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        scan.tick().await;
+        let early = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(early);
+        let mut early_armed = false;
+        loop {
+            let mut next = Followup::None;
+            tokio::select! {
+                msg = input.recv() => {
+                    let Some(msg) = msg else { return };
+                    self.take(msg);
+                    // Everything already queued goes into the same flush.
+                    while let Ok(more) = input.try_recv() {
+                        self.take(more);
+                    }
+                }
+                event = self.monitor.next() => match event {
+                    Ok(e) => next = self.fib.kernel_event(e),
+                    Err(e) => {
+                        tracing::error!(error = %e, "kernel event socket failed; reopening");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        if let Ok(m) = Monitor::open() {
+                            self.monitor = m;
+                        }
+                        next = Followup::Reload;
+                    }
+                },
+                _ = scan.tick() => self.scan().await,
+                _ = &mut early, if early_armed => {
+                    early_armed = false;
+                    self.scan().await;
+                }
+                ctl = control.recv() => {
+                    let Some(FibControl::Stop { keep, done }) = ctl else { return };
+                    if !keep {
+                        let ops = self.fib.withdraw_all();
+                        let n = ops.len();
+                        let results = self.netlink.apply(&ops).await;
+                        tracing::info!(operations = n, failed = results.iter().filter(|r| r.is_err()).count(), "kernel routes removed");
+                    } else {
+                        tracing::info!("kernel routes left in place for the next start");
+                    }
+                    let _ = done.send(());
+                    return;
+                }
+            }
+            next = next.max(self.flush().await);
+            // Follow up until the kernel and the FIB agree.
+            for _ in 0..3 {
+                match next {
+                    Followup::None => break,
+                    Followup::Scan => {
+                        if !early_armed {
+                            early.as_mut().reset(tokio::time::Instant::now() + EARLY_SCAN);
+                            early_armed = true;
+                        }
+                        break;
+                    }
+                    Followup::Reload => {
+                        tracing::info!(
+                            "reloading the kernel state (events lost, or a link or address changed)"
+                        );
+                        self.reload().await;
+                        next = self.flush().await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, msg: FibInput) {
+        match msg {
+            FibInput::Change(c) => self.fib.loc_rib(&c),
+            FibInput::Converged => {
+                tracing::info!("routing converged; removing kernel routes no longer wanted");
+                self.fib.converged();
+            }
+        }
+    }
+
+    /// Writes what changed. Kernel events that arrive meanwhile (our own
+    /// writes among them) are read as they come, so a large write cannot
+    /// overflow the event socket; returns what they ask for.
+    async fn flush(&mut self) -> Followup {
+        let ops = self.fib.flush();
+        let mut next = Followup::None;
+        if !ops.is_empty() {
+            let FibTask {
+                fib,
+                netlink,
+                monitor,
+                ..
+            } = self;
+            let results = {
+                let apply = netlink.apply(&ops);
+                tokio::pin!(apply);
+                loop {
+                    tokio::select! {
+                        r = &mut apply => break r,
+                        ev = monitor.next() => match ev {
+                            Ok(e) => next = next.max(fib.kernel_event(e)),
+                            Err(_) => next = Followup::Reload,
+                        },
+                    }
+                }
+            };
+            self.fib.applied(&ops, &results);
+        }
+        self.publish();
+        next
+    }
+
+    async fn scan(&mut self) {
+        match dump_ours(&mut self.netlink, &self.settings).await {
+            Ok(ours) => {
+                self.scans += 1;
+                self.fib.scan(&ours);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot dump kernel routes for the consistency scan"),
+        }
+    }
+
+    async fn reload(&mut self) {
+        match KernelView::dump(&mut self.netlink, &self.settings).await {
+            Ok(v) => self
+                .fib
+                .reload(v.ours, v.nexthops, v.foreign, v.links, v.addresses),
+            Err(e) => tracing::error!(error = %e, "cannot reload the kernel state"),
+        }
+    }
+
+    fn publish(&self) {
+        let status = FibStatus {
+            counters: self.fib.counters(),
+            nexthop_objects: self.status.lock().map(|s| s.nexthop_objects).unwrap_or(false),
+            unresolved: self.fib.unresolved().map(ToString::to_string).collect(),
+            scans: self.scans,
+        };
+        if let Ok(mut s) = self.status.lock() {
+            *s = status;
+        }
+    }
+}

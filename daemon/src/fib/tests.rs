@@ -1,0 +1,577 @@
+//! FIB decisions on a node: routes from the upstream are installed with
+//! resolved next hops, the node's own prefixes never are, Cilium's VIPs get
+//! local routes, and restarts, link flaps and drift are handled.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bgp_proto::{Attributes, NextHop};
+use ipnet::IpNet;
+use policy::{Role, VipSelector};
+
+use super::model::{Fib, FibConfig, Followup, RT_TABLE_LOCAL, VipKind};
+use super::netlink::{Address, Event, KernelNextHop, KernelRoute, Link, NexthopSpec, Op, OpError, RouteKind};
+use crate::rib::{LocRibChange, Selected};
+
+const ETH: u32 = 2;
+const LO: u32 = 1;
+const PROTO: u8 = 186;
+const METRIC: u32 = 512;
+
+fn config(nexthop_objects: bool) -> FibConfig {
+    FibConfig {
+        table: 254,
+        protocol: PROTO,
+        metric: METRIC,
+        ipv4: true,
+        ipv6: true,
+        install_from: vec![Role::Upstream],
+        install_policy: None,
+        vip: Some((VipSelector::default(), VipKind::Local)),
+        nexthop_objects,
+    }
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn links(eth_up: bool) -> Vec<Link> {
+    vec![
+        Link {
+            ifindex: LO,
+            name: "lo".into(),
+            up: true,
+            mtu: 65536,
+        },
+        Link {
+            ifindex: ETH,
+            name: "eth0".into(),
+            up: eth_up,
+            mtu: 1500,
+        },
+    ]
+}
+
+fn addresses() -> Vec<Address> {
+    vec![
+        Address {
+            ifindex: ETH,
+            prefix: net("fd00:101::21/64"),
+        },
+        Address {
+            ifindex: ETH,
+            prefix: net("10.101.0.21/24"),
+        },
+    ]
+}
+
+/// A node: eth0 up on fd00:101::/64 and 10.101.0.0/24.
+fn node(nexthop_objects: bool) -> Fib {
+    let mut f = Fib::new(config(nexthop_objects));
+    f.load(vec![], vec![], vec![], links(true), addresses());
+    f
+}
+
+fn change(prefix: &str, role: Role, own: bool, next_hops: &[&str]) -> LocRibChange {
+    LocRibChange {
+        prefix: net(prefix),
+        selected: Some(Selected {
+            attrs: Arc::new(Attributes::default()),
+            next_hops: next_hops.iter().map(|n| NextHop::from(ip(n))).collect(),
+            source_peer: Some(if role == Role::Cilium {
+                "cilium".into()
+            } else {
+                "upstream".into()
+            }),
+            source_role: Some(role),
+            own,
+        }),
+    }
+}
+
+fn gone(prefix: &str) -> LocRibChange {
+    LocRibChange {
+        prefix: net(prefix),
+        selected: None,
+    }
+}
+
+fn via(gw: &str) -> KernelNextHop {
+    KernelNextHop {
+        gateway: Some(ip(gw)),
+        ifindex: Some(ETH),
+        weight: 1,
+    }
+}
+
+fn unicast(prefix: &str, nexthops: Vec<KernelNextHop>) -> KernelRoute {
+    KernelRoute {
+        prefix: net(prefix),
+        table: 254,
+        protocol: PROTO,
+        kind: RouteKind::Unicast,
+        metric: METRIC,
+        nexthops,
+        nhid: None,
+    }
+}
+
+fn local_vip(prefix: &str) -> KernelRoute {
+    KernelRoute {
+        prefix: net(prefix),
+        table: RT_TABLE_LOCAL,
+        protocol: PROTO,
+        kind: RouteKind::Local,
+        metric: METRIC,
+        nexthops: vec![KernelNextHop {
+            gateway: None,
+            ifindex: Some(LO),
+            weight: 1,
+        }],
+        nhid: None,
+    }
+}
+
+fn ok(ops: &[Op]) -> Vec<Result<(), OpError>> {
+    ops.iter().map(|_| Ok(())).collect()
+}
+
+#[test]
+fn upstream_routes_are_installed_with_connected_next_hops() {
+    let mut f = node(false);
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    f.loc_rib(&change(
+        "fd00:101:224:2::/64",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    let ops = f.flush();
+    assert_eq!(
+        ops,
+        [
+            // RFC 8950: an IPv4 prefix via an IPv6 gateway.
+            Op::ReplaceRoute(unicast("10.224.2.0/24", vec![via("fd00:101::fffe")])),
+            Op::ReplaceRoute(unicast("fd00:101:224:2::/64", vec![via("fd00:101::fffe")])),
+        ]
+    );
+    // Nothing changed since: nothing to write.
+    f.applied(&ops, &ok(&ops));
+    assert!(f.flush().is_empty());
+    assert_eq!(f.counters().installed, 2);
+}
+
+#[test]
+fn the_nodes_own_prefixes_are_never_installed_and_vips_stay_local() {
+    let mut f = node(false);
+    // A pod CIDR from Cilium: the node's own, not a VIP.
+    f.loc_rib(&change("10.224.1.0/24", Role::Cilium, true, &["::1"]));
+    // A VIP: kept on the node with a local route.
+    f.loc_rib(&change("10.96.1.10/32", Role::Cilium, true, &["::1"]));
+    f.loc_rib(&change("fd00:96::10/128", Role::Cilium, true, &["::1"]));
+    // The upstream's path to our own pod CIDR (Cilium also has it).
+    f.loc_rib(&change(
+        "10.224.9.0/24",
+        Role::Upstream,
+        true,
+        &["fd00:101::fffe"],
+    ));
+    let ops = f.flush();
+    assert_eq!(
+        ops,
+        [
+            Op::ReplaceRoute(local_vip("10.96.1.10/32")),
+            Op::ReplaceRoute(local_vip("fd00:96::10/128"))
+        ]
+    );
+    assert_eq!(f.counters().vip_routes, 2);
+    // Cilium withdraws the VIP (externalTrafficPolicy Local, no endpoint
+    // here any more): the local route goes, and the VIP's route through
+    // other nodes, if any, takes over.
+    f.loc_rib(&change(
+        "10.96.1.10/32",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    let ops = f.flush();
+    assert_eq!(
+        ops,
+        [
+            Op::ReplaceRoute(unicast("10.96.1.10/32", vec![via("fd00:101::fffe")])),
+            Op::DeleteRoute(local_vip("10.96.1.10/32"))
+        ]
+    );
+}
+
+#[test]
+fn vip_route_kinds() {
+    for (kind, want) in [
+        (
+            VipKind::Device("eth0".into()),
+            KernelRoute {
+                kind: RouteKind::Unicast,
+                nexthops: vec![KernelNextHop {
+                    gateway: None,
+                    ifindex: Some(ETH),
+                    weight: 1,
+                }],
+                ..unicast("10.96.1.10/32", vec![])
+            },
+        ),
+        (
+            VipKind::Blackhole,
+            KernelRoute {
+                kind: RouteKind::Blackhole,
+                ..unicast("10.96.1.10/32", vec![])
+            },
+        ),
+    ] {
+        let mut f = Fib::new(FibConfig {
+            vip: Some((VipSelector::default(), kind)),
+            ..config(false)
+        });
+        f.load(vec![], vec![], vec![], links(true), addresses());
+        f.loc_rib(&change("10.96.1.10/32", Role::Cilium, true, &["::1"]));
+        assert_eq!(f.flush(), [Op::ReplaceRoute(want)]);
+    }
+}
+
+#[test]
+fn equal_cost_paths_become_one_multipath_route() {
+    let mut f = node(false);
+    f.loc_rib(&change(
+        "10.96.2.10/32",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffd", "fd00:101::fffe"],
+    ));
+    assert_eq!(
+        f.flush(),
+        [Op::ReplaceRoute(unicast(
+            "10.96.2.10/32",
+            vec![via("fd00:101::fffd"), via("fd00:101::fffe")]
+        ))]
+    );
+}
+
+#[test]
+fn a_prefix_changed_three_times_is_written_once() {
+    let mut f = node(false);
+    for gw in ["fd00:101::fffa", "fd00:101::fffb", "fd00:101::fffc"] {
+        f.loc_rib(&change("10.224.2.0/24", Role::Upstream, false, &[gw]));
+    }
+    assert_eq!(
+        f.flush(),
+        [Op::ReplaceRoute(unicast(
+            "10.224.2.0/24",
+            vec![via("fd00:101::fffc")]
+        ))]
+    );
+}
+
+#[test]
+fn unresolvable_next_hops_wait_for_an_address() {
+    let mut f = node(false);
+    f.loc_rib(&change("10.224.3.0/24", Role::Upstream, false, &["fd00:202::1"]));
+    assert!(f.flush().is_empty());
+    assert_eq!(f.unresolved().collect::<Vec<_>>(), [&net("10.224.3.0/24")]);
+    f.kernel_event(Event::Address {
+        added: true,
+        address: Address {
+            ifindex: ETH,
+            prefix: net("fd00:202::21/64"),
+        },
+    });
+    assert_eq!(
+        f.flush(),
+        [Op::ReplaceRoute(unicast(
+            "10.224.3.0/24",
+            vec![via("fd00:202::1")]
+        ))]
+    );
+    assert_eq!(f.unresolved().count(), 0);
+}
+
+#[test]
+fn next_hops_resolve_through_routes_tern_does_not_own() {
+    let mut f = Fib::new(config(false));
+    let igp = KernelRoute {
+        protocol: 4,
+        ..unicast("10.9.0.0/16", vec![via("10.101.0.254")])
+    };
+    f.load(vec![], vec![], vec![igp.clone()], links(true), addresses());
+    f.loc_rib(&change("10.224.4.0/24", Role::Upstream, false, &["10.9.9.9"]));
+    assert_eq!(
+        f.flush(),
+        [Op::ReplaceRoute(unicast(
+            "10.224.4.0/24",
+            vec![via("10.101.0.254")]
+        ))]
+    );
+    // The IGP route goes: so does ours.
+    assert_eq!(
+        f.kernel_event(Event::Route {
+            added: true,
+            route: igp.clone()
+        }),
+        Followup::None
+    );
+    f.kernel_event(Event::Route {
+        added: false,
+        route: igp,
+    });
+    assert_eq!(
+        f.flush(),
+        [Op::DeleteRoute(unicast(
+            "10.224.4.0/24",
+            vec![via("10.101.0.254")]
+        ))]
+    );
+}
+
+#[test]
+fn a_link_flap_removes_and_restores_routes() {
+    let mut f = node(false);
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    let ops = f.flush();
+    f.applied(&ops, &ok(&ops));
+    // The link goes down; the kernel drops the route on its own and the
+    // event asks for a reload, which finds it gone and the link down.
+    let down = Link {
+        ifindex: ETH,
+        name: "eth0".into(),
+        up: false,
+        mtu: 1500,
+    };
+    assert_eq!(f.kernel_event(Event::Link(down.clone())), Followup::Reload);
+    f.reload(
+        vec![],
+        vec![],
+        vec![],
+        vec![links(true)[0].clone(), down],
+        addresses(),
+    );
+    assert!(f.flush().is_empty(), "unresolvable while the link is down");
+    assert_eq!(f.unresolved().count(), 1);
+    let up = Link {
+        ifindex: ETH,
+        name: "eth0".into(),
+        up: true,
+        mtu: 1500,
+    };
+    assert_eq!(f.kernel_event(Event::Link(up)), Followup::Reload);
+    f.reload(vec![], vec![], vec![], links(true), addresses());
+    assert_eq!(
+        f.flush(),
+        [Op::ReplaceRoute(unicast(
+            "10.224.2.0/24",
+            vec![via("fd00:101::fffe")]
+        ))]
+    );
+}
+
+/// tern restarts with its routes in the kernel: those still wanted are
+/// adopted without a write; the others stay until routing converged.
+#[test]
+fn restart_adopts_and_sweeps_only_after_convergence() {
+    let mut f = Fib::new(config(false));
+    let kept = unicast("10.224.2.0/24", vec![via("fd00:101::fffe")]);
+    let stale = unicast("10.224.7.0/24", vec![via("fd00:101::fffe")]);
+    f.load(
+        vec![kept.clone(), stale.clone(), local_vip("10.96.1.10/32")],
+        vec![],
+        vec![],
+        links(true),
+        addresses(),
+    );
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    f.loc_rib(&change("10.96.1.10/32", Role::Cilium, true, &["::1"]));
+    assert!(f.flush().is_empty(), "same routes: no kernel change");
+    assert_eq!(f.counters().adopted, 2);
+    f.converged();
+    assert_eq!(f.flush(), [Op::DeleteRoute(stale)]);
+    assert!(f.flush().is_empty());
+}
+
+#[test]
+fn drift_is_repaired_from_events_and_scans() {
+    let mut f = node(false);
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    let route = unicast("10.224.2.0/24", vec![via("fd00:101::fffe")]);
+    let ops = f.flush();
+    f.applied(&ops, &ok(&ops));
+    // Someone deletes it: the event asks for a scan, which repairs it.
+    assert_eq!(
+        f.kernel_event(Event::Route {
+            added: false,
+            route: route.clone()
+        }),
+        Followup::Scan
+    );
+    assert_eq!(f.scan(&[]), 1);
+    assert_eq!(f.flush(), [Op::ReplaceRoute(route.clone())]);
+    // A periodic scan finds it changed.
+    let tampered = KernelRoute {
+        metric: 1,
+        ..route.clone()
+    };
+    assert_eq!(f.scan(&[tampered]), 1);
+    let ops = f.flush();
+    assert!(ops.contains(&Op::ReplaceRoute(route.clone())), "{ops:?}");
+    // And an extra route of ours that nothing wants goes.
+    f.converged();
+    let extra = unicast("10.224.8.0/24", vec![via("fd00:101::fffe")]);
+    assert_eq!(f.scan(&[route, extra.clone()]), 1);
+    assert_eq!(f.flush(), [Op::DeleteRoute(extra)]);
+    assert_eq!(f.counters().repairs, 3);
+}
+
+#[test]
+fn failed_writes_are_retried_by_the_next_scan() {
+    let mut f = node(false);
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    let ops = f.flush();
+    f.applied(
+        &ops,
+        &[Err(OpError {
+            errno: libc::ENETUNREACH,
+            message: "no route".into(),
+        })],
+    );
+    assert_eq!(f.counters().failures, 1);
+    assert_eq!(f.scan(&[]), 0, "a failed route is not believed installed");
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    assert_eq!(f.flush().len(), 1);
+}
+
+#[test]
+fn nexthop_objects_are_shared_and_cleaned_up() {
+    let mut f = node(true);
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    f.loc_rib(&change(
+        "10.224.3.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    f.loc_rib(&change(
+        "10.96.2.10/32",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffd", "fd00:101::fffe"],
+    ));
+    let ops = f.flush();
+    let objects: Vec<_> = ops
+        .iter()
+        .filter_map(|o| {
+            if let Op::ReplaceNexthop(n) = o {
+                Some(n.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    // Two singles and one group, created before any route.
+    assert_eq!(objects.len(), 3, "{ops:?}");
+    assert!(matches!(ops[0], Op::ReplaceNexthop(_)) && matches!(ops[2], Op::ReplaceNexthop(_)));
+    let group = objects
+        .iter()
+        .find(|o| matches!(o.spec, NexthopSpec::Group(_)))
+        .unwrap();
+    let nhid = |prefix: &str| {
+        ops.iter()
+            .find_map(|o| match o {
+                Op::ReplaceRoute(r) if r.prefix == net(prefix) => Some(r.nhid),
+                _ => None,
+            })
+            .flatten()
+    };
+    assert_eq!(
+        nhid("10.224.2.0/24"),
+        nhid("10.224.3.0/24"),
+        "one object for both single-path routes"
+    );
+    assert!(nhid("10.224.2.0/24").is_some());
+    assert_eq!(nhid("10.96.2.10/32"), Some(group.id));
+    f.applied(&ops, &ok(&ops));
+    // Everything goes: routes first, then the group, then its members.
+    f.loc_rib(&gone("10.224.2.0/24"));
+    f.loc_rib(&gone("10.224.3.0/24"));
+    f.loc_rib(&gone("10.96.2.10/32"));
+    let ops = f.flush();
+    let first_delete_nh = ops
+        .iter()
+        .position(|o| matches!(o, Op::DeleteNexthop(_)))
+        .unwrap();
+    assert!(
+        ops[..first_delete_nh]
+            .iter()
+            .all(|o| matches!(o, Op::DeleteRoute(_))),
+        "{ops:?}"
+    );
+    assert_eq!(
+        ops.iter().filter(|o| matches!(o, Op::DeleteNexthop(_))).count(),
+        3,
+        "{ops:?}"
+    );
+}
+
+/// NLM_F_REPLACE ignores the protocol: tern never writes over another
+/// daemon's route that has the same prefix, table and metric.
+#[test]
+fn routes_of_other_daemons_are_never_replaced() {
+    let mut f = Fib::new(config(false));
+    let static_route = KernelRoute {
+        protocol: 4,
+        ..unicast("10.224.2.0/24", vec![via("fd00:101::1")])
+    };
+    f.load(vec![], vec![], vec![static_route], links(true), addresses());
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    assert!(f.flush().is_empty());
+}
