@@ -258,6 +258,29 @@ pub fn routes_table(routes: &Value) -> String {
     out
 }
 
+pub fn fib_text(v: &Value) -> String {
+    let mut out = format!(
+        "installed   {} routes ({} VIP routes), nexthop objects {}\nunresolved  {}\nrepaired    {} (drift put back), {} failed writes, {} adopted after a restart, {} scans\n",
+        v["installed"],
+        v["vip_routes"],
+        if v["nexthop_objects"] == true { "on" } else { "off" },
+        v["unresolved"],
+        v["repairs"],
+        v["failures"],
+        v["adopted"],
+        v["scans"],
+    );
+    for p in v["unresolved_prefixes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        out.push_str(&format!("  {p}: no next hop resolves\n"));
+    }
+    out
+}
+
 pub fn summary_text(v: &Value) -> String {
     let rib = &v["rib"];
     format!(

@@ -80,6 +80,8 @@ enum Show {
     },
     /// Router ID, AS, peer counts and RIB size.
     Summary,
+    /// Kernel routes: installed, VIP routes, unresolved, repairs.
+    Fib,
 }
 
 fn main() -> ExitCode {
@@ -129,6 +131,7 @@ fn main() -> ExitCode {
             let (path, render): (String, fn(&serde_json::Value) -> String) = match what {
                 Show::Peers => ("/api/v1/peers".into(), cli::peers_table),
                 Show::Summary => ("/api/v1/summary".into(), cli::summary_text),
+                Show::Fib => ("/api/v1/fib".into(), cli::fib_text),
                 Show::Routes {
                     prefix,
                     peer,

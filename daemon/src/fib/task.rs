@@ -22,7 +22,8 @@ pub struct FibStatus {
     #[serde(flatten)]
     pub counters: FibCounters,
     pub nexthop_objects: bool,
-    pub unresolved: Vec<String>,
+    /// Prefixes whose next hops do not resolve right now.
+    pub unresolved_prefixes: Vec<String>,
     pub scans: u64,
 }
 
@@ -294,7 +295,7 @@ impl FibTask {
         let status = FibStatus {
             counters: self.fib.counters(),
             nexthop_objects: self.status.lock().map(|s| s.nexthop_objects).unwrap_or(false),
-            unresolved: self.fib.unresolved().map(ToString::to_string).collect(),
+            unresolved_prefixes: self.fib.unresolved().map(ToString::to_string).collect(),
             scans: self.scans,
         };
         if let Ok(mut s) = self.status.lock() {
