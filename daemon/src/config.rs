@@ -52,7 +52,7 @@ pub struct Config {
 }
 
 /// How the kernel is programmed (`[fib]`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FibSettings {
     pub enabled: bool,
     pub table: u32,
@@ -135,7 +135,7 @@ impl std::fmt::Display for PeerAddress {
 }
 
 /// Policies applied in one direction, then the default when none decided.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PolicyChain {
     pub policies: Vec<Arc<Policy>>,
     pub default: Disposition,

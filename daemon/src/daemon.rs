@@ -434,6 +434,7 @@ impl Supervisor {
                 new.graceful_restart != self.config.graceful_restart,
             ),
             ("multipath", new.multipath != self.config.multipath),
+            ("fib", new.fib != self.config.fib),
         ] {
             if changed {
                 tracing::warn!(setting = what, "this setting changes only when tern restarts");
@@ -446,6 +447,7 @@ impl Supervisor {
         self.config.api = old.api.clone();
         self.config.graceful_restart = old.graceful_restart.clone();
         self.config.multipath = old.multipath.clone();
+        self.config.fib = old.fib.clone();
 
         let old_peers: HashMap<&str, &PeerConfig> = old.peers.iter().map(|p| (p.name.as_str(), p)).collect();
         let new_peers: HashMap<String, PeerConfig> = self

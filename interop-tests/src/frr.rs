@@ -21,12 +21,29 @@ use crate::workdir::WorkDir;
 use crate::{FRR_DIR, run, run_ok};
 
 pub struct Frr {
-    name: String,
-    dir: PathBuf,
+    vty: FrrVty,
     // Fields drop in order: bgpd stops before zebra.
     bgpd: Daemon,
     zebra: Daemon,
     reported: Cell<bool>,
+}
+
+/// How [`Frr::start_with`] runs the daemons.
+#[derive(Clone, Debug, Default)]
+pub struct FrrOptions {
+    /// bgpd hands its best routes to zebra, which installs them in the
+    /// namespace's kernel (bgpd without `-n`), so the namespace forwards
+    /// like a router. Off by default: FRR only speaks BGP.
+    pub install_routes: bool,
+}
+
+/// A handle on FRR's vty that can be cloned and sent to another thread
+/// (e.g. to poll FRR's table while the test restarts a peer). It talks to
+/// the daemons through their vty sockets; it does not keep them running.
+#[derive(Clone, Debug)]
+pub struct FrrVty {
+    name: String,
+    dir: PathBuf,
 }
 
 /// One path of a prefix in FRR's BGP table.
@@ -34,6 +51,8 @@ pub struct Frr {
 pub struct FrrPath {
     pub valid: bool,
     pub best: bool,
+    /// Kept by FRR as graceful restart helper while its peer restarts.
+    pub stale: bool,
     /// `"4210101021 4220101000"`; empty for a local route.
     pub as_path: String,
     /// Every next hop address FRR shows (global and link-local).
@@ -46,6 +65,12 @@ impl Frr {
     /// `-n` (it installs nothing in the kernel).
     #[track_caller]
     pub fn start(ns: &Netns, work: &WorkDir, name: &str, bgpd_conf: &str) -> Frr {
+        Frr::start_with(ns, work, name, bgpd_conf, &FrrOptions::default())
+    }
+
+    /// [`Frr::start`] with options, e.g. to install routes in the kernel.
+    #[track_caller]
+    pub fn start_with(ns: &Netns, work: &WorkDir, name: &str, bgpd_conf: &str, options: &FrrOptions) -> Frr {
         let dir = work.subdir(name);
         std::fs::write(dir.join("zebra.conf"), format!("hostname {name}\n")).expect("write zebra.conf");
         std::fs::write(dir.join("bgpd.conf"), bgpd_conf).expect("write bgpd.conf");
@@ -67,13 +92,18 @@ impl Frr {
         wait_for_socket(&mut zebra, &dir.join("zserv.api"));
 
         let mut cmd = common("bgpd");
-        cmd.args(["-n", "--log-level", "debug"]);
+        if !options.install_routes {
+            cmd.arg("-n");
+        }
+        cmd.args(["--log-level", "debug"]);
         let mut bgpd = Daemon::spawn(&format!("{name}-bgpd"), cmd, work.path());
         bgpd.add_log(dir.join("bgpd.log"));
         wait_for_socket(&mut bgpd, &dir.join("bgpd.vty"));
         let frr = Frr {
-            name: name.to_owned(),
-            dir,
+            vty: FrrVty {
+                name: name.to_owned(),
+                dir,
+            },
             bgpd,
             zebra,
             reported: Cell::new(false),
@@ -85,12 +115,17 @@ impl Frr {
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.vty.name
     }
 
     /// The run directory (`--vty_socket` for vtysh).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.vty.dir
+    }
+
+    /// A handle on the vty for another thread.
+    pub fn vty(&self) -> FrrVty {
+        self.vty.clone()
     }
 
     pub fn bgpd_pid(&self) -> u32 {
@@ -99,6 +134,95 @@ impl Frr {
 
     pub fn zebra_pid(&self) -> u32 {
         self.zebra.pid()
+    }
+
+    /// `vtysh -c CMD1 -c CMD2 ...`: output, or an error with vtysh's.
+    pub fn vtysh(&self, commands: &[&str]) -> Result<String, String> {
+        self.vty.vtysh(commands)
+    }
+
+    /// A `show ... json` command, parsed.
+    pub fn json(&self, command: &str) -> Result<Value, String> {
+        self.vty.json(command)
+    }
+
+    /// `configure terminal` followed by `lines` (each a vtysh command, so
+    /// give the context too: `router bgp N`, `address-family ...`).
+    #[track_caller]
+    pub fn configure(&self, lines: &[&str]) {
+        let mut all = vec!["configure terminal"];
+        all.extend_from_slice(lines);
+        if let Err(e) = self.vtysh(&all) {
+            panic!("{}: configuration failed: {e}", self.name());
+        }
+    }
+
+    /// `show bgp neighbors ADDR json`, the neighbour's object.
+    pub fn neighbor(&self, addr: &str) -> Result<Value, String> {
+        let v = self.json(&format!("show bgp neighbors {addr} json"))?;
+        match v.get(addr) {
+            Some(n) => Ok(n.clone()),
+            None => Err(format!("no neighbor {addr} in {v}")),
+        }
+    }
+
+    /// Waits until the session with `addr` is Established; returns the
+    /// neighbour's JSON.
+    #[track_caller]
+    pub fn wait_established(&self, addr: &str, within: Duration) -> Value {
+        wait_until(
+            within,
+            &format!("{}: neighbor {addr} Established", self.name()),
+            || {
+                let n = self.neighbor(addr)?;
+                if n["bgpState"] == "Established" {
+                    Ok(n)
+                } else {
+                    Err(format!(
+                        "bgpState {}, lastResetDueTo {}, lastErrorCodeSubcode {}",
+                        n["bgpState"], n["lastResetDueTo"], n["lastErrorCodeSubcode"]
+                    ))
+                }
+            },
+        )
+    }
+
+    /// The BGP table of `afi` (`"ipv4"` or `"ipv6"`) unicast: prefix →
+    /// paths, from `show bgp AFI unicast json`.
+    pub fn routes(&self, afi: &str) -> Result<BTreeMap<String, Vec<FrrPath>>, String> {
+        self.vty.routes(afi)
+    }
+
+    /// The paths FRR has for exactly `prefix` (`"10.0.0.0/24"`).
+    pub fn paths(&self, prefix: &str) -> Result<Vec<FrrPath>, String> {
+        self.vty.paths(prefix)
+    }
+
+    /// Prints [`Frr::dump`] (once; drop does it too when a test fails).
+    pub fn report(&self) {
+        self.reported.set(true);
+        eprintln!("{}", self.dump());
+    }
+
+    /// Its sessions and tables, for a failing test's output.
+    pub fn dump(&self) -> String {
+        let mut out = String::new();
+        for c in [
+            "show bgp summary",
+            "show bgp ipv4 unicast",
+            "show bgp ipv6 unicast",
+            "show bgp neighbors",
+        ] {
+            let text = self.vtysh(&[c]).unwrap_or_else(|e| e);
+            out.push_str(&format!("==== {}: {c} ====\n{text}\n", self.name()));
+        }
+        out
+    }
+}
+
+impl FrrVty {
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// `vtysh -c CMD1 -c CMD2 ...`: output, or an error with vtysh's.
@@ -120,47 +244,6 @@ impl Frr {
     pub fn json(&self, command: &str) -> Result<Value, String> {
         let out = self.vtysh(&[command])?;
         serde_json::from_str(&out).map_err(|e| format!("{command}: {e}: {out}"))
-    }
-
-    /// `configure terminal` followed by `lines` (each a vtysh command, so
-    /// give the context too: `router bgp N`, `address-family ...`).
-    #[track_caller]
-    pub fn configure(&self, lines: &[&str]) {
-        let mut all = vec!["configure terminal"];
-        all.extend_from_slice(lines);
-        if let Err(e) = self.vtysh(&all) {
-            panic!("{}: configuration failed: {e}", self.name);
-        }
-    }
-
-    /// `show bgp neighbors ADDR json`, the neighbour's object.
-    pub fn neighbor(&self, addr: &str) -> Result<Value, String> {
-        let v = self.json(&format!("show bgp neighbors {addr} json"))?;
-        match v.get(addr) {
-            Some(n) => Ok(n.clone()),
-            None => Err(format!("no neighbor {addr} in {v}")),
-        }
-    }
-
-    /// Waits until the session with `addr` is Established; returns the
-    /// neighbour's JSON.
-    #[track_caller]
-    pub fn wait_established(&self, addr: &str, within: Duration) -> Value {
-        wait_until(
-            within,
-            &format!("{}: neighbor {addr} Established", self.name),
-            || {
-                let n = self.neighbor(addr)?;
-                if n["bgpState"] == "Established" {
-                    Ok(n)
-                } else {
-                    Err(format!(
-                        "bgpState {}, lastResetDueTo {}, lastErrorCodeSubcode {}",
-                        n["bgpState"], n["lastResetDueTo"], n["lastErrorCodeSubcode"]
-                    ))
-                }
-            },
-        )
     }
 
     /// The BGP table of `afi` (`"ipv4"` or `"ipv6"`) unicast: prefix →
@@ -191,27 +274,6 @@ impl Frr {
         let afi = if prefix.contains(':') { "ipv6" } else { "ipv4" };
         Ok(self.routes(afi)?.remove(prefix).unwrap_or_default())
     }
-
-    /// Prints [`Frr::dump`] (once; drop does it too when a test fails).
-    pub fn report(&self) {
-        self.reported.set(true);
-        eprintln!("{}", self.dump());
-    }
-
-    /// Its sessions and tables, for a failing test's output.
-    pub fn dump(&self) -> String {
-        let mut out = String::new();
-        for c in [
-            "show bgp summary",
-            "show bgp ipv4 unicast",
-            "show bgp ipv6 unicast",
-            "show bgp neighbors",
-        ] {
-            let text = self.vtysh(&[c]).unwrap_or_else(|e| e);
-            out.push_str(&format!("==== {}: {c} ====\n{text}\n", self.name));
-        }
-        out
-    }
 }
 
 impl FrrPath {
@@ -219,6 +281,7 @@ impl FrrPath {
         FrrPath {
             valid: p["valid"].as_bool().unwrap_or(false),
             best: p["bestpath"].as_bool().unwrap_or(false),
+            stale: p["stale"].as_bool().unwrap_or(false),
             as_path: p["path"].as_str().unwrap_or_default().to_owned(),
             next_hops: p["nexthops"]
                 .as_array()

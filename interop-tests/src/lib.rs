@@ -14,6 +14,9 @@
 //!   log file that is printed when the test fails.
 //! - [`Frr`], [`Gobgp`], [`Tern`]: the three speakers, each with helpers to
 //!   drive them and read their state as JSON.
+//! - [`Topology`]: a multi-node lab (segment, FRR routers, nodes with
+//!   tern, GoBGP and pods) built from the above; [`Monitor`]: an `ip
+//!   monitor` recording; [`tcp::Server`]: a TCP server in a namespace.
 //!
 //! Assertions about things that happen over time use [`wait_until`] /
 //! [`wait_for`] (poll with a deadline, report the last state seen) and
@@ -27,8 +30,12 @@
 pub mod frr;
 pub mod gobgp;
 mod http;
+pub mod kernel;
+pub mod lab;
 pub mod netns;
+pub mod nft;
 pub mod process;
+pub mod tcp;
 pub mod tern;
 pub mod wait;
 pub mod workdir;
@@ -38,8 +45,10 @@ use std::process::Command;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-pub use frr::{Frr, FrrPath};
+pub use frr::{Frr, FrrOptions, FrrPath, FrrVty};
 pub use gobgp::Gobgp;
+pub use kernel::{Hop, KernelRoute, Monitor};
+pub use lab::{Node, Pod, Router, Topology, TopologyBuilder};
 pub use netns::{Bridge, Netns, veth};
 pub use process::Daemon;
 pub use tern::{Tern, tern_bin};
@@ -53,7 +62,15 @@ pub const PREFIX: &str = "tern-it";
 pub const FRR_DIR: &str = "/usr/lib/frr";
 
 /// The Debian packages the labs use.
-const PACKAGES: &[&str] = &["frr", "gobgpd", "bird2", "iproute2", "tcpdump"];
+const PACKAGES: &[&str] = &[
+    "frr",
+    "gobgpd",
+    "bird2",
+    "iproute2",
+    "tcpdump",
+    "nftables",
+    "iputils-ping",
+];
 
 /// True when the labs can run: we are root and the peers are installed
 /// (installing them with apt-get if needed, once per process).
@@ -85,6 +102,8 @@ pub fn ensure_packages() {
             "gobgpd".into(),
             "gobgp".into(),
             "ip".into(),
+            "nft".into(),
+            "ping".into(),
         ];
         let missing: Vec<&String> = needed.iter().filter(|p| !program_exists(p)).collect();
         if missing.is_empty() {

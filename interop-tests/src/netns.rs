@@ -6,7 +6,8 @@
 //! to be unique per namespace and parallel labs never clash. Deleting a
 //! namespace deletes its links.
 
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 use nix::sched::{CloneFlags, setns};
 use nix::sys::signal::{Signal, kill};
@@ -51,6 +52,33 @@ impl Netns {
     pub fn exec(&self, args: &[&str]) -> Result<String, String> {
         let (program, rest) = args.split_first().expect("a program to run");
         run(self.command(program).args(rest))
+    }
+
+    /// Like [`Netns::exec`], with `input` on the program's standard input.
+    pub fn exec_stdin(&self, args: &[&str], input: &str) -> Result<String, String> {
+        let (program, rest) = args.split_first().expect("a program to run");
+        let mut cmd = self.command(program);
+        cmd.args(rest)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(input.as_bytes())
+                .map_err(|e| format!("{cmd:?}: cannot write its input: {e}"))?;
+        }
+        let out = child.wait_with_output().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "{cmd:?} failed ({}): {}{}\ninput:\n{input}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim(),
+                String::from_utf8_lossy(&out.stdout).trim()
+            ))
+        }
     }
 
     /// `ip -n NS args...`, panicking on failure.

@@ -3,7 +3,7 @@
 
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -81,16 +81,6 @@ impl Tern {
         let dir = work.subdir(name);
         let socket = dir.join("api.sock");
         let config = dir.join("tern.toml");
-        let text = format!(
-            "state-dir = {:?}\n{body}\n\n[api]\nsocket = {:?}\n",
-            dir.join("state").display().to_string(),
-            socket.display().to_string()
-        );
-        std::fs::write(&config, text).expect("write tern.toml");
-        let check = run(Command::new(tern_bin()).arg("check-config").arg(&config));
-        if let Err(e) = check {
-            panic!("tern rejects {}: {e}", config.display());
-        }
         let mut t = Tern {
             name: name.to_owned(),
             ns: ns.name().to_owned(),
@@ -103,8 +93,26 @@ impl Tern {
             previous: Vec::new(),
             reported: Cell::new(false),
         };
+        t.set_config(body);
         t.launch();
         t
+    }
+
+    /// Writes a new configuration (`body` as for [`Tern::start`]) after
+    /// `tern check-config` accepted it; it applies at the next
+    /// [`Tern::restart`] (or reload).
+    #[track_caller]
+    pub fn set_config(&mut self, body: &str) {
+        let text = format!(
+            "state-dir = {:?}\n{body}\n\n[api]\nsocket = {:?}\n",
+            self.dir.join("state").display().to_string(),
+            self.socket.display().to_string()
+        );
+        std::fs::write(&self.config, text).expect("write tern.toml");
+        let check = run(Command::new(tern_bin()).arg("check-config").arg(&self.config));
+        if let Err(e) = check {
+            panic!("tern rejects {}: {e}", self.config.display());
+        }
     }
 
     fn launch(&mut self) {
@@ -155,20 +163,21 @@ impl Tern {
         self.daemon.as_ref().map(Daemon::pid)
     }
 
-    /// SIGTERM (then SIGKILL) and wait; `restart` starts it again.
-    pub fn stop(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            d.stop();
-            self.previous.push(d);
-        }
+    /// SIGTERM (then SIGKILL after 3 s) and wait; `restart` starts it
+    /// again. Returns how it exited (None if it was not running).
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        let mut d = self.daemon.take()?;
+        let status = d.stop();
+        self.previous.push(d);
+        Some(status)
     }
 
     /// SIGKILL: a crash, as its peers see it.
-    pub fn kill(&mut self) {
-        if let Some(mut d) = self.daemon.take() {
-            d.kill();
-            self.previous.push(d);
-        }
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut d = self.daemon.take()?;
+        let status = d.kill();
+        self.previous.push(d);
+        Some(status)
     }
 
     /// Starts it again with the same configuration and state dir (after
@@ -178,12 +187,46 @@ impl Tern {
         self.launch();
     }
 
+    /// Starts it after [`Tern::stop`] or [`Tern::kill`]; returns once its
+    /// API answers.
+    #[track_caller]
+    pub fn start_again(&mut self) {
+        assert!(self.daemon.is_none(), "tern {} still runs", self.name);
+        self.launch();
+    }
+
     /// GET `path` (e.g. `/api/v1/peers`), parsed as JSON.
     pub fn get(&self, path: &str) -> Result<Value, String> {
+        let body = self.get_text(path)?;
+        serde_json::from_str(&body).map_err(|e| format!("GET {path}: {e}: {body}"))
+    }
+
+    /// GET `path` (e.g. `/metrics`): the body of a 200 response.
+    pub fn get_text(&self, path: &str) -> Result<String, String> {
         match http::request(&self.socket, "GET", path)? {
-            (200, body) => serde_json::from_str(&body).map_err(|e| format!("GET {path}: {e}: {body}")),
+            (200, body) => Ok(body),
             (code, body) => Err(format!("GET {path}: {code}: {body}")),
         }
+    }
+
+    /// `/api/v1/fib`: what tern installed in the kernel (`installed`,
+    /// `vip_routes`, `unresolved`, `repairs`, `adopted`, `scans`, ...).
+    pub fn fib(&self) -> Result<Value, String> {
+        self.get("/api/v1/fib")
+    }
+
+    /// The value of an unlabelled metric in `/metrics`, e.g.
+    /// `tern_fib_repairs` (a counter's `_total` suffix may be left out).
+    pub fn metric(&self, name: &str) -> Result<f64, String> {
+        let text = self.get_text("/metrics")?;
+        let total = format!("{name}_total");
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find_map(|l| {
+                let (key, value) = l.split_once(' ')?;
+                (key == name || key == total).then(|| value.trim().parse::<f64>().ok())?
+            })
+            .ok_or_else(|| format!("no metric {name} in /metrics:\n{text}"))
     }
 
     pub fn peers(&self) -> Result<Vec<Value>, String> {
@@ -216,7 +259,12 @@ impl Tern {
     /// Its peers and routes from the API, for a failing test's output.
     pub fn dump(&self) -> String {
         let mut out = String::new();
-        for (what, path) in [("peers", "/api/v1/peers"), ("routes", "/api/v1/routes")] {
+        for (what, path) in [
+            ("peers", "/api/v1/peers"),
+            ("routes", "/api/v1/routes"),
+            ("fib", "/api/v1/fib"),
+            ("summary", "/api/v1/summary"),
+        ] {
             let state = self
                 .get(path)
                 .map(|v| serde_json::to_string_pretty(&v).unwrap_or_default())

@@ -27,7 +27,16 @@ fn guards_stop_daemons_and_delete_namespaces() {
         sleeper.arg("600");
         let d = Daemon::spawn("sleeper", sleeper, work.path());
         assert!(alive(d.pid()));
-        assert_eq!(ns.pids(), [d.pid() as i32], "the PID we hold is the daemon's own");
+        // `ip netns exec` enters the namespace, then execs the program.
+        let pids = wait_until(timeout(5), "the daemon in the namespace", || {
+            let pids = ns.pids();
+            if pids.is_empty() {
+                Err("no process in it yet".into())
+            } else {
+                Ok(pids)
+            }
+        });
+        assert_eq!(pids, [d.pid() as i32], "the PID we hold is the daemon's own");
         (d.pid(), work.path().to_owned())
     };
     assert!(!alive(pid), "daemon {pid} still runs");

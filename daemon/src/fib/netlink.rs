@@ -198,8 +198,6 @@ const MONITOR_RECEIVE_BUFFER: usize = 64 << 20;
 const RECEIVE_CHUNK: usize = 1 << 20;
 /// Dumps interrupted by concurrent changes (`NLM_F_DUMP_INTR`) are retried.
 const DUMP_ATTEMPTS: usize = 3;
-/// The throwaway object `supports_nexthop_objects` creates and deletes.
-const PROBE_NEXTHOP_ID: u32 = u32::MAX - 1;
 
 type Job = Box<dyn FnOnce(&mut Io) + Send>;
 
@@ -427,47 +425,22 @@ impl Netlink {
         .await
     }
 
-    /// Whether RTM_NEWNEXTHOP works here. Probed once: creates (never
-    /// replaces) a throwaway blackhole object and deletes it.
+    /// Whether the kernel has nexthop objects. Probed once, with a dump.
     pub async fn supports_nexthop_objects(&mut self) -> bool {
         if let Some(known) = self.nexthop_objects {
             return known;
         }
-        let probe = NexthopObject {
-            id: PROBE_NEXTHOP_ID,
-            protocol: RTPROT_BGP,
-            spec: NexthopSpec::Single(KernelNextHop {
-                gateway: None,
-                ifindex: None,
-                weight: 1,
-            }),
-        };
-        let seq = self.next_seq();
-        let created = self
-            .call(move |io| {
-                let mut bytes = Vec::new();
-                nexthop::push_create(&mut bytes, seq, &probe);
-                io.send_batch(&bytes, seq, 1).pop()
-            })
-            .await;
-        let supported = match &created {
-            Ok(None) => {
-                let delete = self.apply(&[Op::DeleteNexthop(PROBE_NEXTHOP_ID)]).await;
-                if let Some(Err(e)) = delete.first() {
-                    tracing::warn!(error = %e, id = PROBE_NEXTHOP_ID, "cannot delete the probe nexthop object");
-                }
-                true
-            }
-            Ok(Some((_, e))) if e.errno == libc::EEXIST => true,
-            Ok(Some((_, e))) => {
-                tracing::info!(error = %e, "the kernel has no nexthop objects");
+        // A dump changes nothing: a restart must not write to the kernel,
+        // not even a throwaway object. Kernels without nexthop objects
+        // refuse RTM_GETNEXTHOP.
+        let supported = match self.dump(nexthop::push_dump, |_| None::<()>).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::info!(error = %e, "the kernel has no nexthop objects; routes carry their next hops");
                 false
             }
-            Err(_) => false,
         };
-        if created.is_ok() {
-            self.nexthop_objects = Some(supported);
-        }
+        self.nexthop_objects = Some(supported);
         supported
     }
 }

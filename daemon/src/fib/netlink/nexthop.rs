@@ -11,8 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_core::{
-    DecodeError, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE, Nla, NlaBuffer,
-    NlasIterator,
+    DecodeError, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, Nla, NlaBuffer, NlasIterator,
 };
 
 use super::wire::{RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP, push_message};
@@ -141,18 +140,6 @@ pub fn push_replace(buf: &mut Vec<u8>, seq: u32, object: &NexthopObject) {
         buf,
         RTM_NEWNEXTHOP,
         NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
-        seq,
-        &request(object),
-    );
-}
-
-/// `RTM_NEWNEXTHOP` with `NLM_F_CREATE | NLM_F_EXCL`: fails with `EEXIST`
-/// rather than replace someone else's object.
-pub fn push_create(buf: &mut Vec<u8>, seq: u32, object: &NexthopObject) {
-    push_message(
-        buf,
-        RTM_NEWNEXTHOP,
-        NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
         seq,
         &request(object),
     );
