@@ -181,6 +181,15 @@ pub async fn run(path: &Path) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot start the API: {e}"))?;
     board.ready.store(true, Relaxed);
+    // systemd (Type=notify): ready once the configuration is loaded and the
+    // listeners and API are bound.
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("running"),
+    ]);
+    if let Some(interval) = sd_notify::watchdog_enabled() {
+        tokio::spawn(watchdog(sup.rib.clone(), interval));
+    }
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -218,6 +227,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
             _ = int.recv() => break,
         }
     }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     let keep_routes = sup.config.fib.keep_routes_on_stop;
     sup.shutdown(&marker).await;
     if let Some(f) = fib {
@@ -569,6 +579,26 @@ impl Supervisor {
     }
 }
 
+/// Pings systemd's watchdog at half its interval, but only while the RIB
+/// answers: a wedged RIB gets the service restarted instead of a heartbeat
+/// from an idle timer.
+async fn watchdog(rib: mpsc::Sender<RibEvent>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval / 2);
+    loop {
+        tick.tick().await;
+        let (tx, rx) = oneshot::channel();
+        if rib.send(RibEvent::Summary(tx)).await.is_err() {
+            return;
+        }
+        match tokio::time::timeout(interval / 4, rx).await {
+            Ok(Ok(_)) => {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+            _ => tracing::error!("the RIB does not answer; not feeding the systemd watchdog"),
+        }
+    }
+}
+
 /// Whether a change needs a new session (anything negotiated or how we
 /// connect), rather than just re-running policy.
 fn session_changed(a: &PeerConfig, b: &PeerConfig) -> bool {
@@ -633,8 +663,9 @@ fn derive_router_id(config: &Config) -> Option<Ipv4Addr> {
 }
 
 fn system_hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    nix::unistd::gethostname()
+        .ok()?
+        .into_string()
         .ok()
-        .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
 }
