@@ -8,7 +8,8 @@
 //! in its FQDN capability.
 
 use std::cell::Cell;
-use std::process::Command;
+use std::path::PathBuf;
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -67,7 +68,13 @@ pub struct Gobgp {
     name: String,
     ns: String,
     port: u16,
-    daemon: Daemon,
+    config: PathBuf,
+    log_dir: PathBuf,
+    runs: u32,
+    daemon: Option<Daemon>,
+    /// Earlier runs, already stopped: their logs are printed too if the
+    /// test fails.
+    previous: Vec<Daemon>,
     reported: Cell<bool>,
 }
 
@@ -78,45 +85,91 @@ impl Gobgp {
     pub fn start(ns: &Netns, work: &WorkDir, name: &str, config: &str, api_port: u16) -> Gobgp {
         let file = work.path().join(format!("{name}.toml"));
         std::fs::write(&file, config).expect("write the gobgpd config");
-        let mut cmd = ns.command("unshare");
-        // `ip netns exec` execs unshare, which execs sh, which execs
-        // gobgpd: the PID stays the daemon's.
-        cmd.args(["--uts", "sh", "-c", r#"hostname "$0" && exec "$@""#, name])
-            .args(["gobgpd", "-f"])
-            .arg(&file)
-            .arg(format!("--api-hosts=127.0.0.1:{api_port}"))
-            .args(["--pprof-disable", "--log-plain", "--log-level=debug"]);
-        let daemon = Daemon::spawn(name, cmd, work.path());
         let mut g = Gobgp {
             name: name.to_owned(),
             ns: ns.name().to_owned(),
             port: api_port,
-            daemon,
+            config: file,
+            log_dir: work.path().to_owned(),
+            runs: 0,
+            daemon: None,
+            previous: Vec::new(),
             reported: Cell::new(false),
         };
-        wait_until(timeout(10), &format!("{name}: gobgpd API"), || {
-            if let Some(status) = g.daemon.exit_status() {
-                return Err(format!("gobgpd exited: {status}\n{}", g.daemon.log_tail(30)));
-            }
-            g.cli(&["global"]).map(drop)
-        });
+        g.launch(false);
         g
+    }
+
+    /// Runs gobgpd; with `restarting`, `-r`: the R bit of the graceful
+    /// restart capability says it restarted (RFC 4724), as Cilium's agent
+    /// does when it comes back. Its RIB starts empty either way.
+    #[track_caller]
+    fn launch(&mut self, restarting: bool) {
+        self.runs += 1;
+        let log_name = match self.runs {
+            1 => self.name.clone(),
+            n => format!("{}-run{n}", self.name),
+        };
+        let mut cmd = Command::new("ip");
+        // `ip netns exec` execs unshare, which execs sh, which execs
+        // gobgpd: the PID stays the daemon's.
+        cmd.args(["netns", "exec", &self.ns, "unshare"])
+            .args(["--uts", "sh", "-c", r#"hostname "$0" && exec "$@""#, &self.name])
+            .args(["gobgpd", "-f"])
+            .arg(&self.config)
+            .arg(format!("--api-hosts=127.0.0.1:{}", self.port))
+            .args(["--pprof-disable", "--log-plain", "--log-level=debug"]);
+        if restarting {
+            cmd.arg("-r");
+        }
+        self.daemon = Some(Daemon::spawn(&log_name, cmd, &self.log_dir));
+        let (name, ns, port) = (self.name.clone(), self.ns.clone(), self.port);
+        wait_until(timeout(10), &format!("{name}: gobgpd API"), || {
+            if let Some(d) = self.daemon.as_mut()
+                && let Some(status) = d.exit_status()
+            {
+                return Err(format!("gobgpd exited: {status}\n{}", d.log_tail(30)));
+            }
+            cli(&ns, port, &["global"]).map(drop)
+        });
+    }
+
+    /// SIGKILL: gobgpd goes away as Cilium's agent does when it stops or
+    /// crashes: its TCP connections close, no NOTIFICATION is sent, so
+    /// graceful-restart peers keep its routes. Returns how it exited.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        let mut d = self.daemon.take()?;
+        let status = d.kill();
+        self.previous.push(d);
+        Some(status)
+    }
+
+    /// Starts gobgpd again after [`Gobgp::kill`], with the same
+    /// configuration and `-r` if `restarting` (the R bit: it restarted);
+    /// returns once its API answers. Its RIB is empty: add the routes
+    /// again, as Cilium does.
+    #[track_caller]
+    pub fn start_again(&mut self, restarting: bool) {
+        assert!(self.daemon.is_none(), "gobgpd {} still runs", self.name);
+        self.launch(restarting);
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The PID of the running gobgpd; panics if it was killed.
+    #[track_caller]
     pub fn pid(&self) -> u32 {
-        self.daemon.pid()
+        match &self.daemon {
+            Some(d) => d.pid(),
+            None => panic!("gobgpd {} does not run", self.name),
+        }
     }
 
     /// `gobgp -u 127.0.0.1 -p PORT args...` in the namespace.
     pub fn cli(&self, args: &[&str]) -> Result<String, String> {
-        let port = self.port.to_string();
-        run(Command::new("ip")
-            .args(["netns", "exec", &self.ns, "gobgp", "-u", "127.0.0.1", "-p", &port])
-            .args(args))
+        cli(&self.ns, self.port, args)
     }
 
     /// A `-j` command, parsed.
@@ -210,6 +263,14 @@ impl Gobgp {
     }
 }
 
+/// `gobgp -u 127.0.0.1 -p PORT args...` in namespace `ns`.
+fn cli(ns: &str, port: u16, args: &[&str]) -> Result<String, String> {
+    let port = port.to_string();
+    run(Command::new("ip")
+        .args(["netns", "exec", ns, "gobgp", "-u", "127.0.0.1", "-p", &port])
+        .args(args))
+}
+
 /// GoBGP 3 prints the state as a number (`"session_state": 6`) in JSON.
 fn session_state(neighbor: &Value) -> Option<String> {
     let s = &neighbor["state"]["session_state"];
@@ -237,5 +298,7 @@ impl Drop for Gobgp {
         if std::thread::panicking() && !self.reported.get() {
             self.report();
         }
+        self.daemon.take();
+        self.previous.clear();
     }
 }

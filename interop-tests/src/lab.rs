@@ -45,15 +45,28 @@
 //! - Forwarding is on in the nodes and routers; nodes keep their IPv6
 //!   addresses when a link goes down (`keep_addr_on_down`), as IPv4 does.
 //!
+//! - [`cluster`]: the lab of issue 5 as its operators run it: three
+//!   nodes, one FRR router, and LoadBalancer VIPs ([`NodeId::vips`],
+//!   `10.96.X.10/32` and `fd00:96:X::10/128`) that each node's Cilium
+//!   advertises beside its pod CIDRs.
+//! - The router may be bird2 instead of FRR ([`TopologyBuilder::bird`]):
+//!   the same sessions (one per node, IPv6, extended next hop, `next hop
+//!   self`, graceful restart, defaults sent to the nodes), with BIRD's
+//!   `kernel` protocols installing what it learns.
+//!
 //! Every namespace, process and file is a guard of the harness: dropping
 //! the [`Topology`] stops the daemons by PID and deletes the namespaces;
 //! when a test fails, it first prints every daemon's state and every
 //! namespace's kernel routes, then the logs.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::frr::{Frr, FrrOptions};
+use crate::bird::Bird;
+use crate::frr::{Frr, FrrOptions, FrrPath};
 use crate::gobgp::{Gobgp, cilium_config};
 use crate::kernel::{self, KernelRoute};
 use crate::netns::{Bridge, Netns, veth};
@@ -136,6 +149,29 @@ impl NodeId {
             format!("fd00:101:224:{}::{host}", self.x),
         )
     }
+    /// The LoadBalancer VIPs this node's Cilium advertises when the lab
+    /// has VIPs ([`TopologyBuilder::vips`]): `10.96.X.10/32`,
+    /// `fd00:96:X::10/128`.
+    pub fn vips(&self) -> [String; 2] {
+        [
+            format!("10.96.{}.10/32", self.x),
+            format!("fd00:96:{}::10/128", self.x),
+        ]
+    }
+}
+
+/// Which implementation the upstream routers run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouterKind {
+    Frr,
+    Bird,
+}
+
+/// The lab of issue 5: three nodes with pods, VIPs and a Cilium each,
+/// and the upstream FRR router; `tag` names it (see
+/// [`Topology::builder`]).
+pub fn cluster(tag: &str) -> TopologyBuilder {
+    Topology::builder(tag).nodes(3).vips()
 }
 
 /// What a test wants different from the default lab.
@@ -143,10 +179,14 @@ pub struct TopologyBuilder {
     tag: String,
     nodes: u8,
     routers: u8,
+    kind: RouterKind,
+    vips: bool,
     fib: BTreeMap<u8, Vec<String>>,
     extra: BTreeMap<u8, String>,
+    skip: Vec<(u8, u8)>,
     pods: Vec<(u8, u8)>,
     router_networks: Vec<String>,
+    fixed: Option<(String, PathBuf)>,
 }
 
 impl TopologyBuilder {
@@ -177,6 +217,36 @@ impl TopologyBuilder {
         self
     }
 
+    /// Every node's Cilium also advertises the node's VIPs
+    /// ([`NodeId::vips`]).
+    pub fn vips(mut self) -> Self {
+        self.vips = true;
+        self
+    }
+
+    /// The routers run bird2 instead of FRR.
+    pub fn bird(mut self) -> Self {
+        self.kind = RouterKind::Bird;
+        self
+    }
+
+    /// Node `x`'s tern starts without a peer for router `i` (a test may
+    /// add it later, e.g. by a reload); the router still has its session
+    /// to the node configured.
+    pub fn skip_upstream(mut self, x: u8, i: u8) -> Self {
+        self.skip.push((x, i));
+        self
+    }
+
+    /// Fixed, readable names instead of unique ones: namespaces
+    /// `PREFIX-seg`, `PREFIX-upstream`, `PREFIX-node-21`,
+    /// `PREFIX-node-21-pod-10`..., and `dir` as the work dir. For a lab
+    /// that people look at ([`crate::unique_name`]'s are for tests).
+    pub fn fixed_names(mut self, prefix: &str, dir: &std::path::Path) -> Self {
+        self.fixed = Some((prefix.to_owned(), dir.to_owned()));
+        self
+    }
+
     /// Another pod on node `x` (every node has pod 10).
     pub fn pod(mut self, x: u8, host: u8) -> Self {
         self.pods.push((x, host));
@@ -197,32 +267,61 @@ impl TopologyBuilder {
         if !crate::require_root() {
             return None;
         }
-        let tag = &self.tag;
-        let work = WorkDir::new(tag);
-        let mut segment = Bridge::new(&unique_name(&format!("{tag}-seg")));
+        let names = Names {
+            tag: self.tag.clone(),
+            fixed: self.fixed.as_ref().map(|(p, _)| p.clone()),
+        };
+        let work = match &self.fixed {
+            Some((_, dir)) => WorkDir::at(dir),
+            None => WorkDir::new(&self.tag),
+        };
+        let mut segment = Bridge::new(&names.ns("seg", "seg"));
         let nodes: Vec<NodeId> = (1..=self.nodes).map(|x| NodeId { x }).collect();
 
         // Routers first: nodes dial them as soon as tern runs.
         let mut routers = Vec::new();
         for i in 0..self.routers {
             let up = Upstream::nth(i);
-            let ns = Netns::new(&unique_name(&format!("{tag}-{}", up.name)));
+            let ns = Netns::new(&names.ns(&up.name, &up.name));
             ns.sysctl("net.ipv4.ip_forward", "1");
             ns.sysctl("net.ipv6.conf.all.forwarding", "1");
-            segment.attach(&ns, "eth-seg");
+            let port = segment.attach(&ns, "eth-seg");
             ns.set_mac("eth-seg", &format!("02:00:0a:65:00:{:02x}", 254 - i));
             ns.add_addr("eth-seg", &format!("{}/64", up.v6));
             ns.add_addr("eth-seg", &format!("{}/24", up.v4));
-            let conf = frr_config(&up, &nodes, &self.router_networks);
-            let frr = Frr::start_with(&ns, &work, &up.name, &conf, &FrrOptions { install_routes: true });
-            routers.push(Router { up, frr, ns });
+            let speaker = match self.kind {
+                RouterKind::Frr => {
+                    let conf = frr_config(&up, &nodes, &self.router_networks);
+                    Speaker::Frr(Frr::start_with(
+                        &ns,
+                        &work,
+                        &up.name,
+                        &conf,
+                        &FrrOptions { install_routes: true },
+                    ))
+                }
+                RouterKind::Bird => {
+                    let conf = bird_config(&up, &nodes, &self.router_networks);
+                    Speaker::Bird(Bird::start(&ns, &work, &up.name, &conf))
+                }
+            };
+            routers.push(Router {
+                up,
+                speaker,
+                port,
+                ns,
+            });
         }
-        let upstreams: Vec<Upstream> = routers.iter().map(|r| r.up.clone()).collect();
+        let all_upstreams: Vec<Upstream> = routers.iter().map(|r| r.up.clone()).collect();
 
         let mut built = Vec::new();
         for id in nodes {
             let x = id.x;
-            let ns = Netns::new(&unique_name(&format!("{tag}-n{x}")));
+            let upstreams: Vec<Upstream> = (0..self.routers)
+                .filter(|i| !self.skip.contains(&(x, *i)))
+                .map(|i| all_upstreams[usize::from(i)].clone())
+                .collect();
+            let ns = Netns::new(&names.ns(&format!("n{x}"), &id.name()));
             ns.sysctl("net.ipv4.ip_forward", "1");
             ns.sysctl("net.ipv6.conf.all.forwarding", "1");
             ns.sysctl("net.ipv6.conf.all.keep_addr_on_down", "1");
@@ -231,15 +330,15 @@ impl TopologyBuilder {
             ns.set_mac("eth-up", &format!("02:00:0a:65:00:{:02x}", 20 + x));
             ns.add_addr("eth-up", &format!("{}/64", id.v6()));
             ns.add_addr("eth-up", &format!("{}/24", id.v4()));
-            let mut pods = vec![Pod::new(tag, &ns, &id, 10)];
+            let mut pods = vec![Pod::new(&names, &ns, &id, 10)];
             for (px, host) in &self.pods {
                 if *px == x {
-                    pods.push(Pod::new(tag, &ns, &id, *host));
+                    pods.push(Pod::new(&names, &ns, &id, *host));
                 }
             }
             let fib = self.fib.get(&x).cloned().unwrap_or_default();
             let extra = self.extra.get(&x).cloned().unwrap_or_default();
-            let config = tern_config(&id, &upstreams, &fib, &extra);
+            let config = tern_config(&id, &upstreams, "", &fib, &extra);
             let tern = Tern::start(&ns, &work, &format!("{}-tern", id.name()), &config);
             let gobgp = Gobgp::start(
                 &ns,
@@ -251,13 +350,18 @@ impl TopologyBuilder {
             for p in id.pod_cidrs() {
                 gobgp.add_route(&p, &[]);
             }
+            let vips = if self.vips { id.vips().to_vec() } else { Vec::new() };
+            for p in &vips {
+                gobgp.add_route(p, &[]);
+            }
             built.push(Node {
                 tern,
                 gobgp,
                 pods,
                 ns,
                 id,
-                upstreams: upstreams.clone(),
+                upstreams,
+                vips,
             });
         }
         Some(Topology {
@@ -269,8 +373,32 @@ impl TopologyBuilder {
     }
 }
 
-/// tern's configuration for node `id`.
-pub fn tern_config(id: &NodeId, upstreams: &[Upstream], fib: &[String], extra: &str) -> String {
+/// Namespace names: unique ones for tests, or fixed ones for a lab.
+struct Names {
+    tag: String,
+    fixed: Option<String>,
+}
+
+impl Names {
+    /// `tern-it-<tag>-<short>-<pid>-<n>`, or `<prefix>-<long>`.
+    fn ns(&self, short: &str, long: &str) -> String {
+        match &self.fixed {
+            Some(prefix) => format!("{prefix}-{long}"),
+            None => unique_name(&format!("{}-{short}", self.tag)),
+        }
+    }
+}
+
+/// tern's configuration for node `id`: its Cilium, and one `upstream`
+/// peer per router in `upstreams`, each with `upstream_lines` (TOML) added;
+/// then `[fib]` with `fib`'s lines, then `extra`.
+pub fn tern_config(
+    id: &NodeId,
+    upstreams: &[Upstream],
+    upstream_lines: &str,
+    fib: &[String],
+    extra: &str,
+) -> String {
     let mut c = format!(
         r#"router-id = "{v4}"
 asn = {asn}
@@ -299,7 +427,7 @@ local-address = "{local}"
 extended-next-hop = true
 connect-retry = 1
 hold-time = 9
-"#,
+{upstream_lines}"#,
             name = u.name,
             v6 = u.v6,
             asn = u.asn,
@@ -365,6 +493,74 @@ router bgp {asn}
     c
 }
 
+/// BIRD's configuration for router `up`, the counterpart of
+/// [`frr_config`]: one BGP session per node (IPv6, IPv4 with extended
+/// next hop, `next hop self`, graceful restart, timers 3/9), default
+/// routes and `networks` announced to every node, and a `kernel`
+/// protocol per family that installs the routes learned over BGP
+/// (`merge paths`: ECMP as one route).
+pub fn bird_config(up: &Upstream, nodes: &[NodeId], networks: &[String]) -> String {
+    let mut c = format!(
+        "router id {v4};
+log stderr all;
+debug protocols {{ states, events }};
+
+protocol device {{ scan time 10; }}
+
+protocol kernel kernel4 {{
+    ipv4 {{ import none; export where source = RTS_BGP; }};
+    merge paths on;
+}}
+
+protocol kernel kernel6 {{
+    ipv6 {{ import none; export where source = RTS_BGP; }};
+    merge paths on;
+}}
+",
+        v4 = up.v4
+    );
+    for (afi, default, v6) in [("ipv4", "0.0.0.0/0", false), ("ipv6", "::/0", true)] {
+        c.push_str(&format!(
+            "\nprotocol static static_{afi} {{\n    {afi};\n    route {default} blackhole;\n"
+        ));
+        for p in networks.iter().filter(|p| p.contains(':') == v6) {
+            c.push_str(&format!("    route {p} blackhole;\n"));
+        }
+        c.push_str("}\n");
+    }
+    c.push_str(&format!(
+        "
+template bgp node {{
+    local {v6} as {asn};
+    hold time 9;
+    keepalive time 3;
+    connect delay time 1;
+    connect retry time 1;
+    error wait time 1, 5;
+    graceful restart on;
+    ipv4 {{ extended next hop on; next hop self; import all; export all; }};
+    ipv6 {{ next hop self; import all; export all; }};
+}}
+",
+        v6 = up.v6,
+        asn = up.asn
+    ));
+    for n in nodes {
+        c.push_str(&format!(
+            "\nprotocol bgp {proto} from node {{\n    neighbor {addr} as {asn};\n}}\n",
+            proto = bird_protocol(n),
+            addr = n.v6(),
+            asn = n.asn()
+        ));
+    }
+    c
+}
+
+/// The name of BIRD's protocol for node `n`: `node_21`.
+pub fn bird_protocol(n: &NodeId) -> String {
+    format!("node_2{}", n.x)
+}
+
 /// A running lab. Fields drop in order: nodes (their daemons, then their
 /// pods' and their own namespaces), routers, the segment, the work dir
 /// (kept when the test failed).
@@ -382,14 +578,109 @@ pub struct Node {
     pub pods: Vec<Pod>,
     pub ns: Netns,
     pub id: NodeId,
+    /// The routers its tern has a peer for.
     pub upstreams: Vec<Upstream>,
+    /// The VIPs its Cilium advertises (empty unless the lab has VIPs).
+    pub vips: Vec<String>,
 }
 
-/// An upstream FRR router.
+/// An upstream router: FRR (zebra + bgpd) or bird2.
 pub struct Router {
     pub up: Upstream,
-    pub frr: Frr,
+    pub speaker: Speaker,
+    /// Its port on the segment's bridge (e.g. to take it down).
+    pub port: String,
     pub ns: Netns,
+}
+
+/// The daemon of a [`Router`].
+pub enum Speaker {
+    Frr(Frr),
+    Bird(Bird),
+}
+
+/// The best path a router has for a prefix, whatever it runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BestPath {
+    /// `"4210101021 4220101000"`.
+    pub as_path: String,
+    /// The BGP next hop: global address, and maybe a link-local one.
+    pub next_hops: Vec<String>,
+}
+
+impl BestPath {
+    /// The next hops other than link-local ones.
+    pub fn global_next_hops(&self) -> Vec<&str> {
+        self.next_hops
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !n.starts_with("fe80:"))
+            .collect()
+    }
+}
+
+impl Router {
+    /// Its FRR; panics if it runs bird2.
+    #[track_caller]
+    pub fn frr(&self) -> &Frr {
+        match &self.speaker {
+            Speaker::Frr(f) => f,
+            Speaker::Bird(_) => panic!("router {} runs bird2, not FRR", self.up.name),
+        }
+    }
+
+    /// Its BIRD; panics if it runs FRR.
+    #[track_caller]
+    pub fn bird(&self) -> &Bird {
+        match &self.speaker {
+            Speaker::Bird(b) => b,
+            Speaker::Frr(_) => panic!("router {} runs FRR, not bird2", self.up.name),
+        }
+    }
+
+    /// The valid best path for exactly `prefix` in its BGP table (FRR's
+    /// `show bgp`, BIRD's `show route all`), if any.
+    pub fn best_path(&self, prefix: &str) -> Result<Option<BestPath>, String> {
+        Ok(match &self.speaker {
+            Speaker::Frr(f) => f
+                .paths(prefix)?
+                .into_iter()
+                .find(|p| p.valid && p.best)
+                .map(|p: FrrPath| BestPath {
+                    as_path: p.as_path,
+                    next_hops: p.next_hops,
+                }),
+            Speaker::Bird(b) => b
+                .paths(prefix)?
+                .into_iter()
+                .find(|p| p.primary && p.kind == "unicast")
+                .map(|p| BestPath {
+                    as_path: p.as_path,
+                    next_hops: p.bgp_next_hop,
+                }),
+        })
+    }
+
+    /// Waits until its session with node `n` is established.
+    #[track_caller]
+    pub fn wait_established(&self, n: &NodeId, within: Duration) {
+        match &self.speaker {
+            Speaker::Frr(f) => {
+                f.wait_established(&n.v6(), within);
+            }
+            Speaker::Bird(b) => {
+                b.wait_established(&bird_protocol(n), within);
+            }
+        }
+    }
+
+    pub fn report(&self) {
+        match &self.speaker {
+            Speaker::Frr(f) => f.report(),
+            Speaker::Bird(b) => b.report(),
+        }
+        eprintln!("{}", kernel::dump(&self.ns));
+    }
 }
 
 /// A pod: a namespace joined to its node by a veth.
@@ -404,8 +695,8 @@ pub struct Pod {
 
 impl Pod {
     #[track_caller]
-    fn new(tag: &str, node: &Netns, id: &NodeId, host: u8) -> Pod {
-        let ns = Netns::new(&unique_name(&format!("{tag}-n{}p{host}", id.x)));
+    fn new(names: &Names, node: &Netns, id: &NodeId, host: u8) -> Pod {
+        let ns = Netns::new(&names.ns(&format!("n{}p{host}", id.x), &format!("{}-pod-{host}", id.name())));
         let node_if = format!("lxc{host}");
         veth(node, &node_if, &ns, "eth0");
         let (v4, v6) = id.pod_addrs(host);
@@ -428,6 +719,17 @@ impl Pod {
             ns,
         }
     }
+
+    /// `ping -c 3 -i 0.2 -W 1 DST` from the pod: the output if every
+    /// reply came back, else an error with it.
+    pub fn ping(&self, dst: &str) -> Result<String, String> {
+        let out = self.ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "1", dst])?;
+        if out.contains(" 0% packet loss") {
+            Ok(out)
+        } else {
+            Err(out)
+        }
+    }
 }
 
 impl Topology {
@@ -438,10 +740,14 @@ impl Topology {
             tag: tag.to_owned(),
             nodes: 2,
             routers: 1,
+            kind: RouterKind::Frr,
+            vips: false,
             fib: BTreeMap::new(),
             extra: BTreeMap::new(),
+            skip: Vec::new(),
             pods: Vec::new(),
             router_networks: Vec::new(),
+            fixed: None,
         }
     }
 
@@ -476,24 +782,36 @@ impl Topology {
         }
         for r in &self.routers {
             for n in &self.nodes {
-                r.frr.wait_established(&n.id.v6(), session_timeout());
+                if n.upstreams.iter().any(|u| u.name == r.up.name) {
+                    r.wait_established(&n.id, session_timeout());
+                }
             }
         }
     }
 
-    /// Sessions up, and each node's kernel has the default routes and
-    /// every other node's pod CIDRs from tern.
+    /// Sessions up, and each node's kernel has from tern the default
+    /// routes, every other node's pod CIDRs and VIPs, and the local routes
+    /// of its own VIPs.
     #[track_caller]
     pub fn wait_converged(&self) {
         self.wait_sessions();
         for n in &self.nodes {
             let mut want: Vec<String> = vec!["0.0.0.0/0".into(), "::/0".into()];
-            for other in self.nodes.iter().filter(|o| o.id.x != n.id.x) {
-                want.extend(other.id.pod_cidrs());
-            }
+            want.extend(self.remote_prefixes(n.id.x));
+            want.extend(n.vips.iter().cloned());
             let want: Vec<&str> = want.iter().map(String::as_str).collect();
             n.wait_kernel(&want, true);
         }
+    }
+
+    /// What the other nodes' Cilium advertise, as node `x` should learn
+    /// it: their pod CIDRs and VIPs.
+    pub fn remote_prefixes(&self, x: u8) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|o| o.id.x != x)
+            .flat_map(|o| o.own_prefixes())
+            .collect()
     }
 
     /// Prints every daemon's state and every namespace's routes (once;
@@ -503,8 +821,7 @@ impl Topology {
             n.report();
         }
         for r in &self.routers {
-            r.frr.report();
-            eprintln!("{}", kernel::dump(&r.ns));
+            r.report();
         }
     }
 }
@@ -522,6 +839,13 @@ impl Drop for Topology {
 impl Node {
     pub fn name(&self) -> String {
         self.id.name()
+    }
+
+    /// What its Cilium advertises: pod CIDRs, then VIPs.
+    pub fn own_prefixes(&self) -> Vec<String> {
+        let mut v = self.id.pod_cidrs().to_vec();
+        v.extend(self.vips.iter().cloned());
+        v
     }
 
     /// Pod `host` of this node.
@@ -580,8 +904,21 @@ impl Node {
     /// tern's configuration with other `[fib]` lines and extra TOML; write
     /// it with [`Node::reconfigure`].
     pub fn tern_config(&self, fib: &[&str], extra: &str) -> String {
+        self.tern_config_for(&self.upstreams, "", fib, extra)
+    }
+
+    /// tern's configuration with peers for `upstreams`, each with
+    /// `upstream_lines` (TOML, e.g. `import = ["x"]`), `[fib]` lines and
+    /// extra TOML (e.g. policies). Write it with [`Tern::set_config`].
+    pub fn tern_config_for(
+        &self,
+        upstreams: &[Upstream],
+        upstream_lines: &str,
+        fib: &[&str],
+        extra: &str,
+    ) -> String {
         let fib: Vec<String> = fib.iter().map(|s| s.to_string()).collect();
-        tern_config(&self.id, &self.upstreams, &fib, extra)
+        tern_config(&self.id, upstreams, upstream_lines, &fib, extra)
     }
 
     /// Writes a new tern configuration, effective at its next start.
@@ -589,6 +926,39 @@ impl Node {
     pub fn reconfigure(&mut self, fib: &[&str], extra: &str) {
         let config = self.tern_config(fib, extra);
         self.tern.set_config(&config);
+    }
+
+    /// tern's routes in the kernel as (prefix, next hops), sorted.
+    #[track_caller]
+    pub fn route_snapshot(&self) -> Vec<(String, Vec<kernel::Hop>)> {
+        let mut v: Vec<(String, Vec<kernel::Hop>)> = self
+            .bgp_routes()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|r| (r.dst, r.hops))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// After tern restarted: sessions back, route selection no longer
+    /// deferred, the kernel's routes adopted and `expected` routes
+    /// installed. Returns `/api/v1/fib`.
+    #[track_caller]
+    pub fn wait_restarted(&self, expected: usize) -> serde_json::Value {
+        self.wait_sessions();
+        wait_until(timeout(30), "tern done with its restart", || {
+            let summary = self.tern.summary()?;
+            let fib = self.tern.fib()?;
+            let deferring = summary["rib"]["deferring"].as_bool();
+            let adopted = fib["adopted"].as_u64().unwrap_or(0);
+            let installed = fib["installed"].as_u64().unwrap_or(0);
+            if deferring == Some(false) && adopted > 0 && installed as usize == expected {
+                Ok(fib)
+            } else {
+                Err(format!("summary {summary:#}\nfib {fib:#}"))
+            }
+        })
     }
 
     pub fn report(&self) {
@@ -600,5 +970,83 @@ impl Node {
             self.ns.name(),
             nft::ruleset(&self.ns)
         );
+    }
+}
+
+/// Polls an FRR router's BGP table and its kernel every 100 ms on another
+/// thread, noting every moment one of the prefixes has no valid best path
+/// in BGP or no route in the kernel: for "the router keeps these routes
+/// throughout" while the test restarts something.
+pub struct RouterWatch {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<WatchReport>>,
+}
+
+/// What a [`RouterWatch`] saw.
+#[derive(Debug, Default)]
+pub struct WatchReport {
+    pub polls: u64,
+    /// Polls that saw a path marked stale (FRR helping a restart).
+    pub stale: u64,
+    /// Each moment a prefix was missing, and what was seen instead.
+    pub missing: Vec<String>,
+}
+
+impl RouterWatch {
+    /// Starts watching `prefixes` on `router` (FRR).
+    #[track_caller]
+    pub fn start(router: &Router, prefixes: &[String]) -> RouterWatch {
+        let vty = router.frr().vty();
+        let ns = router.ns.name().to_owned();
+        let prefixes = prefixes.to_vec();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut r = WatchReport::default();
+            while !flag.load(Ordering::Relaxed) {
+                r.polls += 1;
+                let at = format!("{:?}", std::time::SystemTime::now());
+                for p in &prefixes {
+                    match vty.paths(p) {
+                        Ok(paths) if paths.iter().any(|x| x.valid && x.best) => {
+                            if paths.iter().any(|x| x.stale) {
+                                r.stale += 1;
+                            }
+                        }
+                        other => r.missing.push(format!("{at}: {p} in BGP: {other:?}")),
+                    }
+                    let family = if p.contains(':') { "-6" } else { "-4" };
+                    let kernel = crate::run(
+                        std::process::Command::new("ip")
+                            .args(["-n", &ns, "-j", family, "route", "show", "exact", p]),
+                    );
+                    match kernel {
+                        Ok(text) if text.contains("\"dst\"") => {}
+                        other => r.missing.push(format!("{at}: {p} in the kernel: {other:?}")),
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            r
+        });
+        RouterWatch {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops watching; returns what it saw.
+    pub fn finish(mut self) -> WatchReport {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default()
+    }
+}
+
+impl Drop for RouterWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

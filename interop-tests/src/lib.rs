@@ -12,8 +12,8 @@
 //! - [`Daemon`]: a process started inside a namespace, known by its PID,
 //!   stopped by PID (SIGTERM, then SIGKILL) on drop; its output goes to a
 //!   log file that is printed when the test fails.
-//! - [`Frr`], [`Gobgp`], [`Tern`]: the three speakers, each with helpers to
-//!   drive them and read their state as JSON.
+//! - [`Frr`], [`Gobgp`], [`Tern`], [`Bird`]: the speakers, each with
+//!   helpers to drive them and read their state.
 //! - [`Topology`]: a multi-node lab (segment, FRR routers, nodes with
 //!   tern, GoBGP and pods) built from the above; [`Monitor`]: an `ip
 //!   monitor` recording; [`tcp::Server`]: a TCP server in a namespace.
@@ -27,6 +27,8 @@
 //! parallel. Namespaces left behind by a test process that was killed are
 //! removed by the next run ([`cleanup_stale`]).
 
+pub mod bird;
+pub mod expect;
 pub mod frr;
 pub mod gobgp;
 mod http;
@@ -45,13 +47,14 @@ use std::process::Command;
 use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+pub use bird::Bird;
 pub use frr::{Frr, FrrOptions, FrrPath, FrrVty};
 pub use gobgp::Gobgp;
 pub use kernel::{Hop, KernelRoute, Monitor};
-pub use lab::{Node, Pod, Router, Topology, TopologyBuilder};
+pub use lab::{BestPath, Node, Pod, Router, Speaker, Topology, TopologyBuilder, cluster};
 pub use netns::{Bridge, Netns, veth};
 pub use process::Daemon;
-pub use tern::{Tern, tern_bin};
+pub use tern::{Tern, set_tern_bin, tern_bin};
 pub use wait::{holds_for, timeout, wait_for, wait_until};
 pub use workdir::WorkDir;
 
@@ -101,6 +104,8 @@ pub fn ensure_packages() {
             "vtysh".into(),
             "gobgpd".into(),
             "gobgp".into(),
+            "bird".into(),
+            "birdc".into(),
             "ip".into(),
             "nft".into(),
             "ping".into(),

@@ -15,13 +15,20 @@ use crate::wait::{timeout, wait_until};
 use crate::workdir::WorkDir;
 use crate::{http, run};
 
+static BIN: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes [`tern_bin`] return `path` (e.g. a release build, for a
+/// benchmark); only before its first use. Returns false if it was too late.
+pub fn set_tern_bin(path: PathBuf) -> bool {
+    BIN.set(path).is_ok()
+}
+
 /// The tern binary: `$TERN_BIN`, else `<target>/debug/tern` of this
 /// workspace (`$CARGO_TARGET_DIR` or `<workspace>/target`), built with
 /// `cargo build -p tern` once if it is missing. Note that an existing
 /// binary is used as it is: run `cargo build -p tern` after changing the
 /// daemon.
 pub fn tern_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         if let Some(p) = std::env::var_os("TERN_BIN") {
             let p = PathBuf::from(p);
@@ -193,6 +200,32 @@ impl Tern {
     pub fn start_again(&mut self) {
         assert!(self.daemon.is_none(), "tern {} still runs", self.name);
         self.launch();
+    }
+
+    /// SIGHUP, by its PID: re-read the configuration.
+    #[track_caller]
+    pub fn hup(&mut self) {
+        match self.daemon.as_mut() {
+            Some(d) => d.signal(nix::sys::signal::Signal::SIGHUP),
+            None => panic!("tern {} does not run", self.name),
+        }
+    }
+
+    /// `tern reload --api SOCKET`: its output (`reloaded: CHANGES`), or an
+    /// error with it.
+    pub fn reload_cli(&self) -> Result<String, String> {
+        run(Command::new(tern_bin())
+            .arg("reload")
+            .arg("--api")
+            .arg(&self.socket))
+    }
+
+    /// `tern show WHAT --api SOCKET` (`peers`, `routes`, `summary`, `fib`):
+    /// the table it prints.
+    pub fn show(&self, what: &str) -> Result<String, String> {
+        run(Command::new(tern_bin())
+            .args(["show", what, "--api"])
+            .arg(&self.socket))
     }
 
     /// GET `path` (e.g. `/api/v1/peers`), parsed as JSON.

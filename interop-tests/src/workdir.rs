@@ -20,6 +20,17 @@ impl WorkDir {
         WorkDir { path }
     }
 
+    /// `path` itself (created, mode 0755) rather than a unique temp dir,
+    /// e.g. for a lab that people look at; removed on drop like the others.
+    pub fn at(path: &Path) -> WorkDir {
+        std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
+        WorkDir {
+            path: path.to_owned(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

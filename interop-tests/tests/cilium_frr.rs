@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use interop_tests::gobgp::cilium_config;
 use interop_tests::{
-    Frr, FrrPath, Gobgp, Netns, Tern, WorkDir, holds_for, timeout, unique_name, veth, wait_for, wait_until,
+    Frr, FrrPath, Gobgp, Netns, Tern, WorkDir, expect, holds_for, timeout, unique_name, veth, wait_for,
+    wait_until,
 };
 use serde_json::Value;
 
@@ -267,61 +268,12 @@ fn sessions_establish_with_four_octet_asns_ext_next_hop_and_graceful_restart() {
     let Some(lab) = Lab::start("sessions") else { return };
     let (cilium, upstream) = lab.sessions_up();
 
-    // 4-octet ASNs: all three are above 65535, so the OPENs say AS_TRANS
-    // and the real ASNs come from the capability.
-    let n = &upstream["negotiated"];
-    assert_eq!(n["peer_asn"], FRR_ASN, "upstream: {upstream:#}");
-    assert_eq!(n["four_octet_as"], true, "upstream: {upstream:#}");
-    assert_eq!(n["extended_next_hop"], true, "upstream: {upstream:#}");
-    assert_eq!(
-        n["families"],
-        serde_json::json!(["ipv4-unicast", "ipv6-unicast"]),
-        "upstream: {upstream:#}"
-    );
-    let n = &cilium["negotiated"];
-    assert_eq!(n["peer_asn"], CILIUM_ASN, "cilium: {cilium:#}");
-    assert_eq!(n["four_octet_as"], true, "cilium: {cilium:#}");
-    assert_eq!(
-        n["families"],
-        serde_json::json!(["ipv4-unicast", "ipv6-unicast"]),
-        "cilium: {cilium:#}"
-    );
-    // Graceful restart with the N bit (RFC 8538), as Cilium sets it up.
-    let gr = &n["graceful_restart"];
-    assert_eq!(gr["notification"], true, "cilium: {cilium:#}");
-    assert_eq!(gr["restart_time"], 120, "cilium: {cilium:#}");
-    assert_eq!(
-        gr["families"],
-        serde_json::json!(["ipv4-unicast", "ipv6-unicast"]),
-        "cilium: {cilium:#}"
-    );
-
-    // FRR's view.
+    expect::tern_upstream_session(&upstream, FRR_ASN);
+    expect::tern_cilium_session(&cilium);
     let frr = lab.frr.wait_established(NODE_V6, session_timeout());
-    assert_eq!(frr["remoteAs"], TERN_ASN, "FRR: {frr:#}");
-    let caps = &frr["neighborCapabilities"];
-    assert_eq!(caps["4byteAs"], "advertisedAndReceived", "FRR: {caps:#}");
-    assert_eq!(caps["extendedNexthop"], "advertisedAndReceived", "FRR: {caps:#}");
-    for afi in ["ipv4Unicast", "ipv6Unicast"] {
-        assert_eq!(
-            caps["multiprotocolExtensions"][afi]["advertisedAndReceived"], true,
-            "FRR {afi}: {caps:#}"
-        );
-    }
-
-    // GoBGP's view: established, GR advertised and received per family.
+    expect::frr_node_session(&frr, TERN_ASN);
     let g = lab.gobgp.wait_established("::1", session_timeout());
-    assert_eq!(g["state"]["peer_asn"], TERN_ASN, "GoBGP: {g:#}");
-    let families = g["afi_safis"].as_array().cloned().unwrap_or_default();
-    assert_eq!(families.len(), 2, "GoBGP: {g:#}");
-    for f in &families {
-        let st = &f["mp_graceful_restart"]["state"];
-        assert!(
-            st["advertised"] == true && st["received"] == true,
-            "GoBGP: graceful restart not negotiated for {}: {st:#}",
-            f["config"]["family"]
-        );
-    }
+    expect::gobgp_tern_session(&g, TERN_ASN);
 }
 
 #[test]

@@ -15,13 +15,13 @@
 //! ```
 //!
 //! Cilium's service translation is emulated with nftables in the node
-//! namespace: DNAT of `VIP:80` to the backend pod's `:8080` in `prerouting`
-//! (traffic from pods) and `output` (from the node itself), for packets
-//! whose destination is local to the node (`fib daddr type local`), which
-//! is where Cilium's translation takes them. (An unconditional DNAT in
-//! `prerouting` would rewrite the packet before any route is looked up,
-//! and no route could make a difference.) A counter on the uplink's egress
-//! hook counts the packets to the VIP that leave the node.
+//! namespace ([`nft::service_ruleset`]): DNAT of `VIP:80` to the backend
+//! pod's `:8080` for packets whose destination is local to the node, which
+//! is where Cilium's translation takes them; a counter on the uplink's
+//! egress hook counts the packets to the VIP that leave the node.
+//!
+//! `tests/cluster.rs` (scenario 4) shows the same on each of three nodes;
+//! this test adds the controls.
 //!
 //! One test, three phases: before Cilium advertises the VIP (no route, the
 //! packets go to the router: counted, the connection fails), advertised
@@ -32,7 +32,7 @@
 //! the connection fails. Only the route differs between the last two.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use interop_tests::kernel::{self, KernelRoute};
 use interop_tests::lab::session_timeout;
@@ -43,52 +43,12 @@ const VIP6: &str = "fd00:96::10";
 const BACKEND_PORT: u16 = 8080;
 const GREETING: &str = "hello from the backend, you are";
 
-/// Service translation (as Cilium's, for traffic delivered to the node)
-/// and the uplink counters, in node 1's namespace.
-const RULESET: &str = r#"
-table inet svc {
-    chain prerouting {
-        type nat hook prerouting priority dstnat; policy accept;
-        ip daddr 10.96.1.10 tcp dport 80 fib daddr type local dnat ip to 10.224.1.10:8080
-        ip6 daddr fd00:96::10 tcp dport 80 fib daddr type local dnat ip6 to [fd00:101:224:1::10]:8080
-    }
-    chain output {
-        type nat hook output priority -100; policy accept;
-        ip daddr 10.96.1.10 tcp dport 80 fib daddr type local dnat ip to 10.224.1.10:8080
-        ip6 daddr fd00:96::10 tcp dport 80 fib daddr type local dnat ip6 to [fd00:101:224:1::10]:8080
-    }
-}
-table netdev uplink {
-    counter vip4 { }
-    counter vip6 { }
-    chain egress {
-        type filter hook egress device "eth-up" priority 0; policy accept;
-        ip daddr 10.96.1.10 counter name "vip4"
-        ip6 daddr fd00:96::10 counter name "vip6"
-    }
-}
-"#;
-
 /// The VIP's socket address and the name of its uplink counter.
 fn vips() -> [(SocketAddr, &'static str); 2] {
     [
         (format!("{VIP4}:80").parse().unwrap(), "vip4"),
         (format!("[{VIP6}]:80").parse().unwrap(), "vip6"),
     ]
-}
-
-/// What connecting to the VIP from `client` gave, and how many packets to
-/// the VIP left through node 1's uplink meanwhile.
-fn attempt(
-    ns: &interop_tests::Netns,
-    node: &interop_tests::Netns,
-    vip: SocketAddr,
-    counter: &str,
-) -> (Result<String, String>, u64) {
-    nft::reset_counter(node, "netdev", "uplink", counter).unwrap();
-    let result = tcp::fetch(ns, vip, Duration::from_millis(1500));
-    let packets = nft::counter(node, "netdev", "uplink", counter).unwrap();
-    (result, packets)
 }
 
 /// tern's VIP routes in node 1's kernel: `local VIP dev lo table local`.
@@ -108,7 +68,10 @@ fn vip_route_keeps_hairpin_traffic_on_the_node() {
     // in the node's kernel.
     lab.wait_converged();
     let n1 = lab.node(1);
-    nft::apply(&n1.ns, RULESET);
+    nft::apply(
+        &n1.ns,
+        &nft::service_ruleset(VIP4, VIP6, "10.224.1.10", "fd00:101:224:1::10", BACKEND_PORT),
+    );
     let backend = tcp::Server::start(&n1.pod(10).ns, BACKEND_PORT, GREETING);
     let client = &n1.pod(11).ns;
 
@@ -116,7 +79,7 @@ fn vip_route_keeps_hairpin_traffic_on_the_node() {
     // the packets leave for the router, which has no route for the VIP.
     let mut report = Vec::new();
     for (vip, counter) in vips() {
-        let (result, packets) = attempt(client, &n1.ns, vip, counter);
+        let (result, packets) = nft::fetch_counted(client, &n1.ns, vip, counter);
         report.push(format!(
             "not advertised: {vip}: {result:?}, {packets} packets on the uplink"
         ));
@@ -142,7 +105,7 @@ fn vip_route_keeps_hairpin_traffic_on_the_node() {
     let fib = n1.tern.fib().unwrap();
     assert_eq!(fib["vip_routes"], 2, "{fib:#}");
     for ((vip, counter), client_addr) in vips().into_iter().zip(["10.224.1.11", "fd00:101:224:1::11"]) {
-        let (result, packets) = attempt(client, &n1.ns, vip, counter);
+        let (result, packets) = nft::fetch_counted(client, &n1.ns, vip, counter);
         report.push(format!(
             "advertised: {vip}: {result:?}, {packets} packets on the uplink"
         ));
@@ -158,7 +121,7 @@ fn vip_route_keeps_hairpin_traffic_on_the_node() {
     }
     // From the node itself too (the `output` chain).
     for (vip, counter) in vips() {
-        let (result, packets) = attempt(&n1.ns, &n1.ns, vip, counter);
+        let (result, packets) = nft::fetch_counted(&n1.ns, &n1.ns, vip, counter);
         report.push(format!(
             "advertised, from the node: {vip}: {result:?}, {packets} packets"
         ));
@@ -175,7 +138,7 @@ fn vip_route_keeps_hairpin_traffic_on_the_node() {
     // as behind node 1, so the packets come back and go out again.
     for p in [format!("{VIP4}/32"), format!("{VIP6}/128")] {
         wait_until(timeout(10), &format!("{p} in the router, via node 1"), || {
-            let paths = lab.router(0).frr.paths(&p)?;
+            let paths = lab.router(0).frr().paths(&p)?;
             if paths
                 .iter()
                 .any(|x| x.valid && x.best && x.next_hops.iter().any(|n| n == "fd00:101::21"))
@@ -206,7 +169,7 @@ fn vip_route_keeps_hairpin_traffic_on_the_node() {
     let fib = n1.tern.fib().unwrap();
     assert_eq!(fib["vip_routes"], 0, "{fib:#}");
     for (vip, counter) in vips() {
-        let (result, packets) = attempt(client, &n1.ns, vip, counter);
+        let (result, packets) = nft::fetch_counted(client, &n1.ns, vip, counter);
         report.push(format!(
             "advertised, VIP routes off: {vip}: {result:?}, {packets} packets on the uplink"
         ));

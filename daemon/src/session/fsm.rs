@@ -45,6 +45,21 @@ impl CloseReason {
             CloseReason::TcpClosed => None,
         }
     }
+
+    /// Whether the peer's routes are kept, as stale, after the session
+    /// ended this way: what graceful restart allows (RFC 4724 §4.2, and
+    /// RFC 8538 §4 for NOTIFICATIONs other than Hard Reset), except when
+    /// we declared the peer dead. A restarting speaker closes its
+    /// connection; one that fell silent may be unreachable, and keeping its
+    /// routes would send traffic into the void for the whole restart time.
+    pub fn keeps_routes(&self, negotiated: &Negotiated) -> bool {
+        if let CloseReason::Sent(n) = self
+            && n.code == bgp_proto::notification::ErrorCode::HoldTimerExpired as u8
+        {
+            return false;
+        }
+        negotiated.keeps_routes_on(self.notification())
+    }
 }
 
 impl std::fmt::Display for CloseReason {
@@ -467,6 +482,46 @@ mod tests {
         );
         let out = c.on_decode_error(err);
         assert_eq!(sent_notification(&out), Some((1, 3)));
+    }
+
+    /// A peer that stops talking is treated as gone, not as restarting:
+    /// its routes go at once instead of lingering for its restart time.
+    #[test]
+    fn hold_timer_expiry_does_not_keep_routes() {
+        use bgp_proto::capability::GracefulRestart;
+        let now = Instant::now();
+        let gr = GracefulRestart {
+            notification: true,
+            restart_time: 120,
+            ..Default::default()
+        };
+        let (mut c, _) = Connection::start(
+            Offer {
+                graceful_restart: Some(gr.clone()),
+                ..offer()
+            },
+            now,
+        );
+        let Message::Open(mut open) = peer_open(9) else {
+            unreachable!()
+        };
+        open.capabilities.push(Capability::GracefulRestart(gr));
+        c.on_message(Message::Open(open), now);
+        c.on_message(Message::Keepalive, now);
+        let negotiated = c.negotiated().unwrap().clone();
+        let out = c.on_timer(now + Duration::from_secs(9));
+        let Some(Output::Closed(reason)) = out.last() else {
+            panic!("{out:?}")
+        };
+        assert!(!reason.keeps_routes(&negotiated), "silent peer: routes go");
+        assert!(
+            CloseReason::TcpClosed.keeps_routes(&negotiated),
+            "restarting peer: routes stay"
+        );
+        let cease = Notification::cease(CeaseSubcode::AdministrativeReset);
+        assert!(CloseReason::Received(cease.clone()).keeps_routes(&negotiated));
+        assert!(CloseReason::Sent(cease.clone()).keeps_routes(&negotiated));
+        assert!(!CloseReason::Received(Notification::hard_reset(&cease)).keeps_routes(&negotiated));
     }
 
     #[test]

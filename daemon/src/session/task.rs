@@ -460,13 +460,12 @@ impl PeerTask {
                         .await;
                 }
                 PeerOutput::Down { reason, negotiated } => {
-                    let keep = (self.settings.graceful_restart
-                        && negotiated.keeps_routes_on(reason.notification()))
-                    .then(|| {
-                        Duration::from_secs(u64::from(
-                            negotiated.graceful_restart.as_ref().map_or(0, |g| g.restart_time),
-                        ))
-                    });
+                    let keep =
+                        (self.settings.graceful_restart && reason.keeps_routes(&negotiated)).then(|| {
+                            Duration::from_secs(u64::from(
+                                negotiated.graceful_restart.as_ref().map_or(0, |g| g.restart_time),
+                            ))
+                        });
                     tracing::info!(
                         peer = %self.settings.name,
                         reason = %reason,

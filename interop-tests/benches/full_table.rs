@@ -1,0 +1,735 @@
+//! The same full table, fed to tern, bird2 and FRR in turn, each with
+//! kernel programming on, in namespaces of its own; their numbers side by
+//! side: how long until the table is in their RIB and in the kernel,
+//! routes per second, resident memory before and after, and per route.
+//!
+//! ```text
+//!  injector namespace                        daemon namespace
+//!  this process (a thread in it): a   veth   tern | bird | FRR (bgpd + zebra)
+//!  BGP speaker that sends the table ------- AS 4200000002, 10.255.0.2,
+//!  pre-encoded (bgp-proto's UPDATE          fd00:255::2; installs in its
+//!  builder) at wire speed, then             kernel what it learns
+//!  End-of-RIB. 10.255.0.1, fd00:255::1,
+//!  AS 4200000001
+//! ```
+//!
+//! The injector writes as fast as the daemon reads, so "received" is the
+//! daemon's own speed. One daemon at a time, so none competes with another
+//! for the CPU. The kernel's routes are counted from `/proc/net/fib_triestat`
+//! (IPv4, the main table's prefixes) and `/proc/net/rt6_stats` (IPv6 route
+//! entries) in the daemon's namespace. RSS is `VmRSS` from
+//! `/proc/PID/status` (FRR: bgpd + zebra); the kernel's own memory for the
+//! routes is not in it.
+//!
+//! ```text
+//! cargo build --release -p tern       # tern as shipped (built here if missing)
+//! sudo cargo bench -p interop-tests --bench full_table
+//! ```
+//!
+//! Table size: `TERN_BENCH_V4` and `TERN_BENCH_V6` prefixes (default
+//! 1000000 and 200000, a full Internet table's size; about a minute on 2
+//! cores); tern binary: `TERN_BIN` (default `target/release/tern`).
+//! Without root it says so and does nothing.
+//!
+//! What the daemons keep differs: tern keeps what each peer sent before
+//! import policy (`soft-reconfiguration`, on by default) beside its
+//! Loc-RIB, as FRR's `soft-reconfiguration inbound` would (off here, its
+//! default); bird2 keeps one table.
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bgp_proto::{
+    AsPath, Attributes, Capability, Community, Context, Family, Message, NextHop, Nlri, Open, Origin,
+    UpdateBuilder,
+};
+use bytes::BytesMut;
+use interop_tests::{Bird, Frr, FrrOptions, Netns, Tern, WorkDir, run, set_tern_bin, unique_name, veth};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+const INJECTOR_ASN: u32 = 4200000001;
+const DAEMON_ASN: u32 = 4200000002;
+const INJECTOR_V4: &str = "10.255.0.1";
+const INJECTOR_V6: &str = "fd00:255::1";
+const DAEMON_V4: &str = "10.255.0.2";
+const DAEMON_V6: &str = "fd00:255::2";
+/// Attribute sets the prefixes share, as in a real table.
+const ATTRIBUTE_SETS: usize = 2000;
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing to select here.
+    if !nix::unistd::geteuid().is_root() {
+        println!("the full-table benchmark needs root (network namespaces); skipped");
+        return;
+    }
+    if !interop_tests::require_root() {
+        return;
+    }
+    let n4 = env_count("TERN_BENCH_V4", 1_000_000);
+    let n6 = env_count("TERN_BENCH_V6", 200_000);
+    release_tern();
+    let started = Instant::now();
+    let table = Table::new(n4, n6);
+    println!(
+        "full table: {n4} IPv4 + {n6} IPv6 prefixes over {ATTRIBUTE_SETS} attribute sets: {} UPDATEs, {:.1} MB (encoded in {:.1?})",
+        table.messages,
+        table.bytes.len() as f64 / 1e6,
+        started.elapsed()
+    );
+    let table = Arc::new(table);
+
+    let mut rows = Vec::new();
+    for kind in [Kind::Tern, Kind::Bird, Kind::Frr] {
+        println!("\n== {}", kind.name());
+        let row = measure(kind, &table);
+        println!("{row:#?}");
+        rows.push(row);
+    }
+    print_table(&table, &rows);
+    println!("\n(total {:.0?})", started.elapsed());
+}
+
+fn env_count(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `$TERN_BIN`, else `target/release/tern` (built if missing).
+fn release_tern() {
+    let bin = match std::env::var_os("TERN_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace.join("target"));
+            let bin = target.join("release").join("tern");
+            if !bin.is_file() {
+                println!("{} is missing: cargo build --release -p tern", bin.display());
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["build", "--release", "-p", "tern"])
+                    .current_dir(workspace)
+                    .status()
+                    .expect("run cargo");
+                assert!(status.success(), "cargo build --release -p tern failed");
+            }
+            bin
+        }
+    };
+    assert!(bin.is_file(), "no tern binary at {}", bin.display());
+    set_tern_bin(bin);
+}
+
+/// The table as the injector sends it: UPDATEs, then End-of-RIB for both
+/// families.
+struct Table {
+    bytes: Vec<u8>,
+    messages: usize,
+    v4: usize,
+    v6: usize,
+}
+
+/// xorshift64*: the same table every run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+impl Table {
+    fn new(v4: usize, v6: usize) -> Table {
+        let mut rng = Rng(0x7465_726e);
+        let ctx = Context::ebgp();
+        let sets: Vec<Attributes> = (0..ATTRIBUTE_SETS)
+            .map(|i| {
+                // The first AS is the injector's, as an eBGP peer's must be.
+                let mut path = vec![INJECTOR_ASN];
+                path.extend((0..rng.below(5)).map(|_| 1 + rng.below(400_000) as u32));
+                Attributes {
+                    origin: Some(if i % 7 == 0 {
+                        Origin::Incomplete
+                    } else {
+                        Origin::Igp
+                    }),
+                    as_path: Some(AsPath::from_sequence(path)),
+                    med: (i % 3 == 0).then(|| rng.below(1000) as u32),
+                    communities: (0..rng.below(3)).map(|_| Community(rng.next() as u32)).collect(),
+                    ..Attributes::default()
+                }
+            })
+            .collect();
+        let mut builder = UpdateBuilder::new(ctx);
+        let mut buf = BytesMut::new();
+        let mut messages = 0;
+        for (family, prefixes) in [
+            (Family::IPV4_UNICAST, ipv4_prefixes(&mut rng, v4)),
+            (Family::IPV6_UNICAST, ipv6_prefixes(&mut rng, v6)),
+        ] {
+            let next_hop = if family == Family::IPV4_UNICAST {
+                NextHop::V4(INJECTOR_V4.parse().expect("address"))
+            } else {
+                NextHop::V6 {
+                    global: INJECTOR_V6.parse().expect("address"),
+                    link_local: None,
+                }
+            };
+            // Runs of neighbouring prefixes share an attribute set.
+            let mut groups: Vec<Vec<Nlri>> = vec![Vec::new(); sets.len()];
+            let mut set = 0;
+            for (i, p) in prefixes.into_iter().enumerate() {
+                if i % 16 == 0 {
+                    set = rng.below(sets.len() as u64) as usize;
+                }
+                groups[set].push(p);
+            }
+            for (attrs, group) in sets.iter().zip(&groups) {
+                messages += builder
+                    .announce(&mut buf, family, attrs, next_hop, group)
+                    .expect("encode");
+            }
+        }
+        for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+            builder.end_of_rib(&mut buf, family).expect("encode");
+            messages += 1;
+        }
+        Table {
+            bytes: buf.to_vec(),
+            messages,
+            v4,
+            v6,
+        }
+    }
+
+    fn routes(&self) -> usize {
+        self.v4 + self.v6
+    }
+}
+
+/// Unique IPv4 prefixes in 10.0.0.0/8 below 10.255.0.0 (the link), /24 to
+/// /32, laid out one after another.
+fn ipv4_prefixes(rng: &mut Rng, n: usize) -> Vec<Nlri> {
+    let mut cursor: u64 = 0x0a00_0000;
+    let end: u64 = 0x0aff_0000;
+    let v: Vec<Nlri> = (0..n)
+        .map(|_| {
+            let len: u8 = match rng.below(100) {
+                0..2 => 24,
+                2..10 => 28,
+                10..40 => 30,
+                _ => 32,
+            };
+            let size = 1u64 << (32 - len);
+            cursor = cursor.div_ceil(size) * size;
+            let net = Ipv4Net::new(Ipv4Addr::from(cursor as u32), len).expect("length");
+            cursor += size;
+            Nlri::new(IpNet::V4(net))
+        })
+        .collect();
+    assert!(
+        cursor <= end,
+        "{n} IPv4 prefixes do not fit in 10.0.0.0/8: use fewer"
+    );
+    v
+}
+
+/// Unique IPv6 prefixes in fd10::/16, /40 to /64, mostly /48.
+fn ipv6_prefixes(rng: &mut Rng, n: usize) -> Vec<Nlri> {
+    let mut cursor: u128 = 0xfd10 << 112;
+    (0..n)
+        .map(|_| {
+            let len: u8 = match rng.below(100) {
+                0..60 => 48,
+                60..80 => 40 + rng.below(8) as u8,
+                _ => 49 + rng.below(16) as u8,
+            };
+            let size = 1u128 << (128 - len);
+            cursor = cursor.div_ceil(size) * size;
+            let net = Ipv6Net::new(Ipv6Addr::from(cursor), len).expect("length");
+            cursor += size;
+            Nlri::new(IpNet::V6(net))
+        })
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Tern,
+    Bird,
+    Frr,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Tern => "tern",
+            Kind::Bird => "bird2",
+            Kind::Frr => "FRR",
+        }
+    }
+}
+
+/// The daemon under test, running.
+enum Daemon {
+    Tern(Tern),
+    Bird(Bird),
+    Frr(Frr),
+}
+
+impl Daemon {
+    fn start(kind: Kind, ns: &Netns, work: &WorkDir) -> Daemon {
+        match kind {
+            Kind::Tern => Daemon::Tern(Tern::start(ns, work, "tern", &tern_config())),
+            Kind::Bird => Daemon::Bird(Bird::start(ns, work, "bird", &bird_config())),
+            Kind::Frr => Daemon::Frr(Frr::start_with(
+                ns,
+                work,
+                "frr",
+                &frr_config(),
+                &FrrOptions { install_routes: true },
+            )),
+        }
+    }
+
+    /// (name, PID) of each process.
+    fn pids(&self) -> Vec<(&'static str, u32)> {
+        match self {
+            Daemon::Tern(t) => vec![("tern", t.pid().expect("tern runs"))],
+            Daemon::Bird(b) => vec![("bird", b.pid())],
+            Daemon::Frr(f) => vec![("bgpd", f.bgpd_pid()), ("zebra", f.zebra_pid())],
+        }
+    }
+
+    /// Routes accepted from the injector, as the daemon counts them.
+    fn received(&self) -> Result<usize, String> {
+        match self {
+            Daemon::Tern(t) => {
+                let p = t.peer("injector")?;
+                p["prefixes"]["accepted"]
+                    .as_u64()
+                    .map(|n| n as usize)
+                    .ok_or_else(|| format!("{p}"))
+            }
+            Daemon::Bird(b) => {
+                // `Routes:         500000 imported, 0 exported, ...` per channel.
+                let out = b.birdc(&["show", "protocols", "all", "injector"])?;
+                Ok(out
+                    .lines()
+                    .filter_map(|l| l.trim().strip_prefix("Routes:"))
+                    .filter_map(|r| r.split_whitespace().next()?.parse::<usize>().ok())
+                    .sum())
+            }
+            Daemon::Frr(f) => {
+                let v = f.json("show bgp summary json")?;
+                Ok(["ipv4Unicast", "ipv6Unicast"]
+                    .iter()
+                    .filter_map(|afi| v[afi]["peers"][INJECTOR_V4]["pfxRcd"].as_u64())
+                    .sum::<u64>() as usize)
+            }
+        }
+    }
+
+    fn version(&self) -> String {
+        let first_line = |cmd: &mut Command| {
+            run(cmd)
+                .map(|o| o.lines().next().unwrap_or_default().trim().to_owned())
+                .unwrap_or_else(|e| e)
+        };
+        match self {
+            Daemon::Tern(_) => first_line(Command::new(interop_tests::tern_bin()).arg("--version")),
+            Daemon::Bird(_) => {
+                // bird prints its version on stderr.
+                Command::new("bird")
+                    .arg("--version")
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_owned())
+                    .unwrap_or_default()
+            }
+            Daemon::Frr(_) => {
+                let v = first_line(Command::new(format!("{}/bgpd", interop_tests::FRR_DIR)).arg("--version"));
+                v.replace("bgpd version", "FRR")
+            }
+        }
+    }
+}
+
+fn tern_config() -> String {
+    format!(
+        r#"router-id = "{DAEMON_V4}"
+asn = {DAEMON_ASN}
+hostname = "dut"
+listen = ["[::]:179"]
+
+[[peer]]
+name = "injector"
+address = "{INJECTOR_V4}"
+remote-asn = {INJECTOR_ASN}
+role = "upstream"
+local-address = "{DAEMON_V4}"
+connect-retry = 1
+"#
+    )
+}
+
+fn bird_config() -> String {
+    format!(
+        "router id {DAEMON_V4};
+log stderr {{ info, remote, warning, error, auth, fatal, bug }};
+
+protocol device {{ }}
+
+protocol kernel kernel4 {{
+    ipv4 {{ import none; export all; }};
+}}
+
+protocol kernel kernel6 {{
+    ipv6 {{ import none; export all; }};
+}}
+
+protocol bgp injector {{
+    local {DAEMON_V4} as {DAEMON_ASN};
+    neighbor {INJECTOR_V4} as {INJECTOR_ASN};
+    connect delay time 1;
+    connect retry time 1;
+    ipv4 {{ import all; export none; }};
+    ipv6 {{ import all; export none; }};
+}}
+"
+    )
+}
+
+fn frr_config() -> String {
+    format!(
+        "frr defaults traditional
+hostname dut
+!
+router bgp {DAEMON_ASN}
+ bgp router-id {DAEMON_V4}
+ no bgp ebgp-requires-policy
+ neighbor {INJECTOR_V4} remote-as {INJECTOR_ASN}
+ neighbor {INJECTOR_V4} timers connect 1
+ !
+ address-family ipv4 unicast
+  neighbor {INJECTOR_V4} activate
+ exit-address-family
+ !
+ address-family ipv6 unicast
+  neighbor {INJECTOR_V4} activate
+ exit-address-family
+exit
+"
+    )
+}
+
+/// One daemon's numbers.
+#[derive(Debug)]
+struct Row {
+    name: &'static str,
+    version: String,
+    /// From the first UPDATE sent until the injector wrote the last byte
+    /// (the daemon read it).
+    sent: Duration,
+    /// Until the daemon counted every route as received.
+    rib: Option<Duration>,
+    /// Until the kernel had every route.
+    kernel: Option<Duration>,
+    /// kB, per process, when the session came up (empty table).
+    rss_before: Vec<(&'static str, u64)>,
+    /// kB, per process, with the table loaded and installed.
+    rss_after: Vec<(&'static str, u64)>,
+    /// kB, per process: the peak (`VmHWM`).
+    rss_peak: Vec<(&'static str, u64)>,
+}
+
+/// `VmRSS` or `VmHWM` of PID, in kB.
+fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+fn measure(kind: Kind, table: &Arc<Table>) -> Row {
+    let tag = format!("bench-{}", kind.name().to_lowercase());
+    let work = WorkDir::new(&tag);
+    let inj = Netns::new(&unique_name(&format!("{tag}-inj")));
+    let dut = Netns::new(&unique_name(&format!("{tag}-dut")));
+    veth(&inj, "eth0", &dut, "eth0");
+    inj.add_addr("eth0", &format!("{INJECTOR_V4}/24"));
+    inj.add_addr("eth0", &format!("{INJECTOR_V6}/64"));
+    dut.add_addr("eth0", &format!("{DAEMON_V4}/24"));
+    dut.add_addr("eth0", &format!("{DAEMON_V6}/64"));
+
+    // The kernel counter, in the daemon's namespace.
+    let (base4, base6) = dut.spawn_in(kernel_counts).join().expect("count");
+    let (want4, want6) = (base4 + table.v4, base6 + table.v6);
+
+    // The injector listens; the daemon dials it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (events, rx) = mpsc::channel();
+    let injector = {
+        let (table, stop) = (table.clone(), stop.clone());
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let h = inj.spawn_in(move || {
+            let listener = TcpListener::bind((INJECTOR_V4, 179)).expect("bind 179 in the injector namespace");
+            ready_tx.send(()).expect("ready");
+            inject(listener, &table, &stop, &events)
+        });
+        ready_rx.recv().expect("the injector listens");
+        h
+    };
+    let daemon = Daemon::start(kind, &dut, &work);
+    let version = daemon.version();
+    let pids = daemon.pids();
+
+    let established = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Event::Established(t)) => t,
+        other => panic!("{}: no session: {other:?}", kind.name()),
+    };
+    let rss_before: Vec<(&str, u64)> = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmRSS:"))).collect();
+    let counter = dut.spawn_in(move || {
+        // IPv6 is cheap to count; IPv4 walks the trie, so less often.
+        let deadline = Duration::from_secs(240);
+        let (mut done4, mut done6) = (None, None);
+        let mut i = 0u64;
+        while (done4.is_none() || done6.is_none()) && established.elapsed() < deadline {
+            if done6.is_none() && count6() >= want6 {
+                done6 = Some(established.elapsed());
+            }
+            if done4.is_none() && i.is_multiple_of(3) && count4() >= want4 {
+                done4 = Some(established.elapsed());
+            }
+            i += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        done4.zip(done6).map(|(a, b)| a.max(b))
+    });
+    let mut rib = None;
+    while established.elapsed() < Duration::from_secs(240) && !counter.is_finished() {
+        if rib.is_none() && daemon.received().is_ok_and(|n| n >= table.routes()) {
+            rib = Some(established.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(if rib.is_none() { 250 } else { 100 }));
+    }
+    let kernel = counter.join().expect("counter");
+    if rib.is_none() && daemon.received().is_ok_and(|n| n >= table.routes()) {
+        rib = kernel;
+    }
+    let sent = match rx.recv_timeout(Duration::from_secs(5)) {
+        Ok(Event::Sent(t)) => t.duration_since(established),
+        other => panic!("{}: the injector did not finish: {other:?}", kind.name()),
+    };
+    // Let it settle (e.g. zebra freeing its queues) before reading RSS.
+    std::thread::sleep(Duration::from_secs(1));
+    let rss_after = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmRSS:"))).collect();
+    let rss_peak = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmHWM:"))).collect();
+    let row = Row {
+        name: kind.name(),
+        version,
+        sent,
+        rib,
+        kernel,
+        rss_before,
+        rss_after,
+        rss_peak,
+    };
+    // Stop the daemon first (a few seconds at most: its guard SIGKILLs
+    // it), then the injector, then the namespaces go with their routes.
+    drop(daemon);
+    stop.store(true, Ordering::Relaxed);
+    let _ = injector.join();
+    row
+}
+
+#[derive(Debug)]
+enum Event {
+    Established(Instant),
+    Sent(Instant),
+}
+
+/// Reads one BGP message (header and body).
+fn read_message(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut msg = vec![0u8; 19];
+    s.read_exact(&mut msg)?;
+    let len = usize::from(u16::from_be_bytes([msg[16], msg[17]]));
+    msg.resize(len.max(19), 0);
+    s.read_exact(&mut msg[19..])?;
+    Ok(msg)
+}
+
+/// Accepts the daemon's connection, exchanges OPEN and KEEPALIVE (hold
+/// time 0: no keepalives to keep up), sends the table, then reads and
+/// drops whatever comes until told to stop.
+fn inject(listener: TcpListener, table: &Table, stop: &AtomicBool, events: &mpsc::Sender<Event>) {
+    let (mut s, _) = listener.accept().expect("accept the daemon");
+    s.set_nodelay(true).expect("nodelay");
+    let ctx = Context::ebgp();
+    let open = read_message(&mut s).expect("read the daemon's OPEN");
+    match Message::decode(&open, &ctx) {
+        Ok(Message::Open(o)) => assert_eq!(o.asn(), DAEMON_ASN, "{o:?}"),
+        other => panic!("expected an OPEN, got {other:?}"),
+    }
+    let mut buf = BytesMut::new();
+    let caps = vec![
+        Capability::Multiprotocol(Family::IPV4_UNICAST),
+        Capability::Multiprotocol(Family::IPV6_UNICAST),
+        Capability::RouteRefresh,
+        Capability::FourOctetAs(INJECTOR_ASN),
+    ];
+    let bgp_id: Ipv4Addr = INJECTOR_V4.parse().expect("address");
+    Message::Open(Open::new(INJECTOR_ASN, 0, bgp_id, caps))
+        .encode(&ctx, &mut buf)
+        .expect("encode");
+    Message::Keepalive.encode(&ctx, &mut buf).expect("encode");
+    s.write_all(&buf).expect("send OPEN");
+    loop {
+        let m = read_message(&mut s).expect("read the daemon's KEEPALIVE");
+        match Message::decode(&m, &ctx) {
+            Ok(Message::Keepalive) => break,
+            Ok(Message::Notification(n)) => panic!("the daemon refused the session: {n}"),
+            _ => continue,
+        }
+    }
+    let _ = events.send(Event::Established(Instant::now()));
+    s.write_all(&table.bytes).expect("send the table");
+    let _ = events.send(Event::Sent(Instant::now()));
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let mut sink = [0u8; 65536];
+    while !stop.load(Ordering::Relaxed) {
+        match s.read(&mut sink) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+}
+
+/// IPv4 prefixes in the main table, IPv6 route entries: from this thread's
+/// namespace.
+fn kernel_counts() -> (usize, usize) {
+    (count4(), count6())
+}
+
+fn count4() -> usize {
+    let text = std::fs::read_to_string("/proc/thread-self/net/fib_triestat").unwrap_or_default();
+    let main = text.split("Main:").nth(1).unwrap_or_default();
+    main.lines()
+        .find_map(|l| l.trim().strip_prefix("Prefixes:")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn count6() -> usize {
+    // fib6_nodes fib6_route_nodes fib6_rt_alloc fib6_rt_entries ..., hex.
+    let text = std::fs::read_to_string("/proc/thread-self/net/rt6_stats").unwrap_or_default();
+    text.split_whitespace()
+        .nth(3)
+        .and_then(|h| usize::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
+}
+
+fn print_table(table: &Table, rows: &[Row]) {
+    let routes = table.routes();
+    let secs = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()));
+    let rate =
+        |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.0}", routes as f64 / d.as_secs_f64()));
+    let mb = |v: &[(&str, u64)]| {
+        let total: u64 = v.iter().map(|(_, k)| k).sum();
+        if v.len() == 1 {
+            format!("{:.1} MB", total as f64 / 1024.0)
+        } else {
+            let parts: Vec<String> = v
+                .iter()
+                .map(|(n, k)| format!("{n} {:.0}", *k as f64 / 1024.0))
+                .collect();
+            format!("{:.1} MB ({})", total as f64 / 1024.0, parts.join(" + "))
+        }
+    };
+    let per_route = |r: &Row| {
+        let before: u64 = r.rss_before.iter().map(|(_, k)| k).sum();
+        let after: u64 = r.rss_after.iter().map(|(_, k)| k).sum();
+        format!(
+            "{:.0} B",
+            (after.saturating_sub(before) * 1024) as f64 / routes as f64
+        )
+    };
+    type Cell<'a> = Box<dyn Fn(&Row) -> String + 'a>;
+    let lines: Vec<(&str, Cell)> = vec![
+        ("version", Box::new(|r: &Row| r.version.clone())),
+        (
+            "table read (injector done)",
+            Box::new(|r: &Row| secs(Some(r.sent))),
+        ),
+        ("all routes in the RIB", Box::new(|r: &Row| secs(r.rib))),
+        ("all routes in the kernel", Box::new(|r: &Row| secs(r.kernel))),
+        ("routes/s into the RIB", Box::new(|r: &Row| rate(r.rib))),
+        ("routes/s into the kernel", Box::new(|r: &Row| rate(r.kernel))),
+        ("RSS, empty", Box::new(|r: &Row| mb(&r.rss_before))),
+        ("RSS, table loaded", Box::new(|r: &Row| mb(&r.rss_after))),
+        ("RSS peak (VmHWM)", Box::new(|r: &Row| mb(&r.rss_peak))),
+        ("RSS per route (loaded - empty)", Box::new(per_route)),
+    ];
+    println!(
+        "\n{} IPv4 + {} IPv6 = {routes} routes, {} UPDATEs, {:.1} MB; times from the session's establishment",
+        table.v4,
+        table.v6,
+        table.messages,
+        table.bytes.len() as f64 / 1e6
+    );
+    let w0 = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| lines.iter().map(|(_, f)| f(r)).collect())
+        .collect();
+    let widths: Vec<usize> = (0..rows.len())
+        .map(|i| {
+            cells[i]
+                .iter()
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+                .max(rows[i].name.len())
+        })
+        .collect();
+    let mut header = format!("{:w0$}", "");
+    for (r, w) in rows.iter().zip(&widths) {
+        header.push_str(&format!("  {:>w$}", r.name));
+    }
+    println!("{header}");
+    for (i, (label, _)) in lines.iter().enumerate() {
+        let mut line = format!("{label:w0$}");
+        for (c, w) in cells.iter().zip(&widths) {
+            line.push_str(&format!("  {:>w$}", c[i]));
+        }
+        println!("{line}");
+    }
+}
