@@ -27,23 +27,11 @@ use policy::{PeerInfo, Role, RouteInput, VipSelector};
 use super::netlink::{
     Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, NexthopSpec, Op, OpError, RouteKind,
 };
-use crate::config::PolicyChain;
+use crate::config::{PolicyChain, VipRoute};
 use crate::rib::LocRibChange;
 
 pub const RT_TABLE_MAIN: u32 = 254;
 pub const RT_TABLE_LOCAL: u32 = 255;
-
-/// How a VIP is kept on the node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VipKind {
-    /// `local VIP dev lo table local`: delivered to the node's stack, where
-    /// Cilium's service translation takes it.
-    Local,
-    /// A unicast route to a device, e.g. `cilium_host`.
-    Device(String),
-    /// Dropped on the node rather than sent to the router.
-    Blackhole,
-}
 
 #[derive(Clone, Debug)]
 pub struct FibConfig {
@@ -58,7 +46,7 @@ pub struct FibConfig {
     /// Evaluated on the best route after the role check.
     pub install_policy: Option<PolicyChain>,
     /// `None` disables VIP routes.
-    pub vip: Option<(VipSelector, VipKind)>,
+    pub vip: Option<(VipSelector, VipRoute)>,
     /// Point routes at kernel nexthop objects (shared by every route with
     /// the same next hops) instead of carrying the next hops themselves.
     pub nexthop_objects: bool,
@@ -69,6 +57,17 @@ pub struct FibConfig {
 enum Wanted {
     Forward(Vec<NextHop>),
     Vip,
+}
+
+/// The kernel as dumped: our routes and nexthop objects, other daemons'
+/// routes (for next-hop resolution), links and addresses.
+#[derive(Clone, Debug, Default)]
+pub struct KernelSnapshot {
+    pub ours: Vec<KernelRoute>,
+    pub nexthops: Vec<NexthopObject>,
+    pub foreign: Vec<KernelRoute>,
+    pub links: Vec<Link>,
+    pub addresses: Vec<Address>,
 }
 
 /// Identifies one kernel route of ours.
@@ -235,14 +234,14 @@ impl Fib {
 
     /// The kernel as found at start (or after an overrun): our routes and
     /// nexthop objects are adopted, the rest feeds next-hop resolution.
-    pub fn load(
-        &mut self,
-        ours: Vec<KernelRoute>,
-        nexthops: Vec<NexthopObject>,
-        foreign: Vec<KernelRoute>,
-        links: Vec<Link>,
-        addresses: Vec<Address>,
-    ) {
+    pub fn load(&mut self, kernel: KernelSnapshot) {
+        let KernelSnapshot {
+            ours,
+            nexthops,
+            foreign,
+            links,
+            addresses,
+        } = kernel;
         self.links = links.into_iter().map(|l| (l.ifindex, l)).collect();
         self.addresses = addresses;
         self.foreign = foreign;
@@ -458,18 +457,11 @@ impl Fib {
     /// The kernel as it is now, after events were lost or the kernel
     /// dropped routes on its own: everything is compared again and what
     /// differs is rewritten.
-    pub fn reload(
-        &mut self,
-        ours: Vec<KernelRoute>,
-        nexthops: Vec<NexthopObject>,
-        foreign: Vec<KernelRoute>,
-        links: Vec<Link>,
-        addresses: Vec<Address>,
-    ) {
+    pub fn reload(&mut self, kernel: KernelSnapshot) {
         let converged = self.converged;
         let before: HashSet<RouteKey> = self.installed.keys().copied().collect();
         self.installed.clear();
-        self.load(ours, nexthops, foreign, links, addresses);
+        self.load(kernel);
         // Routes we wrote before stay ours to remove; leftovers from a
         // previous run stay leftovers until convergence.
         for (key, i) in self.installed.iter_mut() {
@@ -733,7 +725,7 @@ impl Fib {
             Wanted::Vip => {
                 let (_, kind) = self.config.vip.as_ref()?;
                 let (table, kind, nexthops) = match kind {
-                    VipKind::Local => {
+                    VipRoute::Local => {
                         let lo = self
                             .links
                             .values()
@@ -750,7 +742,7 @@ impl Fib {
                             }],
                         )
                     }
-                    VipKind::Device(name) => {
+                    VipRoute::Device(name) => {
                         let Some(dev) = self.links.values().find(|l| &l.name == name) else {
                             tracing::warn!(device = %name, prefix = %key.prefix, "VIP device not found");
                             return None;
@@ -765,7 +757,7 @@ impl Fib {
                             }],
                         )
                     }
-                    VipKind::Blackhole => (self.config.table, RouteKind::Blackhole, vec![]),
+                    VipRoute::Blackhole => (self.config.table, RouteKind::Blackhole, vec![]),
                 };
                 (table == key.table).then_some(KernelRoute {
                     prefix: key.prefix,

@@ -11,9 +11,9 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::model::{Fib, FibConfig, FibCounters, Followup, RT_TABLE_LOCAL, VipKind};
+use super::model::{Fib, FibConfig, FibCounters, Followup, KernelSnapshot, RT_TABLE_LOCAL};
 use super::netlink::{KernelRoute, Monitor, Netlink};
-use crate::config::{FibSettings, VipRoute};
+use crate::config::FibSettings;
 use crate::rib::task::FibInput;
 
 /// What the API shows of the FIB.
@@ -57,20 +57,13 @@ pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
         ipv6: settings.ipv6,
         install_from: settings.install_from.clone(),
         install_policy: settings.install_policy.clone(),
-        vip: settings.vip.as_ref().map(|(sel, kind)| {
-            let kind = match kind {
-                VipRoute::Local => VipKind::Local,
-                VipRoute::Device(d) => VipKind::Device(d.clone()),
-                VipRoute::Blackhole => VipKind::Blackhole,
-            };
-            (sel.clone(), kind)
-        }),
+        vip: settings.vip.clone(),
         nexthop_objects,
     };
     let mut fib = Fib::new(config);
-    let view = KernelView::dump(&mut netlink, settings).await?;
-    let ours = view.ours.len();
-    fib.load(view.ours, view.nexthops, view.foreign, view.links, view.addresses);
+    let kernel = dump_kernel(&mut netlink, settings).await?;
+    let ours = kernel.ours.len();
+    fib.load(kernel);
     tracing::info!(
         table = settings.table,
         protocol = settings.protocol,
@@ -101,35 +94,26 @@ pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
     })
 }
 
-struct KernelView {
-    ours: Vec<KernelRoute>,
-    nexthops: Vec<super::netlink::NexthopObject>,
-    foreign: Vec<KernelRoute>,
-    links: Vec<super::netlink::Link>,
-    addresses: Vec<super::netlink::Address>,
-}
-
-impl KernelView {
-    async fn dump(nl: &mut Netlink, s: &FibSettings) -> std::io::Result<KernelView> {
-        let ours = dump_ours(nl, s).await?;
-        let nexthops = nl.dump_nexthops(Some(s.protocol)).await.unwrap_or_default();
-        let mut foreign = Vec::new();
-        for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
-            foreign.extend(
-                nl.dump_routes(family, Some(254), None)
-                    .await?
-                    .into_iter()
-                    .filter(|r| r.protocol != s.protocol),
-            );
-        }
-        Ok(KernelView {
-            ours,
-            nexthops,
-            foreign,
-            links: nl.links().await?,
-            addresses: nl.addresses().await?,
-        })
+/// Everything the FIB needs to know of the kernel, dumped.
+async fn dump_kernel(nl: &mut Netlink, s: &FibSettings) -> std::io::Result<KernelSnapshot> {
+    let ours = dump_ours(nl, s).await?;
+    let nexthops = nl.dump_nexthops(Some(s.protocol)).await.unwrap_or_default();
+    let mut foreign = Vec::new();
+    for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+        foreign.extend(
+            nl.dump_routes(family, Some(254), None)
+                .await?
+                .into_iter()
+                .filter(|r| r.protocol != s.protocol),
+        );
     }
+    Ok(KernelSnapshot {
+        ours,
+        nexthops,
+        foreign,
+        links: nl.links().await?,
+        addresses: nl.addresses().await?,
+    })
 }
 
 /// Our routes: the configured table and the local table (VIP routes),
@@ -283,10 +267,8 @@ impl FibTask {
     }
 
     async fn reload(&mut self) {
-        match KernelView::dump(&mut self.netlink, &self.settings).await {
-            Ok(v) => self
-                .fib
-                .reload(v.ours, v.nexthops, v.foreign, v.links, v.addresses),
+        match dump_kernel(&mut self.netlink, &self.settings).await {
+            Ok(kernel) => self.fib.reload(kernel),
             Err(e) => tracing::error!(error = %e, "cannot reload the kernel state"),
         }
     }

@@ -9,8 +9,9 @@ use bgp_proto::{Attributes, NextHop};
 use ipnet::IpNet;
 use policy::{Role, VipSelector};
 
-use super::model::{Fib, FibConfig, Followup, RT_TABLE_LOCAL, VipKind};
+use super::model::{Fib, FibConfig, Followup, KernelSnapshot, RT_TABLE_LOCAL};
 use super::netlink::{Address, Event, KernelNextHop, KernelRoute, Link, NexthopSpec, Op, OpError, RouteKind};
+use crate::config::VipRoute;
 use crate::rib::{LocRibChange, Selected};
 
 const ETH: u32 = 2;
@@ -27,7 +28,7 @@ fn config(nexthop_objects: bool) -> FibConfig {
         ipv6: true,
         install_from: vec![Role::Upstream],
         install_policy: None,
-        vip: Some((VipSelector::default(), VipKind::Local)),
+        vip: Some((VipSelector::default(), VipRoute::Local)),
         nexthop_objects,
     }
 }
@@ -73,7 +74,13 @@ fn addresses() -> Vec<Address> {
 /// A node: eth0 up on fd00:101::/64 and 10.101.0.0/24.
 fn node(nexthop_objects: bool) -> Fib {
     let mut f = Fib::new(config(nexthop_objects));
-    f.load(vec![], vec![], vec![], links(true), addresses());
+    f.load(KernelSnapshot {
+        ours: vec![],
+        nexthops: vec![],
+        foreign: vec![],
+        links: links(true),
+        addresses: addresses(),
+    });
     f
 }
 
@@ -218,7 +225,7 @@ fn the_nodes_own_prefixes_are_never_installed_and_vips_stay_local() {
 fn vip_route_kinds() {
     for (kind, want) in [
         (
-            VipKind::Device("eth0".into()),
+            VipRoute::Device("eth0".into()),
             KernelRoute {
                 kind: RouteKind::Unicast,
                 nexthops: vec![KernelNextHop {
@@ -230,7 +237,7 @@ fn vip_route_kinds() {
             },
         ),
         (
-            VipKind::Blackhole,
+            VipRoute::Blackhole,
             KernelRoute {
                 kind: RouteKind::Blackhole,
                 ..unicast("10.96.1.10/32", vec![])
@@ -241,7 +248,13 @@ fn vip_route_kinds() {
             vip: Some((VipSelector::default(), kind)),
             ..config(false)
         });
-        f.load(vec![], vec![], vec![], links(true), addresses());
+        f.load(KernelSnapshot {
+            ours: vec![],
+            nexthops: vec![],
+            foreign: vec![],
+            links: links(true),
+            addresses: addresses(),
+        });
         f.loc_rib(&change("10.96.1.10/32", Role::Cilium, true, &["::1"]));
         assert_eq!(f.flush(), [Op::ReplaceRoute(want)]);
     }
@@ -310,7 +323,13 @@ fn next_hops_resolve_through_routes_tern_does_not_own() {
         protocol: 4,
         ..unicast("10.9.0.0/16", vec![via("10.101.0.254")])
     };
-    f.load(vec![], vec![], vec![igp.clone()], links(true), addresses());
+    f.load(KernelSnapshot {
+        ours: vec![],
+        nexthops: vec![],
+        foreign: vec![igp.clone()],
+        links: links(true),
+        addresses: addresses(),
+    });
     f.loc_rib(&change("10.224.4.0/24", Role::Upstream, false, &["10.9.9.9"]));
     assert_eq!(
         f.flush(),
@@ -360,13 +379,13 @@ fn a_link_flap_removes_and_restores_routes() {
         mtu: 1500,
     };
     assert_eq!(f.kernel_event(Event::Link(down.clone())), Followup::Reload);
-    f.reload(
-        vec![],
-        vec![],
-        vec![],
-        vec![links(true)[0].clone(), down],
-        addresses(),
-    );
+    f.reload(KernelSnapshot {
+        ours: vec![],
+        nexthops: vec![],
+        foreign: vec![],
+        links: vec![links(true)[0].clone(), down],
+        addresses: addresses(),
+    });
     assert!(f.flush().is_empty(), "unresolvable while the link is down");
     assert_eq!(f.unresolved().count(), 1);
     let up = Link {
@@ -376,7 +395,13 @@ fn a_link_flap_removes_and_restores_routes() {
         mtu: 1500,
     };
     assert_eq!(f.kernel_event(Event::Link(up)), Followup::Reload);
-    f.reload(vec![], vec![], vec![], links(true), addresses());
+    f.reload(KernelSnapshot {
+        ours: vec![],
+        nexthops: vec![],
+        foreign: vec![],
+        links: links(true),
+        addresses: addresses(),
+    });
     assert_eq!(
         f.flush(),
         [Op::ReplaceRoute(unicast(
@@ -393,13 +418,13 @@ fn restart_adopts_and_sweeps_only_after_convergence() {
     let mut f = Fib::new(config(false));
     let kept = unicast("10.224.2.0/24", vec![via("fd00:101::fffe")]);
     let stale = unicast("10.224.7.0/24", vec![via("fd00:101::fffe")]);
-    f.load(
-        vec![kept.clone(), stale.clone(), local_vip("10.96.1.10/32")],
-        vec![],
-        vec![],
-        links(true),
-        addresses(),
-    );
+    f.load(KernelSnapshot {
+        ours: vec![kept.clone(), stale.clone(), local_vip("10.96.1.10/32")],
+        nexthops: vec![],
+        foreign: vec![],
+        links: links(true),
+        addresses: addresses(),
+    });
     f.loc_rib(&change(
         "10.224.2.0/24",
         Role::Upstream,
@@ -566,7 +591,13 @@ fn routes_of_other_daemons_are_never_replaced() {
         protocol: 4,
         ..unicast("10.224.2.0/24", vec![via("fd00:101::1")])
     };
-    f.load(vec![], vec![], vec![static_route], links(true), addresses());
+    f.load(KernelSnapshot {
+        ours: vec![],
+        nexthops: vec![],
+        foreign: vec![static_route],
+        links: links(true),
+        addresses: addresses(),
+    });
     f.loc_rib(&change(
         "10.224.2.0/24",
         Role::Upstream,
