@@ -689,6 +689,20 @@ fn is_terns(line: &str) -> bool {
 }
 
 /// The counters of tern's peer `peer` on node `n`.
+/// The paths a node's tern holds from its Cilium peer for `prefixes`.
+fn cilium_paths(n: &Node, prefixes: &[String]) -> Result<Vec<Value>, String> {
+    let mut paths = Vec::new();
+    for prefix in prefixes {
+        paths.extend(
+            n.tern
+                .paths(prefix)?
+                .into_iter()
+                .filter(|x| x["peer"] == "cilium"),
+        );
+    }
+    Ok(paths)
+}
+
 fn peer_counter(n: &Node, peer: &str, key: &str) -> u64 {
     let p = n.tern.peer(peer).unwrap();
     p[key].as_u64().unwrap_or_else(|| panic!("no {key} in {p:#}"))
@@ -739,15 +753,7 @@ fn scenario_6_cilium_agent_restart_flaps_nothing() {
         "node-22's tern to keep Cilium's routes, stale",
         || {
             let p = n2.tern.peer("cilium")?;
-            let mut paths = Vec::new();
-            for prefix in &own2 {
-                paths.extend(
-                    n2.tern
-                        .paths(prefix)?
-                        .into_iter()
-                        .filter(|x| x["peer"] == "cilium"),
-                );
-            }
+            let paths = cilium_paths(n2, &own2)?;
             if p["state"] != "established"
                 && paths.len() == own2.len()
                 && paths.iter().all(|x| x["stale"] == true)
@@ -789,15 +795,7 @@ fn scenario_6_cilium_agent_restart_flaps_nothing() {
         "node-22's tern: Cilium back, its routes fresh (End-of-RIB)",
         || {
             let p = n2.tern.peer("cilium")?;
-            let mut paths = Vec::new();
-            for prefix in &own2 {
-                paths.extend(
-                    n2.tern
-                        .paths(prefix)?
-                        .into_iter()
-                        .filter(|x| x["peer"] == "cilium"),
-                );
-            }
+            let paths = cilium_paths(n2, &own2)?;
             if p["state"] == "established"
                 && p["established_transitions"] == 2
                 && paths.len() == own2.len()
