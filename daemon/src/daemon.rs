@@ -36,10 +36,10 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api;
-use crate::config::{Config, PeerAddress, PeerConfig};
+use crate::config::{Config, PeerAddress, PeerConfig, RemoteAs};
 use crate::rib::task::{RibEvent, RibToPeer};
 use crate::rib::{PeerId, PeerSetup, Rib, RibSettings};
-use crate::session::negotiate::{Offer, RemoteAs};
+use crate::session::negotiate::Offer;
 use crate::session::peer::Timing;
 use crate::session::socket::{self, SocketOptions};
 use crate::session::task::{
@@ -161,7 +161,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         seed: u64::from(u32::from(router_id)),
     };
     for pc in sup.config.peers.clone() {
-        if let PeerAddress::Single(ip) = pc.address {
+        if let PeerAddress::Single(ip) = pc.session.address {
             sup.add_peer(pc, ip, None).await;
         }
         sup.set_md5_keys(None);
@@ -243,30 +243,32 @@ pub async fn run(path: &Path) -> Result<(), String> {
 
 impl Supervisor {
     fn offer(&self, pc: &PeerConfig) -> Offer {
-        let gr = (self.config.graceful_restart.enabled && pc.graceful_restart).then(|| GracefulRestart {
-            restarting: self.restarting,
-            notification: true,
-            restart_time: self.config.graceful_restart.restart_time,
-            // F bit: what we advertise is forwarded by the node whether or
-            // not tern runs, so after a restart it is preserved.
-            families: pc
-                .families
-                .iter()
-                .map(|f| GracefulRestartFamily {
-                    family: *f,
-                    forwarding: self.restarting,
-                })
-                .collect(),
-        });
+        let gr =
+            (self.config.graceful_restart.enabled && pc.session.graceful_restart).then(|| GracefulRestart {
+                restarting: self.restarting,
+                notification: true,
+                restart_time: self.config.graceful_restart.restart_time,
+                // F bit: what we advertise is forwarded by the node whether or
+                // not tern runs, so after a restart it is preserved.
+                families: pc
+                    .session
+                    .families
+                    .iter()
+                    .map(|f| GracefulRestartFamily {
+                        family: *f,
+                        forwarding: self.restarting,
+                    })
+                    .collect(),
+            });
         Offer {
-            local_asn: pc.local_asn.unwrap_or(self.config.asn),
+            local_asn: pc.session.local_asn.unwrap_or(self.config.asn),
             router_id: self.router_id,
-            remote_asn: pc.remote_asn,
-            hold_time: pc.hold_time,
-            keepalive: pc.keepalive,
-            families: pc.families.clone(),
-            extended_next_hop: pc.extended_next_hop,
-            extended_message: pc.extended_message,
+            remote_asn: pc.session.remote_asn,
+            hold_time: pc.session.hold_time,
+            keepalive: pc.session.keepalive,
+            families: pc.session.families.clone(),
+            extended_next_hop: pc.session.extended_next_hop,
+            extended_message: pc.session.extended_message,
             graceful_restart: gr,
             hostname: self.hostname.clone(),
         }
@@ -275,36 +277,36 @@ impl Supervisor {
     fn setup(&self, pc: &PeerConfig, name: &str) -> PeerSetup {
         PeerSetup {
             name: name.into(),
-            role: pc.role,
-            local_asn: pc.local_asn.unwrap_or(self.config.asn),
-            import: pc.import.clone(),
-            export: pc.export.clone(),
-            next_hop_self: pc.next_hop_self,
-            accept_local_next_hop: pc.accept_local_next_hop,
-            soft_reconfiguration: pc.soft_reconfiguration,
-            max_prefix: pc.max_prefix,
+            role: pc.session.role,
+            local_asn: pc.session.local_asn.unwrap_or(self.config.asn),
+            import: pc.routing.import.clone(),
+            export: pc.routing.export.clone(),
+            next_hop_self: pc.routing.next_hop_self,
+            accept_local_next_hop: pc.routing.accept_local_next_hop,
+            soft_reconfiguration: pc.routing.soft_reconfiguration,
+            max_prefix: pc.routing.max_prefix,
             wait_for_end_of_rib: self.config.graceful_restart.enabled
-                && pc.graceful_restart
-                && matches!(pc.address, PeerAddress::Single(_)),
+                && pc.session.graceful_restart
+                && matches!(pc.session.address, PeerAddress::Single(_)),
         }
     }
 
     fn settings(&self, pc: &PeerConfig, name: &str, ip: IpAddr) -> Settings {
-        let local_asn = pc.local_asn.unwrap_or(self.config.asn);
-        let ebgp = !matches!(pc.remote_asn, RemoteAs::Exact(a) if a == local_asn);
+        let local_asn = pc.session.local_asn.unwrap_or(self.config.asn);
+        let ebgp = !matches!(pc.session.remote_asn, RemoteAs::Exact(a) if a == local_asn);
         Settings {
             name: name.to_owned(),
-            remote: SocketAddr::new(ip, pc.port),
-            local_address: pc.local_address,
+            remote: SocketAddr::new(ip, pc.session.port),
+            local_address: pc.session.local_address,
             offer: self.offer(pc),
             timing: Timing {
-                passive: pc.passive,
-                connect_retry: pc.connect_retry,
+                passive: pc.session.passive,
+                connect_retry: pc.session.connect_retry,
                 max_backoff: Duration::from_secs(60),
             },
-            socket: SocketOptions::for_peer(ebgp, pc.ttl, pc.ttl_security),
-            md5: pc.md5_password.as_ref().map(|s| s.0.as_bytes().to_vec()),
-            graceful_restart: self.config.graceful_restart.enabled && pc.graceful_restart,
+            socket: SocketOptions::for_peer(ebgp, pc.session.ttl, pc.session.ttl_security),
+            md5: pc.session.md5_password.as_ref().map(|s| s.0.as_bytes().to_vec()),
+            graceful_restart: self.config.graceful_restart.enabled && pc.session.graceful_restart,
         }
     }
 
@@ -328,7 +330,11 @@ impl Supervisor {
             return;
         }
         let Ok(id) = id.await else { return };
-        let status = Arc::new(PeerStatus::new(name.clone(), pc.role.to_string(), ip.to_string()));
+        let status = Arc::new(PeerStatus::new(
+            name.clone(),
+            pc.session.role.to_string(),
+            ip.to_string(),
+        ));
         self.board.insert(status.clone());
         self.seed = self
             .seed
@@ -342,7 +348,7 @@ impl Supervisor {
             from_rib,
             self.seed,
         );
-        tracing::info!(peer = %name, address = %ip, role = %pc.role, passive = pc.passive, "peer added");
+        tracing::info!(peer = %name, address = %ip, role = %pc.session.role, passive = pc.session.passive, "peer added");
         self.peers.insert(
             name,
             PeerEntry {
@@ -369,13 +375,18 @@ impl Supervisor {
     fn set_md5_keys(&self, old: Option<&Config>) {
         for l in &self.listeners {
             for pc in old.map(|c| c.peers.as_slice()).unwrap_or_default() {
-                if pc.md5_password.is_some() {
-                    let _ = set_listener_md5(l, peer_net(&pc.address), None);
+                if pc.session.md5_password.is_some() {
+                    let _ = set_listener_md5(l, peer_net(&pc.session.address), None);
                 }
             }
-            for pc in self.config.peers.iter().filter(|p| p.md5_password.is_some()) {
-                let key = pc.md5_password.as_ref().map(|s| s.0.as_bytes());
-                if let Err(e) = set_listener_md5(l, peer_net(&pc.address), key) {
+            for pc in self
+                .config
+                .peers
+                .iter()
+                .filter(|p| p.session.md5_password.is_some())
+            {
+                let key = pc.session.md5_password.as_ref().map(|s| s.0.as_bytes());
+                if let Err(e) = set_listener_md5(l, peer_net(&pc.session.address), key) {
                     tracing::error!(peer = %pc.name, error = %e, "cannot set the MD5 key on the listener");
                 }
             }
@@ -388,7 +399,7 @@ impl Supervisor {
         let name = self
             .peers
             .iter()
-            .find(|(_, e)| e.config.address == PeerAddress::Single(ip))
+            .find(|(_, e)| e.config.session.address == PeerAddress::Single(ip))
             .map(|(n, _)| n.clone());
         let name = match name {
             Some(n) => Some(n),
@@ -396,18 +407,18 @@ impl Supervisor {
                 .config
                 .peers
                 .iter()
-                .find(|p| matches!(p.address, PeerAddress::Range(_)) && p.address.contains(ip))
+                .find(|p| {
+                    matches!(p.session.address, PeerAddress::Range(_)) && p.session.address.contains(ip)
+                })
                 .cloned()
             {
                 Some(range) => {
                     let parent = range.name.clone();
                     let name = format!("{parent}-{ip}");
                     if !self.peers.contains_key(&name) {
-                        let pc = PeerConfig {
-                            address: PeerAddress::Single(ip),
-                            passive: true,
-                            ..range
-                        };
+                        let mut pc = range;
+                        pc.session.address = PeerAddress::Single(ip);
+                        pc.session.passive = true;
                         self.add_peer(pc, ip, Some(parent)).await;
                     }
                     Some(name)
@@ -484,25 +495,24 @@ impl Supervisor {
                     }
                     changes.push(format!("removed {name}"));
                 }
-                Some(new_pc) if session_changed(old_pc, new_pc) => {
+                Some(new_pc) if old_pc.session != new_pc.session => {
                     self.remove_peer(name, changed_config.clone()).await;
                     for d in dynamic {
                         self.remove_peer(&d, changed_config.clone()).await;
                     }
-                    if let PeerAddress::Single(ip) = new_pc.address {
+                    if let PeerAddress::Single(ip) = new_pc.session.address {
                         self.add_peer(new_pc.clone(), ip, None).await;
                     }
                     changes.push(format!("restarted {name}"));
                 }
-                Some(new_pc) if policy_changed(old_pc, new_pc) => {
+                Some(new_pc) if old_pc.routing != new_pc.routing => {
                     let mut targets: Vec<String> = dynamic;
                     targets.push(name.to_string());
                     for t in targets {
                         if let Some(entry) = self.peers.get_mut(&t) {
-                            entry.config = PeerConfig {
-                                address: entry.config.address.clone(),
-                                ..new_pc.clone()
-                            };
+                            // The session settings are unchanged (a dynamic
+                            // neighbour keeps its own address).
+                            entry.config.routing = new_pc.routing.clone();
                             let setup = self.setup(&self.peers[&t].config, &t);
                             let (reply, refresh) = oneshot::channel();
                             let id = self.peers[&t].id;
@@ -521,7 +531,7 @@ impl Supervisor {
         }
         for (name, pc) in &new_peers {
             if !old_peers.contains_key(name.as_str()) {
-                if let PeerAddress::Single(ip) = pc.address {
+                if let PeerAddress::Single(ip) = pc.session.address {
                     self.add_peer(pc.clone(), ip, None).await;
                 }
                 changes.push(format!("added {name}"));
@@ -545,7 +555,7 @@ impl Supervisor {
     /// Pushes the current offers (e.g. without the R bit) to every peer.
     fn reconfigure_all(&self) {
         for (name, e) in &self.peers {
-            let ip = match e.config.address {
+            let ip = match e.config.session.address {
                 PeerAddress::Single(ip) => ip,
                 PeerAddress::Range(_) => continue,
             };
@@ -561,7 +571,7 @@ impl Supervisor {
         let mut joins = Vec::new();
         for (_, e) in self.peers {
             let _ = e.handle.control.send(PeerControl::Shutdown {
-                graceful: graceful && e.config.graceful_restart,
+                graceful: graceful && e.config.session.graceful_restart,
             });
             joins.push(e.handle.join);
         }
@@ -599,39 +609,6 @@ async fn watchdog(rib: mpsc::Sender<RibEvent>, interval: Duration) {
     }
 }
 
-/// Whether a change needs a new session (anything negotiated or how we
-/// connect), rather than just re-running policy.
-fn session_changed(a: &PeerConfig, b: &PeerConfig) -> bool {
-    a.address != b.address
-        || a.port != b.port
-        || a.remote_asn != b.remote_asn
-        || a.role != b.role
-        || a.families != b.families
-        || a.passive != b.passive
-        || a.hold_time != b.hold_time
-        || a.keepalive != b.keepalive
-        || a.connect_retry != b.connect_retry
-        || a.local_address != b.local_address
-        || a.local_asn != b.local_asn
-        || a.ttl != b.ttl
-        || a.ttl_security != b.ttl_security
-        || a.graceful_restart != b.graceful_restart
-        || a.md5_password != b.md5_password
-        || a.extended_next_hop != b.extended_next_hop
-        || a.extended_message != b.extended_message
-}
-
-fn policy_changed(a: &PeerConfig, b: &PeerConfig) -> bool {
-    a.import.policies != b.import.policies
-        || a.import.default != b.import.default
-        || a.export.policies != b.export.policies
-        || a.export.default != b.export.default
-        || a.next_hop_self != b.next_hop_self
-        || a.accept_local_next_hop != b.accept_local_next_hop
-        || a.soft_reconfiguration != b.soft_reconfiguration
-        || a.max_prefix != b.max_prefix
-}
-
 fn peer_net(a: &PeerAddress) -> IpNet {
     match a {
         PeerAddress::Single(ip) => IpNet::from(*ip),
@@ -648,7 +625,7 @@ fn derive_router_id(config: &Config) -> Option<Ipv4Addr> {
         _ => None,
     });
     let from_peers = || {
-        config.peers.iter().find_map(|p| match p.local_address {
+        config.peers.iter().find_map(|p| match p.session.local_address {
             Some(IpAddr::V4(a)) => Some(a),
             _ => None,
         })

@@ -133,7 +133,9 @@ fn example_configs_load_and_the_yaml_parses() {
     let node = Config::load(&examples.join("tern/node-21.toml")).expect("node config");
     assert_eq!(
         cilium_peer["peerASN"].as_i64(),
-        node.peer("cilium").and_then(|p| p.local_asn).map(i64::from)
+        node.peer("cilium")
+            .and_then(|p| p.session.local_asn)
+            .map(i64::from)
     );
 
     // Talos: the ExtensionServiceConfig carries the node's config and the

@@ -282,7 +282,7 @@ mod tests {
     use bgp_proto::{Capability, Family};
 
     use super::*;
-    use crate::session::negotiate::RemoteAs;
+    use crate::config::RemoteAs;
 
     fn offer() -> Offer {
         Offer {

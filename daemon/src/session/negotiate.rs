@@ -9,12 +9,7 @@ use bgp_proto::capability::{ExtendedNextHop, GracefulRestart, GracefulRestartFam
 use bgp_proto::notification::OpenSubcode;
 use bgp_proto::{Afi, Capability, Context, Family, Notification, Open};
 
-/// Which AS the peer must announce.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum RemoteAs {
-    Exact(u32),
-    Any,
-}
+use crate::config::RemoteAs;
 
 /// Our side of a session: everything that goes into our OPEN and the checks
 /// we apply to theirs.

@@ -409,7 +409,7 @@ mod tests {
     use bgp_proto::{Capability, Family, Open};
 
     use super::*;
-    use crate::session::negotiate::RemoteAs;
+    use crate::config::RemoteAs;
 
     fn offer(router_id: [u8; 4]) -> Offer {
         Offer {

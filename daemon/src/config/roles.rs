@@ -1,0 +1,76 @@
+//! Role presets: the defaults a peer's role implies before its own
+//! settings (`docs/configuration.md` has the table). A peer with no role
+//! gets RFC 8212's: nothing in, nothing out.
+
+use std::sync::Arc;
+
+use policy::{Condition, Disposition, Policy, Role, Statement, StatementResult};
+
+/// The defaults a role implies, before the peer's own settings.
+pub(super) struct Preset {
+    pub(super) passive: bool,
+    pub(super) import_default: Disposition,
+    pub(super) export_default: Disposition,
+    /// Appended after the peer's export policies.
+    pub(super) export_builtin: Option<Arc<Policy>>,
+    pub(super) next_hop_self: bool,
+    pub(super) accept_local_next_hop: bool,
+    pub(super) extended_next_hop: bool,
+}
+
+/// What the `upstream` role exports when no policy decided: routes from
+/// Cilium and tern's own `originate` prefixes; nothing learned from other
+/// upstreams (a node is not a transit).
+fn upstream_export() -> Arc<Policy> {
+    Arc::new(Policy {
+        name: "role:upstream-export".into(),
+        statements: vec![
+            Statement {
+                name: "from-cilium".into(),
+                conditions: vec![Condition::PeerRole(vec![Role::Cilium])],
+                actions: vec![],
+                result: StatementResult::Accept,
+            },
+            Statement {
+                name: "originated".into(),
+                conditions: vec![Condition::Originated],
+                actions: vec![],
+                result: StatementResult::Accept,
+            },
+        ],
+    })
+}
+
+pub(super) fn preset(role: Role) -> Preset {
+    match role {
+        Role::Cilium => Preset {
+            passive: true,
+            import_default: Disposition::Accept,
+            export_default: Disposition::Reject,
+            export_builtin: None,
+            next_hop_self: true,
+            accept_local_next_hop: true,
+            extended_next_hop: true,
+        },
+        Role::Upstream => Preset {
+            passive: false,
+            import_default: Disposition::Accept,
+            export_default: Disposition::Reject,
+            export_builtin: Some(upstream_export()),
+            next_hop_self: true,
+            accept_local_next_hop: false,
+            extended_next_hop: false,
+        },
+        // RFC 8212: without a policy, an eBGP peer gets nothing and gives
+        // nothing.
+        Role::Peer => Preset {
+            passive: false,
+            import_default: Disposition::Reject,
+            export_default: Disposition::Reject,
+            export_builtin: None,
+            next_hop_self: true,
+            accept_local_next_hop: false,
+            extended_next_hop: false,
+        },
+    }
+}

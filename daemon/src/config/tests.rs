@@ -1,0 +1,277 @@
+//! Loading and validation: role presets, every error with its location,
+//! policies, FIB settings and secrets.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use bgp_proto::Family;
+use policy::{Action, Disposition, Role, StatementResult};
+
+use super::*;
+
+/// Secrets from a fixed table, so tests touch no files.
+struct TestSecrets;
+
+impl SecretSource for TestSecrets {
+    fn file(&self, path: &Path) -> Result<String, String> {
+        match path.file_name().and_then(|n| n.to_str()) {
+            Some("upstream.md5") => Ok("s3cret".into()),
+            _ => Err("No such file or directory (os error 2)".into()),
+        }
+    }
+    fn env(&self, name: &str) -> Result<String, String> {
+        if name == "TERN_MD5" {
+            Ok("from-env".into())
+        } else {
+            Err("environment variable not found".into())
+        }
+    }
+}
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    Config::parse(text, Path::new("/etc/tern/tern.toml"), &TestSecrets)
+}
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text)
+        .unwrap_err()
+        .0
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+const NODE: &str = r#"
+router-id = "10.101.0.21"
+asn = 4210101021
+originate = ["10.101.0.21/32", "fd00:101::21/128"]
+
+[[peer]]
+name = "cilium"
+address = "::1"
+remote-asn = 4220101000
+role = "cilium"
+
+[[peer]]
+name = "upstream"
+address = "fd00:101::fffe"
+remote-asn = 4200001000
+role = "upstream"
+extended-next-hop = true
+md5-password-file = "upstream.md5"
+import = ["from-upstream"]
+
+[[prefix-set]]
+name = "own-pods"
+prefixes = ["10.224.1.0/24", "fd00:101:224:1::/64"]
+
+[[policy]]
+name = "from-upstream"
+[[policy.statement]]
+name = "not-our-own-pods"
+match.prefix-set = "own-pods"
+action = "reject"
+[[policy.statement]]
+set.local-pref = 200
+"#;
+
+#[test]
+fn a_node_config_with_role_presets() {
+    let c = parse(NODE).unwrap();
+    assert_eq!(
+        (c.asn, c.router_id),
+        (4210101021, Some(Ipv4Addr::new(10, 101, 0, 21)))
+    );
+    assert_eq!(c.listen, [SocketAddr::from(([0u16; 8], 179))]);
+    assert_eq!(c.api.listen, Some(SocketAddr::from(([127, 0, 0, 1], 9179))));
+    assert_eq!(c.api.socket.as_deref(), Some(Path::new("/run/tern/tern.sock")));
+    assert!(c.graceful_restart.enabled);
+
+    let cilium = c.peer("cilium").unwrap();
+    assert_eq!(
+        cilium.session.address,
+        PeerAddress::Single("::1".parse().unwrap())
+    );
+    assert!(
+        cilium.session.passive && cilium.routing.accept_local_next_hop && cilium.session.extended_next_hop
+    );
+    assert_eq!(
+        (cilium.routing.import.default, cilium.routing.export.default),
+        (Disposition::Accept, Disposition::Reject)
+    );
+    assert!(cilium.routing.export.policies.is_empty());
+
+    let up = c.peer("upstream").unwrap();
+    assert!(
+        !up.session.passive
+            && up.routing.next_hop_self
+            && !up.routing.accept_local_next_hop
+            && up.session.extended_next_hop
+    );
+    assert_eq!(up.session.md5_password, Some(Secret("s3cret".into())));
+    assert_eq!(up.routing.import.policies.len(), 1);
+    assert_eq!(up.routing.export.policies[0].name, "role:upstream-export");
+    assert_eq!(up.session.connect_retry, Duration::from_secs(5));
+    assert_eq!(up.session.families, [Family::IPV4_UNICAST, Family::IPV6_UNICAST]);
+}
+
+#[test]
+fn a_peer_without_a_role_gets_rfc_8212_defaults() {
+    let c =
+        parse("asn = 65000\n[[peer]]\nname = \"x\"\naddress = \"10.0.0.1\"\nremote-asn = 65001\n").unwrap();
+    let p = c.peer("x").unwrap();
+    assert_eq!(
+        (p.routing.import.default, p.routing.export.default),
+        (Disposition::Reject, Disposition::Reject)
+    );
+    let c = parse("asn = 65000\n[[peer]]\nname = \"x\"\naddress = \"10.0.0.1\"\nremote-asn = 65001\nimport-default = \"accept\"\n").unwrap();
+    assert_eq!(c.peer("x").unwrap().routing.import.default, Disposition::Accept);
+}
+
+#[test]
+fn ranges_are_dynamic_and_passive() {
+    let c =
+        parse("asn = 65000\n[[peer]]\nname = \"nodes\"\naddress = \"fd00:101::/64\"\nremote-asn = \"any\"\n")
+            .unwrap();
+    let p = c.peer("nodes").unwrap();
+    assert!(p.session.passive);
+    assert_eq!(p.session.remote_asn, RemoteAs::Any);
+    assert!(p.session.address.contains("fd00:101::23".parse().unwrap()));
+}
+
+#[test]
+fn syntax_errors_name_file_line_and_column() {
+    assert_eq!(
+        errors("asn = 65000\nrouter-id = \n"),
+        ["/etc/tern/tern.toml:2:13: string values must be quoted, expected literal string"]
+    );
+    let e = errors("asn = 65000\nrouterid = \"1.2.3.4\"\n");
+    assert!(
+        e[0].starts_with("/etc/tern/tern.toml:2:1: unknown field `routerid`"),
+        "{e:?}"
+    );
+    let e = errors("asn = \"x\"\n");
+    assert!(e[0].starts_with("/etc/tern/tern.toml:1:7: "), "{e:?}");
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_location() {
+    let text = r#"asn = 65000
+router-id = "10.0.0.256"
+
+[[peer]]
+name = "a"
+address = "10.0.0.1"
+remote-asn = 65001
+hold-time = 2
+import = ["nope"]
+md5-password = "inline"
+
+[[peer]]
+name = "a"
+address = "10.0.0.2"
+remote-asn = "some"
+families = ["ipv4-multicast"]
+md5-password-file = "missing.md5"
+
+[[policy]]
+name = "p"
+[[policy.statement]]
+match.prefix-set = "undefined"
+match.prefixes = ["10.0.0.0/33"]
+set.community-add = ["65536:1"]
+action = "maybe"
+"#;
+    let e = errors(text);
+    let expected = [
+        "2:13: invalid router-id \"10.0.0.256\"",
+        "8:13: hold-time must be 0 or at least 3 seconds",
+        "9:11: unknown policy \"nope\"",
+        "10:16: peer \"a\": an inline md5-password",
+        "12:1: a peer named \"a\" is already defined",
+        "13:8: peer \"a\" has no families",
+        "15:14: invalid remote-asn \"some\"",
+        "16:13: unknown family \"ipv4-multicast\"",
+        "17:21: cannot read md5-password-file /etc/tern/missing.md5",
+        "22:20: unknown prefix-set \"undefined\"",
+        "23:19: invalid prefix \"10.0.0.0/33\"",
+        "24:22: invalid standard community \"65536:1\"",
+        "25:10: invalid statement result \"maybe\"",
+    ];
+    assert_eq!(e.len(), expected.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(expected) {
+        assert!(
+            got.starts_with(&format!("/etc/tern/tern.toml:{want}")),
+            "got {got:?}, want {want:?}"
+        );
+    }
+}
+
+#[test]
+fn policies_become_statements() {
+    let c = parse(NODE).unwrap();
+    let p = &c.policies["from-upstream"];
+    assert_eq!(p.statements.len(), 2);
+    assert_eq!(p.statements[0].result, StatementResult::Reject);
+    assert_eq!(p.statements[1].name, "2");
+    assert_eq!(p.statements[1].actions, [Action::SetLocalPref(200)]);
+    assert_eq!(p.statements[1].result, StatementResult::NextStatement);
+}
+
+#[test]
+fn fib_defaults_and_settings() {
+    let c = parse(NODE).unwrap();
+    let f = &c.fib;
+    assert!(f.enabled && f.ipv4 && f.ipv6 && f.keep_routes_on_stop);
+    assert_eq!((f.table, f.protocol, f.metric), (254, 186, 512));
+    assert_eq!(f.install_from, [Role::Upstream]);
+    assert!(
+        matches!(&f.vip, Some((sel, VipRoute::Local)) if sel.host_routes_only && sel.prefix_sets.is_empty())
+    );
+    let c = parse(&format!(
+        "{NODE}\n[[prefix-set]]\nname = \"lb-pool\"\nprefixes = [\"10.96.0.0/16 le 32\"]\n[fib]\ntable = 100\nmetric = 20\nkeep-routes-on-stop = false\n[fib.vip]\nkind = \"device\"\ndevice = \"cilium_host\"\nprefix-sets = [\"lb-pool\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        (c.fib.table, c.fib.metric, c.fib.keep_routes_on_stop),
+        (100, 20, false)
+    );
+    assert!(
+        matches!(&c.fib.vip, Some((sel, VipRoute::Device(d))) if d == "cilium_host" && sel.prefix_sets.len() == 1)
+    );
+}
+
+#[test]
+fn fib_errors() {
+    let e = errors(
+        "asn = 1\n[fib]\ntable = 255\nprotocol = 2\npolicy = \"nope\"\n[fib.vip]\nkind = \"device\"\nprefix-sets = [\"none\"]\n",
+    );
+    let want = [
+        "3:9: table 255 is reserved",
+        "4:12: protocol 2 is reserved",
+        "5:10: unknown policy",
+        "7:8: a device VIP route needs `device`",
+        "8:16: unknown prefix-set",
+    ];
+    assert_eq!(e.len(), want.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(want) {
+        assert!(
+            got.starts_with(&format!("/etc/tern/tern.toml:{want}")),
+            "got {got:?}, want {want:?}"
+        );
+    }
+}
+
+#[test]
+fn md5_from_the_environment_and_the_length_limit() {
+    let base = "asn = 65000\n[[peer]]\nname = \"x\"\naddress = \"10.0.0.1\"\nremote-asn = 65001\n";
+    let c = parse(&format!("{base}md5-password-env = \"TERN_MD5\"\n")).unwrap();
+    assert_eq!(
+        c.peer("x").unwrap().session.md5_password,
+        Some(Secret("from-env".into()))
+    );
+    assert_eq!(format!("{:?}", Secret("x".into())), "Secret(..)");
+    let e = errors(&format!("{base}md5-password-env = \"UNSET\"\n"));
+    assert!(e[0].contains("cannot read md5-password-env UNSET"), "{e:?}");
+}

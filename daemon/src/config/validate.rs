@@ -1,0 +1,536 @@
+//! Turns the file as read ([`super::schema`]) into the validated model,
+//! collecting every problem with the span it comes from rather than
+//! stopping at the first. Role presets are applied here; sets and
+//! policies are compiled in [`super::policies`].
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgp_proto::Family;
+use ipnet::IpNet;
+use policy::{Disposition, Policy, Role};
+use toml::Spanned;
+
+use super::policies::Sets;
+use super::roles::preset;
+use super::schema::{RawAsn, RawConfig, RawFib, RawGracefulRestart, RawPeer, RawVip};
+use super::{
+    ApiConfig, BGP_PORT, Config, FibSettings, GracefulRestartConfig, MultipathConfig, PeerAddress,
+    PeerConfig, PolicyChain, RemoteAs, RoutingConfig, Secret, SecretSource, SessionConfig, VipRoute,
+};
+
+pub(super) struct Validator<'a> {
+    pub(super) errors: Vec<(Option<Range<usize>>, String)>,
+    pub(super) secrets: &'a dyn SecretSource,
+    pub(super) base: &'a Path,
+}
+
+impl Validator<'_> {
+    pub(super) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.errors.push((Some(span), message.into()));
+    }
+
+    /// Parses a spanned string, reporting a failure at its span.
+    pub(super) fn parse<T: FromStr>(&mut self, s: &Spanned<String>, what: &str) -> Option<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match s.get_ref().parse::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                // Most parse errors already quote the text; do not say it twice.
+                let e = e.to_string();
+                let quoted = format!("{:?}", s.get_ref());
+                let message = if e.contains(&quoted) {
+                    e
+                } else {
+                    format!("invalid {what} {quoted}: {e}")
+                };
+                self.error(s.span(), message);
+                None
+            }
+        }
+    }
+
+    pub(super) fn parse_all<T: FromStr>(&mut self, list: &[Spanned<String>], what: &str) -> Vec<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        list.iter().filter_map(|s| self.parse(s, what)).collect()
+    }
+
+    pub(super) fn config(&mut self, mut raw: RawConfig, path: &Path) -> Config {
+        let router_id = raw
+            .router_id
+            .as_ref()
+            .and_then(|r| self.parse::<Ipv4Addr>(r, "router-id"));
+        if let (Some(id), Some(r)) = (router_id, &raw.router_id)
+            && id.is_unspecified()
+        {
+            self.error(r.span(), "router-id must not be 0.0.0.0");
+        }
+        let asn = *raw.asn.get_ref();
+        if asn == 0 {
+            self.error(raw.asn.span(), "asn must not be 0");
+        }
+        let listen = match &raw.listen {
+            None => vec![SocketAddr::from(([0u16; 8], BGP_PORT))],
+            Some(list) => list
+                .iter()
+                .filter_map(|s| self.listen_address(s, BGP_PORT))
+                .collect(),
+        };
+        let api = match raw.api.take() {
+            None => ApiConfig {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 9179))),
+                socket: None,
+            },
+            Some(a) => ApiConfig {
+                listen: a.listen.as_ref().and_then(|l| self.listen_address(l, 9179)),
+                socket: a.socket.map(PathBuf::from),
+            },
+        };
+        let state_dir = PathBuf::from(raw.state_dir.as_deref().unwrap_or("/run/tern"));
+        let api = ApiConfig {
+            socket: api.socket.or_else(|| Some(state_dir.join("tern.sock"))),
+            ..api
+        };
+        let originate = self.parse_all::<IpNet>(&raw.originate, "originate prefix");
+        for (net, s) in originate.iter().zip(&raw.originate) {
+            if net.trunc() != *net {
+                self.error(
+                    s.span(),
+                    format!("{net} has host bits set; the network is {}", net.trunc()),
+                );
+            }
+        }
+        let graceful_restart = self.graceful_restart(raw.graceful_restart.take());
+        let multipath = MultipathConfig {
+            max_paths: raw
+                .multipath
+                .as_ref()
+                .and_then(|m| m.max_paths.as_ref())
+                .map_or(8, |m| {
+                    if *m.get_ref() == 0 {
+                        self.error(m.span(), "max-paths must be at least 1");
+                    }
+                    *m.get_ref()
+                }),
+            as_path_relax: raw
+                .multipath
+                .as_ref()
+                .and_then(|m| m.as_path_relax)
+                .unwrap_or(true),
+        };
+
+        let sets = self.sets(&raw);
+        let policies = self.policies(&raw.policies, &sets);
+        let fib = self.fib(raw.fib.take(), &sets, &policies, graceful_restart.enabled);
+        let mut peers = Vec::new();
+        let mut names = HashSet::new();
+        let mut addresses: Vec<(PeerAddress, String)> = Vec::new();
+        for p in raw.peers {
+            let span = p.span();
+            let Some(peer) = self.peer(p.into_inner(), asn, &policies, graceful_restart.enabled) else {
+                continue;
+            };
+            if !names.insert(peer.name.clone()) {
+                self.error(
+                    span.clone(),
+                    format!("a peer named {:?} is already defined", peer.name),
+                );
+            }
+            if let Some((_, other)) = addresses.iter().find(|(a, _)| *a == peer.session.address) {
+                self.error(
+                    span,
+                    format!("peer {:?} has the same address as peer {other:?}", peer.name),
+                );
+            }
+            addresses.push((peer.session.address.clone(), peer.name.clone()));
+            peers.push(peer);
+        }
+        Config {
+            path: path.to_owned(),
+            router_id,
+            asn,
+            hostname: raw.hostname,
+            listen,
+            api,
+            state_dir,
+            originate,
+            graceful_restart,
+            multipath,
+            peers,
+            policies,
+            fib,
+        }
+    }
+
+    fn fib(
+        &mut self,
+        raw: Option<RawFib>,
+        sets: &Sets,
+        policies: &BTreeMap<String, Arc<Policy>>,
+        graceful_restart: bool,
+    ) -> FibSettings {
+        let raw = raw.unwrap_or_default();
+        let table = match &raw.table {
+            // 0 is unspecified; 253 default, 255 local belong to the kernel.
+            Some(t) if matches!(*t.get_ref(), 0 | 253 | 255) => {
+                self.error(
+                    t.span(),
+                    format!(
+                        "table {} is reserved; use 254 (main) or 1-252, 256 and up",
+                        t.get_ref()
+                    ),
+                );
+                254
+            }
+            Some(t) => *t.get_ref(),
+            None => 254,
+        };
+        let protocol = match &raw.protocol {
+            // 0-4: unspecified, redirect, kernel, boot, static.
+            Some(p) if *p.get_ref() <= 4 => {
+                self.error(
+                    p.span(),
+                    format!(
+                        "protocol {} is reserved by the kernel; the default is 186 (bgp)",
+                        p.get_ref()
+                    ),
+                );
+                186
+            }
+            Some(p) => *p.get_ref(),
+            None => 186,
+        };
+        let install_from = match &raw.install_from {
+            None => vec![Role::Upstream],
+            Some(list) => self.parse_all(list, "role"),
+        };
+        let install_policy = raw.policy.as_ref().and_then(|n| match policies.get(n.get_ref()) {
+            Some(p) => Some(PolicyChain {
+                policies: vec![p.clone()],
+                default: Disposition::Reject,
+            }),
+            None => {
+                self.error(n.span(), format!("unknown policy {:?}", n.get_ref()));
+                None
+            }
+        });
+        let vip = match raw.vip {
+            Some(v) if v.enabled == Some(false) => None,
+            v => {
+                let v: RawVip = v.unwrap_or_default();
+                let kind = match v.kind.as_ref().map(|k| (k, k.get_ref().as_str())) {
+                    None | Some((_, "local")) => Some(VipRoute::Local),
+                    Some((_, "blackhole")) => Some(VipRoute::Blackhole),
+                    Some((k, "device")) => match &v.device {
+                        Some(d) => Some(VipRoute::Device(d.get_ref().clone())),
+                        None => {
+                            self.error(
+                                k.span(),
+                                "a device VIP route needs `device`, e.g. \"cilium_host\"",
+                            );
+                            None
+                        }
+                    },
+                    Some((k, other)) => {
+                        self.error(
+                            k.span(),
+                            format!("invalid VIP route kind {other:?}: expected local, device or blackhole"),
+                        );
+                        None
+                    }
+                };
+                let prefix_sets = v
+                    .prefix_sets
+                    .iter()
+                    .flatten()
+                    .filter_map(|n| self.lookup(&sets.prefix, n, "prefix-set"))
+                    .collect();
+                let communities = v
+                    .community_set
+                    .as_ref()
+                    .and_then(|n| self.lookup(&sets.community, n, "community-set"));
+                let selector = policy::VipSelector {
+                    prefix_sets,
+                    communities,
+                    host_routes_only: v.host_routes_only.unwrap_or(true),
+                };
+                kind.map(|k| (selector, k))
+            }
+        };
+        let scan_interval = match &raw.scan_interval {
+            Some(s) if *s.get_ref() == 0 => {
+                self.error(s.span(), "scan-interval must be at least 1 second");
+                Duration::from_secs(60)
+            }
+            Some(s) => Duration::from_secs(*s.get_ref()),
+            None => Duration::from_secs(60),
+        };
+        FibSettings {
+            enabled: raw.enabled.unwrap_or(true),
+            table,
+            protocol,
+            metric: raw.metric.unwrap_or(512),
+            ipv4: raw.ipv4.unwrap_or(true),
+            ipv6: raw.ipv6.unwrap_or(true),
+            install_from,
+            install_policy,
+            vip,
+            scan_interval,
+            keep_routes_on_stop: raw.keep_routes_on_stop.unwrap_or(graceful_restart),
+        }
+    }
+
+    fn listen_address(&mut self, s: &Spanned<String>, default_port: u16) -> Option<SocketAddr> {
+        let text = s.get_ref();
+        if let Ok(a) = text.parse::<SocketAddr>() {
+            return Some(a);
+        }
+        if let Ok(ip) = text.parse::<IpAddr>() {
+            return Some(SocketAddr::new(ip, default_port));
+        }
+        self.error(s.span(), format!("invalid listen address {text:?}: expected an address, optionally with a port (\"[::]:179\", \"10.0.0.1\")"));
+        None
+    }
+
+    fn graceful_restart(&mut self, raw: Option<Spanned<RawGracefulRestart>>) -> GracefulRestartConfig {
+        let raw = raw.map(Spanned::into_inner);
+        let restart_time = match raw.as_ref().and_then(|r| r.restart_time.as_ref()) {
+            Some(t) if *t.get_ref() > 4095 => {
+                self.error(
+                    t.span(),
+                    "restart-time is at most 4095 seconds (12 bits, RFC 4724)",
+                );
+                120
+            }
+            Some(t) => *t.get_ref(),
+            None => 120,
+        };
+        GracefulRestartConfig {
+            enabled: raw.as_ref().and_then(|r| r.enabled).unwrap_or(true),
+            restart_time,
+            stale_routes_time: Duration::from_secs(
+                raw.as_ref().and_then(|r| r.stale_routes_time).unwrap_or(360),
+            ),
+            select_defer_time: Duration::from_secs(
+                raw.as_ref().and_then(|r| r.select_defer_time).unwrap_or(360),
+            ),
+        }
+    }
+
+    fn peer(
+        &mut self,
+        p: RawPeer,
+        local_asn: u32,
+        policies: &BTreeMap<String, Arc<Policy>>,
+        gr: bool,
+    ) -> Option<PeerConfig> {
+        let name = p.name.get_ref().clone();
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            self.error(
+                p.name.span(),
+                format!(
+                    "peer name {name:?} must be non-empty and use only letters, digits, '-', '_' and '.'"
+                ),
+            );
+        }
+        let address = {
+            let text = p.address.get_ref();
+            if let Ok(a) = text.parse::<IpAddr>() {
+                Some(PeerAddress::Single(a))
+            } else if let Ok(n) = text.parse::<IpNet>() {
+                Some(PeerAddress::Range(n.trunc()))
+            } else {
+                self.error(p.address.span(), format!("invalid address {text:?}: expected an IP address or a range such as \"fd00:101::/64\""));
+                None
+            }
+        };
+        let remote_asn = match p.remote_asn.get_ref() {
+            RawAsn::Number(0) => {
+                self.error(p.remote_asn.span(), "remote-asn must not be 0");
+                RemoteAs::Any
+            }
+            RawAsn::Number(n) => RemoteAs::Exact(*n),
+            RawAsn::Text(t) if t == "any" => RemoteAs::Any,
+            RawAsn::Text(t) => {
+                self.error(
+                    p.remote_asn.span(),
+                    format!("invalid remote-asn {t:?}: expected a number or \"any\""),
+                );
+                RemoteAs::Any
+            }
+        };
+        let role = match &p.role {
+            None => Role::Peer,
+            Some(r) => self.parse(r, "role").unwrap_or(Role::Peer),
+        };
+        let preset = preset(role);
+        let families = match &p.families {
+            None => vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+            Some(list) => {
+                let f: Vec<Family> = list.iter().filter_map(|s| self.family(s)).collect();
+                if f.is_empty() {
+                    self.error(p.name.span(), format!("peer {name:?} has no families"));
+                }
+                f
+            }
+        };
+        let passive = match (&p.passive, &address) {
+            (Some(v), Some(PeerAddress::Range(_))) if !*v.get_ref() => {
+                self.error(v.span(), "a peer with an address range can only be passive");
+                true
+            }
+            (Some(v), _) => *v.get_ref(),
+            (None, Some(PeerAddress::Range(_))) => true,
+            (None, _) => preset.passive,
+        };
+        let hold_time = match &p.hold_time {
+            Some(h) if matches!(*h.get_ref(), 1 | 2) => {
+                self.error(
+                    h.span(),
+                    "hold-time must be 0 or at least 3 seconds (RFC 4271 §4.2)",
+                );
+                90
+            }
+            Some(h) => *h.get_ref(),
+            None => 90,
+        };
+        let keepalive = p.keepalive.as_ref().map(|k| {
+            if hold_time != 0 && *k.get_ref() >= hold_time {
+                self.error(
+                    k.span(),
+                    format!("keepalive must be shorter than hold-time ({hold_time} s)"),
+                );
+            }
+            *k.get_ref()
+        });
+        let local_address = p
+            .local_address
+            .as_ref()
+            .and_then(|l| self.parse::<IpAddr>(l, "local-address"));
+        if let (Some(l), Some(PeerAddress::Single(a)), Some(s)) = (local_address, &address, &p.local_address)
+            && l.is_ipv4() != a.is_ipv4()
+        {
+            self.error(s.span(), "local-address and address must be of the same family");
+        }
+        if let (Some(_), Some(t)) = (&p.multihop, &p.ttl_security) {
+            self.error(
+                t.span(),
+                "multihop and ttl-security cannot both be set: GTSM always sends TTL 255",
+            );
+        }
+        let ttl_security = p.ttl_security.as_ref().map(|t| {
+            if *t.get_ref() == 0 {
+                self.error(t.span(), "ttl-security is the number of hops allowed, at least 1");
+            }
+            *t.get_ref()
+        });
+        let md5_password = self.md5(&p, &name);
+        let import = self.chain(
+            &p.import,
+            &p.import_default,
+            preset.import_default,
+            None,
+            policies,
+        );
+        let export = self.chain(
+            &p.export,
+            &p.export_default,
+            preset.export_default,
+            preset.export_builtin.clone(),
+            policies,
+        );
+        Some(PeerConfig {
+            name,
+            session: SessionConfig {
+                address: address?,
+                port: p.port.unwrap_or(BGP_PORT),
+                remote_asn,
+                role,
+                families,
+                passive,
+                hold_time,
+                keepalive,
+                connect_retry: Duration::from_secs(p.connect_retry.unwrap_or(5).max(1)),
+                local_address,
+                local_asn: p.local_asn.filter(|a| *a != local_asn),
+                ttl: p.multihop.map(|m| *m.get_ref()),
+                ttl_security,
+                graceful_restart: p.graceful_restart.unwrap_or(gr),
+                md5_password,
+                extended_next_hop: p.extended_next_hop.unwrap_or(preset.extended_next_hop),
+                extended_message: p.extended_message.unwrap_or(false),
+            },
+            routing: RoutingConfig {
+                import,
+                export,
+                max_prefix: p.max_prefix,
+                next_hop_self: p.next_hop_self.unwrap_or(preset.next_hop_self),
+                accept_local_next_hop: p.accept_local_next_hop.unwrap_or(preset.accept_local_next_hop),
+                soft_reconfiguration: p.soft_reconfiguration.unwrap_or(true),
+            },
+        })
+    }
+
+    fn md5(&mut self, p: &RawPeer, name: &str) -> Option<Secret> {
+        if let Some(inline) = &p.md5_password {
+            self.error(
+                inline.span(),
+                format!("peer {name:?}: an inline md5-password would leave the secret in the config file; use md5-password-file or md5-password-env"),
+            );
+        }
+        let secret = match (&p.md5_password_file, &p.md5_password_env) {
+            (Some(f), Some(_)) => {
+                self.error(f.span(), "set md5-password-file or md5-password-env, not both");
+                return None;
+            }
+            (Some(f), None) => {
+                let path = self.base.join(f.get_ref());
+                self.secrets.file(&path).map_err(|e| {
+                    (
+                        f.span(),
+                        format!("cannot read md5-password-file {}: {e}", path.display()),
+                    )
+                })
+            }
+            (None, Some(v)) => self.secrets.env(v.get_ref()).map_err(|e| {
+                (
+                    v.span(),
+                    format!("cannot read md5-password-env {}: {e}", v.get_ref()),
+                )
+            }),
+            (None, None) => return None,
+        };
+        match secret {
+            Ok(s) if s.is_empty() || s.len() > 80 => {
+                let span = p
+                    .md5_password_file
+                    .as_ref()
+                    .or(p.md5_password_env.as_ref())
+                    .map_or(0..0, Spanned::span);
+                self.error(
+                    span,
+                    "the MD5 password must be 1 to 80 characters (TCP_MD5SIG limit)",
+                );
+                None
+            }
+            Ok(s) => Some(Secret(s)),
+            Err((span, msg)) => {
+                self.error(span, msg);
+                None
+            }
+        }
+    }
+}
