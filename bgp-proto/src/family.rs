@@ -50,6 +50,14 @@ impl Family {
         }
     }
 
+    /// The unicast family of a prefix.
+    pub fn unicast_of(prefix: &ipnet::IpNet) -> Family {
+        match prefix {
+            ipnet::IpNet::V4(_) => Self::IPV4_UNICAST,
+            ipnet::IpNet::V6(_) => Self::IPV6_UNICAST,
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Family> {
         match name {
             "ipv4-unicast" => Some(Self::IPV4_UNICAST),

@@ -16,16 +16,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bgp_proto::Family;
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot};
+use serde::Deserialize;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ApiConfig;
-use crate::daemon::ReloadRequest;
-use crate::fib::task::FibStatus;
 use crate::metrics;
+use crate::rib::RouteFilter;
 use crate::rib::task::RibEvent;
-use crate::rib::{PeerCounts, RibSummary, RouteFilter, RouteView};
-use crate::status::{Snapshot, StatusBoard};
+use crate::status::{FibStatus, PeerView, PrefixCounts, RouteView, SessionState, StatusBoard, Summary};
+
+/// A reload request and where to send its outcome: the changes made, or
+/// every problem found in the file.
+pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -35,7 +37,7 @@ pub struct AppState {
     pub router_id: Ipv4Addr,
     pub asn: u32,
     pub started: Instant,
-    pub fib: Option<Arc<std::sync::Mutex<FibStatus>>>,
+    pub fib: Option<watch::Receiver<FibStatus>>,
 }
 
 impl AppState {
@@ -134,49 +136,12 @@ async fn readyz(State(s): State<AppState>) -> Response {
     }
 }
 
-#[derive(Serialize)]
-pub struct PeerJson {
-    pub name: String,
-    pub role: String,
-    pub address: String,
-    #[serde(flatten)]
-    pub snapshot: Snapshot,
-    /// Seconds in the current state.
-    pub uptime: u64,
-    pub prefixes: PeerCounts,
-    pub messages_received: u64,
-    pub messages_sent: u64,
-    pub updates_received: u64,
-    pub updates_sent: u64,
-    pub notifications_received: u64,
-    pub notifications_sent: u64,
-    pub established_transitions: u64,
-}
-
-pub async fn peer_list(s: &AppState) -> Vec<PeerJson> {
-    let counts: HashMap<String, PeerCounts> = s.ask(RibEvent::Counts).await.unwrap_or_default();
+pub async fn peer_list(s: &AppState) -> Vec<PeerView> {
+    let counts: HashMap<String, PrefixCounts> = s.ask(RibEvent::Counts).await.unwrap_or_default();
     s.board
         .peers()
         .into_iter()
-        .map(|p| {
-            let (snapshot, since) = p.snapshot();
-            let c = &p.counters;
-            PeerJson {
-                name: p.name.clone(),
-                role: p.role.clone(),
-                address: p.address.clone(),
-                snapshot,
-                uptime: since.elapsed().as_secs(),
-                prefixes: counts.get(&p.name).cloned().unwrap_or_default(),
-                messages_received: c.messages_received.load(Relaxed),
-                messages_sent: c.messages_sent.load(Relaxed),
-                updates_received: c.updates_received.load(Relaxed),
-                updates_sent: c.updates_sent.load(Relaxed),
-                notifications_received: c.notifications_received.load(Relaxed),
-                notifications_sent: c.notifications_sent.load(Relaxed),
-                established_transitions: c.established.load(Relaxed),
-            }
-        })
+        .map(|p| p.view(counts.get(&p.name).cloned().unwrap_or_default()))
         .collect()
 }
 
@@ -243,18 +208,6 @@ async fn routes(State(s): State<AppState>, Query(q): Query<RouteQuery>) -> Respo
     }
 }
 
-#[derive(Serialize)]
-pub struct SummaryJson {
-    pub router_id: String,
-    pub asn: u32,
-    pub version: &'static str,
-    pub uptime: u64,
-    pub peers: usize,
-    pub peers_established: usize,
-    pub rejected_connections: u64,
-    pub rib: RibSummary,
-}
-
 async fn summary(State(s): State<AppState>) -> Response {
     let Some(rib) = s.ask(RibEvent::Summary).await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer");
@@ -262,12 +215,12 @@ async fn summary(State(s): State<AppState>) -> Response {
     let peers = s.board.peers();
     let established = peers
         .iter()
-        .filter(|p| p.snapshot().0.state == "established")
+        .filter(|p| p.snapshot().0.state == SessionState::Established)
         .count();
-    axum::Json(SummaryJson {
+    axum::Json(Summary {
         router_id: s.router_id.to_string(),
         asn: s.asn,
-        version: env!("CARGO_PKG_VERSION"),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
         uptime: s.started.elapsed().as_secs(),
         peers: peers.len(),
         peers_established: established,
@@ -287,7 +240,7 @@ async fn fib(State(s): State<AppState>) -> Response {
 
 impl AppState {
     fn fib_status(&self) -> Option<FibStatus> {
-        self.fib.as_ref().and_then(|f| f.lock().ok().map(|s| s.clone()))
+        self.fib.as_ref().map(|f| f.borrow().clone())
     }
 }
 
@@ -295,7 +248,9 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
     let peers = peer_list(&s).await;
     let rib = s.ask(RibEvent::Summary).await;
     let fib = s.fib_status();
-    match metrics::render(&peers, rib.as_ref(), fib.as_ref(), &s.board, s.started) {
+    let rejected = s.board.rejected_connections.load(Relaxed);
+    let uptime = s.started.elapsed().as_secs();
+    match metrics::render(&peers, rib.as_ref(), fib.as_ref(), rejected, uptime) {
         Ok(text) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
             text,

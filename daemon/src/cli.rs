@@ -1,15 +1,18 @@
 //! The commands that talk to a running daemon through its API: `tern show`
-//! and `tern reload`. Output is aligned tables for people, or the API's
-//! JSON as is with `--json`.
+//! and `tern reload`. Output is aligned tables for people, rendered from
+//! the API's JSON read back into the [`crate::status`] types, or the JSON
+//! as is with `--json`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::{Config, EnvSecrets};
+use crate::status::{FibStatus, PeerView, RouteView, SessionState, Summary};
 
 /// Where the API of the local daemon is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,12 +146,15 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn s(v: &Value, key: &str) -> String {
-    match v.get(key) {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => "-".into(),
-        Some(other) => other.to_string(),
-    }
+/// Reads the API's JSON as `T` and renders it.
+pub fn render<T: DeserializeOwned>(v: Value, show: impl Fn(&T) -> String) -> Result<String, String> {
+    serde_json::from_value::<T>(v)
+        .map(|t| show(&t))
+        .map_err(|e| format!("the API answered in a form this tern does not read: {e}"))
+}
+
+fn or_dash(v: Option<impl ToString>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
 }
 
 fn duration(secs: u64) -> String {
@@ -160,33 +166,26 @@ fn duration(secs: u64) -> String {
     }
 }
 
-pub fn peers_table(peers: &Value) -> String {
+pub fn peers_table(peers: &[PeerView]) -> String {
     let rows: Vec<Vec<String>> = peers
-        .as_array()
-        .map(|a| a.as_slice())
-        .unwrap_or_default()
         .iter()
         .map(|p| {
-            let pre = &p["prefixes"];
-            let established = p["state"] == "established";
+            let pre = &p.prefixes;
+            let snap = &p.snapshot;
             vec![
-                s(p, "name"),
-                s(p, "role"),
-                p["remote_address"]
-                    .as_str()
-                    .map_or_else(|| s(p, "address"), str::to_owned),
-                p["negotiated"]["peer_asn"]
-                    .as_u64()
-                    .map_or("-".into(), |a| a.to_string()),
-                s(p, "state"),
-                duration(p["uptime"].as_u64().unwrap_or(0)),
-                pre["received"].to_string(),
-                pre["accepted"].to_string(),
-                pre["advertised"].to_string(),
-                if established {
+                p.name.clone(),
+                p.role.clone(),
+                snap.remote_address.clone().unwrap_or_else(|| p.address.clone()),
+                or_dash(snap.negotiated.as_ref().map(|n| n.peer_asn)),
+                snap.state.to_string(),
+                duration(p.uptime),
+                pre.received.to_string(),
+                pre.accepted.to_string(),
+                pre.advertised.to_string(),
+                if snap.state == SessionState::Established {
                     String::new()
                 } else {
-                    p["last_error"].as_str().unwrap_or("").to_owned()
+                    snap.last_error.clone().unwrap_or_default()
                 },
             ]
         })
@@ -208,34 +207,32 @@ pub fn peers_table(peers: &Value) -> String {
     )
 }
 
-pub fn routes_table(routes: &Value) -> String {
+pub fn routes_table(routes: &[RouteView]) -> String {
     let mut rows = Vec::new();
-    for r in routes.as_array().map(|a| a.as_slice()).unwrap_or_default() {
-        for p in r["paths"].as_array().map(|a| a.as_slice()).unwrap_or_default() {
+    for r in routes {
+        for p in &r.paths {
             let mut flags = String::new();
-            if p["best"] == true {
+            if p.best {
                 flags.push('*');
             }
-            if p["multipath"] == true && p["best"] != true {
+            if p.multipath && !p.best {
                 flags.push('=');
             }
-            if p["stale"] == true {
+            if p.stale {
                 flags.push('S');
             }
             rows.push(vec![
                 flags,
-                s(r, "prefix"),
-                s(p, "next_hop"),
-                s(p, "peer"),
-                s(p, "as_path"),
-                p["local_pref"].as_u64().map_or(String::new(), |v| v.to_string()),
-                p["med"].as_u64().map_or(String::new(), |v| v.to_string()),
-                p["communities"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .chain(p["large_communities"].as_array().into_iter().flatten())
-                    .filter_map(Value::as_str)
+                r.prefix.to_string(),
+                p.next_hop.clone(),
+                p.peer.clone(),
+                p.as_path.clone(),
+                p.local_pref.map_or(String::new(), |v| v.to_string()),
+                p.med.map_or(String::new(), |v| v.to_string()),
+                p.communities
+                    .iter()
+                    .chain(&p.large_communities)
+                    .map(String::as_str)
                     .collect::<Vec<_>>()
                     .join(" "),
             ]);
@@ -258,45 +255,41 @@ pub fn routes_table(routes: &Value) -> String {
     out
 }
 
-pub fn fib_text(v: &Value) -> String {
+pub fn fib_text(f: &FibStatus) -> String {
+    let c = &f.counters;
     let mut out = format!(
         "installed   {} routes ({} VIP routes), nexthop objects {}\nunresolved  {}\nrepaired    {} (drift put back), {} failed writes, {} adopted after a restart, {} scans\n",
-        v["installed"],
-        v["vip_routes"],
-        if v["nexthop_objects"] == true { "on" } else { "off" },
-        v["unresolved"],
-        v["repairs"],
-        v["failures"],
-        v["adopted"],
-        v["scans"],
+        c.installed,
+        c.vip_routes,
+        if f.nexthop_objects { "on" } else { "off" },
+        c.unresolved,
+        c.repairs,
+        c.failures,
+        c.adopted,
+        f.scans,
     );
-    for p in v["unresolved_prefixes"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-    {
+    for p in &f.unresolved_prefixes {
         out.push_str(&format!("  {p}: no next hop resolves\n"));
     }
     out
 }
 
-pub fn summary_text(v: &Value) -> String {
-    let rib = &v["rib"];
+pub fn summary_text(v: &Summary) -> String {
+    let rib = &v.rib;
     format!(
         "router-id   {}\nasn         {}\nversion     {}\nuptime      {}\npeers       {} ({} established)\nrefused     {} connections from unknown sources\nloc-rib     {} IPv4 and {} IPv6 prefixes, {} paths, {} attribute sets{}\n",
-        s(v, "router_id"),
-        v["asn"],
-        s(v, "version"),
-        duration(v["uptime"].as_u64().unwrap_or(0)),
-        v["peers"],
-        v["peers_established"],
-        v["rejected_connections"],
-        rib["ipv4_prefixes"],
-        rib["ipv6_prefixes"],
-        rib["paths"],
-        rib["attribute_sets"],
-        if rib["deferring"] == true {
+        v.router_id,
+        v.asn,
+        v.version,
+        duration(v.uptime),
+        v.peers,
+        v.peers_established,
+        v.rejected_connections,
+        rib.ipv4_prefixes,
+        rib.ipv6_prefixes,
+        rib.paths,
+        rib.attribute_sets,
+        if rib.deferring {
             " (deferring until End-of-RIB after a restart)"
         } else {
             ""
@@ -319,13 +312,36 @@ mod tests {
 
     #[test]
     fn peers_render_from_api_json() {
-        let v: Value = serde_json::from_str(
-            r#"[{"name":"cilium","role":"cilium","address":"::1","state":"established","uptime":75,
-                "remote_address":"[::1]:40000","negotiated":{"peer_asn":4220101000},
-                "prefixes":{"received":3,"accepted":3,"advertised":0,"stale":0},"last_error":null}]"#,
-        )
-        .unwrap();
-        let t = peers_table(&v);
+        let status = crate::status::PeerStatus::new("cilium".into(), "cilium".into(), "::1".into());
+        status.update(|s| {
+            s.state = SessionState::Established;
+            s.remote_address = Some("[::1]:40000".into());
+            s.negotiated = Some(crate::session::negotiate::Negotiated {
+                peer_asn: 4220101000,
+                peer_id: "10.0.0.1".parse().unwrap(),
+                hold_time: 90,
+                keepalive: Duration::from_secs(30),
+                families: vec![],
+                four_octet_as: true,
+                extended_next_hop: false,
+                extended_message: false,
+                route_refresh: true,
+                enhanced_route_refresh: false,
+                graceful_restart: None,
+                peer_hostname: None,
+                rx: Default::default(),
+                tx: Default::default(),
+            });
+        });
+        let mut view = status.view(crate::status::PrefixCounts {
+            received: 3,
+            accepted: 3,
+            advertised: 0,
+            stale: 0,
+        });
+        view.uptime = 75;
+        let json = serde_json::to_value(vec![view]).unwrap();
+        let t = render(json, |p: &Vec<PeerView>| peers_table(p)).unwrap();
         assert!(
             t.lines()
                 .nth(1)

@@ -35,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api;
+use crate::api::{self, ReloadRequest};
 use crate::config::{Config, PeerAddress, PeerConfig, RemoteAs};
 use crate::rib::task::{RibEvent, RibToPeer};
 use crate::rib::{PeerId, PeerSetup, Rib, RibSettings};
@@ -49,9 +49,6 @@ use crate::status::{PeerStatus, StatusBoard};
 
 /// The file whose presence at start means tern is restarting (RFC 4724).
 const RESTART_MARKER: &str = "graceful-restart";
-
-/// A reload request and where to send its outcome.
-pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
 struct PeerEntry {
     config: PeerConfig,

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tern::cli::{self, Endpoint};
 use tern::config::{Config, DEFAULT_PATH};
+use tern::status::{PeerView, RouteView};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -128,10 +129,13 @@ fn main() -> ExitCode {
         }
         Command::Show { what, json, api } => {
             let endpoint = Endpoint::resolve(api.as_deref(), &args.config);
-            let (path, render): (String, fn(&serde_json::Value) -> String) = match what {
-                Show::Peers => ("/api/v1/peers".into(), cli::peers_table),
-                Show::Summary => ("/api/v1/summary".into(), cli::summary_text),
-                Show::Fib => ("/api/v1/fib".into(), cli::fib_text),
+            type Render = fn(serde_json::Value) -> Result<String, String>;
+            let (path, render): (String, Render) = match what {
+                Show::Peers => ("/api/v1/peers".into(), |v| {
+                    cli::render(v, |p: &Vec<PeerView>| cli::peers_table(p))
+                }),
+                Show::Summary => ("/api/v1/summary".into(), |v| cli::render(v, cli::summary_text)),
+                Show::Fib => ("/api/v1/fib".into(), |v| cli::render(v, cli::fib_text)),
                 Show::Routes {
                     prefix,
                     peer,
@@ -151,7 +155,9 @@ fn main() -> ExitCode {
                     if best {
                         q.push("best=true".into());
                     }
-                    (format!("/api/v1/routes?{}", q.join("&")), cli::routes_table)
+                    (format!("/api/v1/routes?{}", q.join("&")), |v| {
+                        cli::render(v, |r: &Vec<RouteView>| cli::routes_table(r))
+                    })
                 }
             };
             match endpoint.get_json(&path) {
@@ -159,10 +165,16 @@ fn main() -> ExitCode {
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                     ExitCode::SUCCESS
                 }
-                Ok(v) => {
-                    print!("{}", render(&v));
-                    ExitCode::SUCCESS
-                }
+                Ok(v) => match render(v) {
+                    Ok(text) => {
+                        print!("{text}");
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("tern: {e}");
+                        ExitCode::FAILURE
+                    }
+                },
                 Err(e) => {
                     eprintln!("tern: {e}");
                     ExitCode::FAILURE

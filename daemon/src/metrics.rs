@@ -1,43 +1,76 @@
 //! Prometheus metrics, computed at each scrape from the status board and
 //! the RIB: nothing on the route path pays for them.
 
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
-
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::api::PeerJson;
-use crate::fib::task::FibStatus;
-use crate::rib::RibSummary;
-use crate::session::peer::PeerState;
-use crate::status::StatusBoard;
+use crate::status::{FibStatus, MessageCounts, PeerView, PrefixCounts, RibSummary, SessionState};
 
-const STATES: [PeerState; 6] = [
-    PeerState::Idle,
-    PeerState::Connect,
-    PeerState::Active,
-    PeerState::OpenSent,
-    PeerState::OpenConfirm,
-    PeerState::Established,
+/// A peer's message counters: metric, help, value.
+type MessageMetric = (&'static str, &'static str, fn(&MessageCounts) -> u64);
+
+const MESSAGE_METRICS: [MessageMetric; 7] = [
+    ("tern_peer_messages_received", "BGP messages received", |c| {
+        c.messages_received
+    }),
+    ("tern_peer_messages_sent", "BGP messages sent", |c| {
+        c.messages_sent
+    }),
+    ("tern_peer_updates_received", "UPDATE messages received", |c| {
+        c.updates_received
+    }),
+    ("tern_peer_updates_sent", "UPDATE messages sent", |c| {
+        c.updates_sent
+    }),
+    (
+        "tern_peer_notifications_received",
+        "NOTIFICATION messages received",
+        |c| c.notifications_received,
+    ),
+    (
+        "tern_peer_notifications_sent",
+        "NOTIFICATION messages sent",
+        |c| c.notifications_sent,
+    ),
+    (
+        "tern_peer_established",
+        "times the session reached Established",
+        |c| c.established_transitions,
+    ),
 ];
 
-/// One peer's values at scrape time.
-#[derive(Debug)]
-struct PeerRow {
-    name: String,
-    role: String,
-    state: &'static str,
-    counters: [u64; 7],
-    prefixes: [u64; 4],
-}
+/// A peer's prefix counts: metric, help, value.
+type PrefixMetric = (&'static str, &'static str, fn(&PrefixCounts) -> usize);
+
+const PREFIX_METRICS: [PrefixMetric; 4] = [
+    (
+        "tern_peer_prefixes_received",
+        "prefixes received from the peer",
+        |c| c.received,
+    ),
+    (
+        "tern_peer_prefixes_accepted",
+        "prefixes accepted by import policy",
+        |c| c.accepted,
+    ),
+    (
+        "tern_peer_prefixes_advertised",
+        "prefixes advertised to the peer",
+        |c| c.advertised,
+    ),
+    (
+        "tern_peer_prefixes_stale",
+        "prefixes kept stale for a restarting peer",
+        |c| c.stale,
+    ),
+];
 
 #[derive(Debug)]
 struct Scrape {
-    peers: Vec<PeerRow>,
+    peers: Vec<PeerView>,
     rib: Option<RibSummary>,
     fib: Option<FibStatus>,
     rejected: u64,
@@ -55,7 +88,7 @@ impl Collector for Scrape {
                 ConstGauge::new(0i64).metric_type(),
             )?;
             for p in &self.peers {
-                let up = i64::from(p.state == PeerState::Established.name());
+                let up = i64::from(p.snapshot.state == SessionState::Established);
                 ConstGauge::new(up)
                     .encode(m.encode_family(&[("peer", p.name.as_str()), ("role", p.role.as_str())])?)?;
             }
@@ -68,48 +101,25 @@ impl Collector for Scrape {
                 ConstGauge::new(0i64).metric_type(),
             )?;
             for p in &self.peers {
-                for s in STATES {
-                    let v = i64::from(p.state == s.name());
+                for s in SessionState::ALL {
+                    let v = i64::from(p.snapshot.state == s);
                     ConstGauge::new(v)
                         .encode(m.encode_family(&[("peer", p.name.as_str()), ("state", s.name())])?)?;
                 }
             }
         }
-        let counters = [
-            ("tern_peer_messages_received", "BGP messages received"),
-            ("tern_peer_messages_sent", "BGP messages sent"),
-            ("tern_peer_updates_received", "UPDATE messages received"),
-            ("tern_peer_updates_sent", "UPDATE messages sent"),
-            (
-                "tern_peer_notifications_received",
-                "NOTIFICATION messages received",
-            ),
-            ("tern_peer_notifications_sent", "NOTIFICATION messages sent"),
-            ("tern_peer_established", "times the session reached Established"),
-        ];
-        for (i, (metric, help)) in counters.iter().enumerate() {
+        for (metric, help, value) in MESSAGE_METRICS {
             let mut m =
                 encoder.encode_descriptor(metric, help, None, ConstCounter::new(0u64).metric_type())?;
             for p in &self.peers {
-                ConstCounter::new(p.counters[i]).encode(m.encode_family(&[("peer", p.name.as_str())])?)?;
+                ConstCounter::new(value(&p.messages))
+                    .encode(m.encode_family(&[("peer", p.name.as_str())])?)?;
             }
         }
-        let prefixes = [
-            ("tern_peer_prefixes_received", "prefixes received from the peer"),
-            (
-                "tern_peer_prefixes_accepted",
-                "prefixes accepted by import policy",
-            ),
-            ("tern_peer_prefixes_advertised", "prefixes advertised to the peer"),
-            (
-                "tern_peer_prefixes_stale",
-                "prefixes kept stale for a restarting peer",
-            ),
-        ];
-        for (i, (metric, help)) in prefixes.iter().enumerate() {
+        for (metric, help, value) in PREFIX_METRICS {
             let mut m = encoder.encode_descriptor(metric, help, None, ConstGauge::new(0i64).metric_type())?;
             for p in &self.peers {
-                ConstGauge::new(p.prefixes[i] as i64)
+                ConstGauge::new(value(&p.prefixes) as i64)
                     .encode(m.encode_family(&[("peer", p.name.as_str())])?)?;
             }
         }
@@ -221,45 +231,20 @@ fn resident_memory() -> Option<u64> {
     Some(pages * 4096)
 }
 
+/// The metrics text for one scrape.
 pub fn render(
-    peers: &[PeerJson],
+    peers: &[PeerView],
     rib: Option<&RibSummary>,
     fib: Option<&FibStatus>,
-    board: &StatusBoard,
-    started: Instant,
+    rejected: u64,
+    uptime: u64,
 ) -> Result<String, std::fmt::Error> {
     let scrape = Scrape {
-        peers: peers
-            .iter()
-            .map(|p| {
-                let c = [
-                    p.messages_received,
-                    p.messages_sent,
-                    p.updates_received,
-                    p.updates_sent,
-                    p.notifications_received,
-                    p.notifications_sent,
-                    p.established_transitions,
-                ];
-                let x = &p.prefixes;
-                PeerRow {
-                    name: p.name.clone(),
-                    role: p.role.clone(),
-                    state: p.snapshot.state,
-                    counters: c,
-                    prefixes: [
-                        x.received as u64,
-                        x.accepted as u64,
-                        x.advertised as u64,
-                        x.stale as u64,
-                    ],
-                }
-            })
-            .collect(),
+        peers: peers.to_vec(),
         rib: rib.cloned(),
         fib: fib.cloned(),
-        rejected: board.rejected_connections.load(Relaxed),
-        uptime: started.elapsed().as_secs(),
+        rejected,
+        uptime,
         rss: resident_memory(),
     };
     let mut registry = Registry::default();

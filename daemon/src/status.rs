@@ -1,18 +1,184 @@
-//! What operators see of each peer: state, negotiated capabilities, last
-//! error and counters. Peer tasks publish here on state changes (a short
-//! lock, never on the per-route path) and bump atomic counters; the API and
-//! metrics read it.
+//! The status model: the one set of types in which tern tells what it is
+//! doing. The API serialises them, the CLI deserialises them, and metrics
+//! read them, so a field added here reaches all three.
+//!
+//! Producers convert into these types at the edge: peer tasks publish a
+//! [`Snapshot`] on the [`StatusBoard`] when their state changes and bump
+//! its atomic counters; the RIB answers queries with [`RouteView`],
+//! [`RibSummary`] and [`PrefixCounts`]; the FIB publishes [`FibStatus`].
+//! Nothing here decides anything, and the protocol cores never see serde.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 
 use crate::session::negotiate::Negotiated;
-use crate::session::peer::PeerState;
 
+/// The RFC 4271 state of a peer, as operators know it.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    #[default]
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+impl SessionState {
+    pub const ALL: [SessionState; 6] = [
+        SessionState::Idle,
+        SessionState::Connect,
+        SessionState::Active,
+        SessionState::OpenSent,
+        SessionState::OpenConfirm,
+        SessionState::Established,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SessionState::Idle => "idle",
+            SessionState::Connect => "connect",
+            SessionState::Active => "active",
+            SessionState::OpenSent => "opensent",
+            SessionState::OpenConfirm => "openconfirm",
+            SessionState::Established => "established",
+        }
+    }
+}
+
+impl std::fmt::Display for SessionState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A session's state as last published.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub state: SessionState,
+    /// Unix time of the last state change.
+    pub since: u64,
+    pub local_address: Option<String>,
+    pub remote_address: Option<String>,
+    pub last_error: Option<String>,
+    pub negotiated: Option<Negotiated>,
+}
+
+/// Message counters of one peer, as the API shows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageCounts {
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub updates_received: u64,
+    pub updates_sent: u64,
+    pub notifications_received: u64,
+    pub notifications_sent: u64,
+    /// Times the session reached Established.
+    pub established_transitions: u64,
+}
+
+/// Prefix counts of one peer, from the RIB.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrefixCounts {
+    pub received: usize,
+    pub accepted: usize,
+    pub advertised: usize,
+    pub stale: usize,
+}
+
+/// Everything the API says about one peer (`/api/v1/peers`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerView {
+    pub name: String,
+    pub role: String,
+    pub address: String,
+    #[serde(flatten)]
+    pub snapshot: Snapshot,
+    /// Seconds in the current state.
+    pub uptime: u64,
+    pub prefixes: PrefixCounts,
+    #[serde(flatten)]
+    pub messages: MessageCounts,
+}
+
+/// Loc-RIB size (`/api/v1/summary`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RibSummary {
+    pub ipv4_prefixes: usize,
+    pub ipv6_prefixes: usize,
+    pub paths: usize,
+    pub attribute_sets: usize,
+    pub deferring: bool,
+}
+
+/// The daemon as a whole (`/api/v1/summary`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub router_id: String,
+    pub asn: u32,
+    pub version: String,
+    pub uptime: u64,
+    pub peers: usize,
+    pub peers_established: usize,
+    pub rejected_connections: u64,
+    pub rib: RibSummary,
+}
+
+/// One prefix of the Loc-RIB with its paths (`/api/v1/routes`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteView {
+    pub prefix: IpNet,
+    pub paths: Vec<PathView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathView {
+    pub peer: String,
+    pub next_hop: String,
+    pub as_path: String,
+    pub origin: Option<String>,
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub communities: Vec<String>,
+    pub large_communities: Vec<String>,
+    pub best: bool,
+    pub multipath: bool,
+    pub stale: bool,
+}
+
+/// Counters of the kernel routes tern keeps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FibCounters {
+    pub installed: usize,
+    pub vip_routes: usize,
+    pub unresolved: usize,
+    /// Routes of ours that someone else changed or deleted, put back.
+    pub repairs: u64,
+    /// Kernel operations that failed.
+    pub failures: u64,
+    /// Routes left from before a restart that matched and were kept as is.
+    pub adopted: u64,
+}
+
+/// What the API shows of the FIB (`/api/v1/fib`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FibStatus {
+    #[serde(flatten)]
+    pub counters: FibCounters,
+    pub nexthop_objects: bool,
+    /// Prefixes whose next hops do not resolve right now.
+    pub unresolved_prefixes: Vec<String>,
+    pub scans: u64,
+}
+
+/// A peer's live counters, bumped by its tasks without a lock.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub messages_received: AtomicU64,
@@ -21,7 +187,6 @@ pub struct Counters {
     pub updates_sent: AtomicU64,
     pub notifications_received: AtomicU64,
     pub notifications_sent: AtomicU64,
-    /// Times the session reached Established.
     pub established: AtomicU64,
 }
 
@@ -29,67 +194,22 @@ impl Counters {
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
-}
 
-#[derive(Clone, Debug, Serialize)]
-pub struct NegotiatedView {
-    pub peer_asn: u32,
-    pub peer_router_id: String,
-    pub hold_time: u16,
-    pub keepalive: u64,
-    pub families: Vec<String>,
-    pub four_octet_as: bool,
-    pub extended_next_hop: bool,
-    pub extended_message: bool,
-    pub route_refresh: bool,
-    pub enhanced_route_refresh: bool,
-    pub graceful_restart: Option<GracefulRestartView>,
-    pub peer_hostname: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct GracefulRestartView {
-    pub restart_time: u16,
-    pub notification: bool,
-    pub peer_restarting: bool,
-    pub families: Vec<String>,
-}
-
-impl From<&Negotiated> for NegotiatedView {
-    fn from(n: &Negotiated) -> Self {
-        NegotiatedView {
-            peer_asn: n.peer_asn,
-            peer_router_id: n.peer_id.to_string(),
-            hold_time: n.hold_time,
-            keepalive: n.keepalive.as_secs(),
-            families: n.families.iter().map(ToString::to_string).collect(),
-            four_octet_as: n.four_octet_as,
-            extended_next_hop: n.extended_next_hop,
-            extended_message: n.extended_message,
-            route_refresh: n.route_refresh,
-            enhanced_route_refresh: n.enhanced_route_refresh,
-            graceful_restart: n.graceful_restart.as_ref().map(|gr| GracefulRestartView {
-                restart_time: gr.restart_time,
-                notification: gr.notification,
-                peer_restarting: gr.restarting,
-                families: gr.families.iter().map(|(f, _)| f.to_string()).collect(),
-            }),
-            peer_hostname: n.peer_hostname.clone(),
+    pub fn load(&self) -> MessageCounts {
+        MessageCounts {
+            messages_received: self.messages_received.load(Relaxed),
+            messages_sent: self.messages_sent.load(Relaxed),
+            updates_received: self.updates_received.load(Relaxed),
+            updates_sent: self.updates_sent.load(Relaxed),
+            notifications_received: self.notifications_received.load(Relaxed),
+            notifications_sent: self.notifications_sent.load(Relaxed),
+            established_transitions: self.established.load(Relaxed),
         }
     }
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct Snapshot {
-    pub state: &'static str,
-    /// Unix time of the last state change.
-    pub since: u64,
-    pub local_address: Option<String>,
-    pub remote_address: Option<String>,
-    pub last_error: Option<String>,
-    pub negotiated: Option<NegotiatedView>,
-}
-
+/// One peer on the board: fixed facts, counters, and the snapshot its task
+/// publishes when something changes.
 #[derive(Debug)]
 pub struct PeerStatus {
     pub name: String,
@@ -114,18 +234,15 @@ impl PeerStatus {
             counters: Counters::default(),
             snapshot: Mutex::new((
                 Snapshot {
-                    state: PeerState::Idle.name(),
                     since: unix_now(),
-                    local_address: None,
-                    remote_address: None,
-                    last_error: None,
-                    negotiated: None,
+                    ..Snapshot::default()
                 },
                 Instant::now(),
             )),
         }
     }
 
+    /// The snapshot and the instant of the last state change.
     pub fn snapshot(&self) -> (Snapshot, Instant) {
         self.snapshot
             .lock()
@@ -142,6 +259,20 @@ impl PeerStatus {
         if guard.0.state != before {
             guard.0.since = unix_now();
             guard.1 = Instant::now();
+        }
+    }
+
+    /// The API's view, with the RIB's prefix counts.
+    pub fn view(&self, prefixes: PrefixCounts) -> PeerView {
+        let (snapshot, since) = self.snapshot();
+        PeerView {
+            name: self.name.clone(),
+            role: self.role.clone(),
+            address: self.address.clone(),
+            snapshot,
+            uptime: since.elapsed().as_secs(),
+            prefixes,
+            messages: self.counters.load(),
         }
     }
 }
@@ -178,5 +309,33 @@ impl StatusBoard {
 
     pub fn peer(&self, name: &str) -> Option<Arc<PeerStatus>> {
         self.peers.read().ok().and_then(|p| p.get(name).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the API writes, the CLI reads back as the same value.
+    #[test]
+    fn peer_views_survive_json() {
+        let status = PeerStatus::new("upstream".into(), "upstream".into(), "fd00:101::fffe".into());
+        status.update(|s| {
+            s.state = SessionState::Established;
+            s.remote_address = Some("[fd00:101::fffe]:179".into());
+        });
+        Counters::add(&status.counters.updates_received, 3);
+        let view = status.view(PrefixCounts {
+            received: 5,
+            accepted: 4,
+            advertised: 2,
+            stale: 0,
+        });
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["state"], "established");
+        assert_eq!(json["updates_received"], 3);
+        assert_eq!(json["prefixes"]["accepted"], 4);
+        let back: PeerView = serde_json::from_value(json).unwrap();
+        assert_eq!(back, view);
     }
 }

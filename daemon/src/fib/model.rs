@@ -22,35 +22,15 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use bgp_proto::{Family, NextHop};
 use ipnet::IpNet;
-use policy::{PeerInfo, Role, RouteInput, VipSelector};
+use policy::{PeerInfo, Role, RouteInput};
 
-use super::netlink::{
+use super::kernel::{
     Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, NexthopSpec, Op, OpError, RouteKind,
 };
-use crate::config::{PolicyChain, VipRoute};
+pub use super::kernel::{RT_TABLE_LOCAL, RT_TABLE_MAIN};
+use crate::config::{FibSettings, VipRoute};
 use crate::rib::LocRibChange;
-
-pub const RT_TABLE_MAIN: u32 = 254;
-pub const RT_TABLE_LOCAL: u32 = 255;
-
-#[derive(Clone, Debug)]
-pub struct FibConfig {
-    pub table: u32,
-    pub protocol: u8,
-    /// Above the kernel's IPv6 connected routes (256), so a learned route
-    /// never beats a connected one.
-    pub metric: u32,
-    pub ipv4: bool,
-    pub ipv6: bool,
-    pub install_from: Vec<Role>,
-    /// Evaluated on the best route after the role check.
-    pub install_policy: Option<PolicyChain>,
-    /// `None` disables VIP routes.
-    pub vip: Option<(VipSelector, VipRoute)>,
-    /// Point routes at kernel nexthop objects (shared by every route with
-    /// the same next hops) instead of carrying the next hops themselves.
-    pub nexthop_objects: bool,
-}
+use crate::status::FibCounters;
 
 /// What a prefix should become, before next-hop resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,22 +75,11 @@ pub enum Followup {
     Reload,
 }
 
-/// Counters for logs, the API and metrics.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct FibCounters {
-    pub installed: usize,
-    pub vip_routes: usize,
-    pub unresolved: usize,
-    /// Routes of ours that someone else changed or deleted, put back.
-    pub repairs: u64,
-    /// Kernel operations that failed.
-    pub failures: u64,
-    /// Routes left from before a restart that matched and were kept as is.
-    pub adopted: u64,
-}
-
 pub struct Fib {
-    config: FibConfig,
+    config: FibSettings,
+    /// Point routes at kernel nexthop objects (shared by every route with
+    /// the same next hops) instead of carrying the next hops themselves.
+    nexthop_objects: bool,
     wanted: HashMap<IpNet, Wanted>,
     installed: HashMap<RouteKey, Installed>,
     dirty: BTreeSet<RouteKey>,
@@ -184,13 +153,6 @@ impl NexthopTable {
     }
 }
 
-fn family_of(p: &IpNet) -> Family {
-    match p {
-        IpNet::V4(_) => Family::IPV4_UNICAST,
-        IpNet::V6(_) => Family::IPV6_UNICAST,
-    }
-}
-
 /// A BGP next hop as an address to resolve: IPv4-mapped IPv6 ones as IPv4.
 fn nh_address(nh: &NextHop) -> IpAddr {
     match nh.ipv4_mapped() {
@@ -200,9 +162,11 @@ fn nh_address(nh: &NextHop) -> IpAddr {
 }
 
 impl Fib {
-    pub fn new(config: FibConfig) -> Fib {
+    /// `nexthop_objects`: the kernel supports them (probed by the task).
+    pub fn new(config: FibSettings, nexthop_objects: bool) -> Fib {
         Fib {
             config,
+            nexthop_objects,
             wanted: HashMap::new(),
             installed: HashMap::new(),
             dirty: BTreeSet::new(),
@@ -322,7 +286,7 @@ impl Fib {
             });
             let route = RouteInput {
                 prefix,
-                family: family_of(&prefix),
+                family: Family::unicast_of(&prefix),
                 attributes: &sel.attrs,
                 next_hop: sel.next_hops.first().map(NextHop::addr),
                 source,
@@ -576,7 +540,7 @@ impl Fib {
                 }
                 (Some(mut w), have) => {
                     let old = have.cloned();
-                    if self.config.nexthop_objects && w.kind == RouteKind::Unicast && !w.nexthops.is_empty() {
+                    if self.nexthop_objects && w.kind == RouteKind::Unicast && !w.nexthops.is_empty() {
                         w.nhid = Some(self.acquire(&w.nexthops, &mut create));
                     }
                     if let Some(old) = old {

@@ -3,29 +3,18 @@
 //! address and route events, scans for drift periodically, and on stop
 //! leaves or removes its routes.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bgp_proto::Family;
-use serde::Serialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::model::{Fib, FibConfig, FibCounters, Followup, KernelSnapshot, RT_TABLE_LOCAL};
-use super::netlink::{KernelRoute, Monitor, Netlink};
+use super::kernel::{KernelRoute, RT_TABLE_LOCAL};
+use super::model::{Fib, Followup, KernelSnapshot};
+use super::netlink::{Monitor, Netlink};
 use crate::config::FibSettings;
 use crate::rib::task::FibInput;
-
-/// What the API shows of the FIB.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct FibStatus {
-    #[serde(flatten)]
-    pub counters: FibCounters,
-    pub nexthop_objects: bool,
-    /// Prefixes whose next hops do not resolve right now.
-    pub unresolved_prefixes: Vec<String>,
-    pub scans: u64,
-}
+use crate::status::FibStatus;
 
 pub enum FibControl {
     /// Stop; remove our routes unless `keep`.
@@ -35,7 +24,8 @@ pub enum FibControl {
 pub struct FibHandle {
     pub input: mpsc::UnboundedSender<FibInput>,
     pub control: mpsc::UnboundedSender<FibControl>,
-    pub status: Arc<Mutex<FibStatus>>,
+    /// The latest status, published when it changes.
+    pub status: watch::Receiver<FibStatus>,
     pub join: JoinHandle<()>,
 }
 
@@ -49,18 +39,7 @@ pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
     // Subscribe before dumping, so nothing happens unseen in between.
     let monitor = Monitor::open()?;
     let nexthop_objects = netlink.supports_nexthop_objects().await;
-    let config = FibConfig {
-        table: settings.table,
-        protocol: settings.protocol,
-        metric: settings.metric,
-        ipv4: settings.ipv4,
-        ipv6: settings.ipv6,
-        install_from: settings.install_from.clone(),
-        install_policy: settings.install_policy.clone(),
-        vip: settings.vip.clone(),
-        nexthop_objects,
-    };
-    let mut fib = Fib::new(config);
+    let mut fib = Fib::new(settings.clone(), nexthop_objects);
     let kernel = dump_kernel(&mut netlink, settings).await?;
     let ours = kernel.ours.len();
     fib.load(kernel);
@@ -73,16 +52,17 @@ pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
     );
     let (input, input_rx) = mpsc::unbounded_channel();
     let (control, control_rx) = mpsc::unbounded_channel();
-    let status = Arc::new(Mutex::new(FibStatus {
+    let (status_tx, status) = watch::channel(FibStatus {
         nexthop_objects,
         ..FibStatus::default()
-    }));
+    });
     let task = FibTask {
         fib,
         netlink,
         monitor,
         settings: settings.clone(),
-        status: status.clone(),
+        status: status_tx,
+        nexthop_objects,
         scans: 0,
     };
     let join = tokio::spawn(task.run(input_rx, control_rx));
@@ -133,7 +113,8 @@ struct FibTask {
     netlink: Netlink,
     monitor: Monitor,
     settings: FibSettings,
-    status: Arc<Mutex<FibStatus>>,
+    status: watch::Sender<FibStatus>,
+    nexthop_objects: bool,
     scans: u64,
 }
 
@@ -273,15 +254,25 @@ impl FibTask {
         }
     }
 
+    /// Publishes the status when it changed (readers are woken only then).
     fn publish(&self) {
-        let status = FibStatus {
-            counters: self.fib.counters(),
-            nexthop_objects: self.status.lock().map(|s| s.nexthop_objects).unwrap_or(false),
-            unresolved_prefixes: self.fib.unresolved().map(ToString::to_string).collect(),
-            scans: self.scans,
-        };
-        if let Ok(mut s) = self.status.lock() {
-            *s = status;
-        }
+        let counters = self.fib.counters();
+        self.status.send_if_modified(|s| {
+            let unresolved_same = s.unresolved_prefixes.len() == counters.unresolved
+                && s.unresolved_prefixes
+                    .iter()
+                    .zip(self.fib.unresolved())
+                    .all(|(a, b)| *a == b.to_string());
+            if s.counters == counters && s.scans == self.scans && unresolved_same {
+                return false;
+            }
+            *s = FibStatus {
+                counters,
+                nexthop_objects: self.nexthop_objects,
+                unresolved_prefixes: self.fib.unresolved().map(ToString::to_string).collect(),
+                scans: self.scans,
+            };
+            true
+        });
     }
 }

@@ -4,14 +4,15 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bgp_proto::{Attributes, NextHop};
 use ipnet::IpNet;
 use policy::{Role, VipSelector};
 
-use super::model::{Fib, FibConfig, Followup, KernelSnapshot, RT_TABLE_LOCAL};
+use super::model::{Fib, Followup, KernelSnapshot, RT_TABLE_LOCAL};
 use super::netlink::{Address, Event, KernelNextHop, KernelRoute, Link, NexthopSpec, Op, OpError, RouteKind};
-use crate::config::VipRoute;
+use crate::config::{FibSettings, VipRoute};
 use crate::rib::{LocRibChange, Selected};
 
 const ETH: u32 = 2;
@@ -19,8 +20,9 @@ const LO: u32 = 1;
 const PROTO: u8 = 186;
 const METRIC: u32 = 512;
 
-fn config(nexthop_objects: bool) -> FibConfig {
-    FibConfig {
+fn config() -> FibSettings {
+    FibSettings {
+        enabled: true,
         table: 254,
         protocol: PROTO,
         metric: METRIC,
@@ -29,7 +31,8 @@ fn config(nexthop_objects: bool) -> FibConfig {
         install_from: vec![Role::Upstream],
         install_policy: None,
         vip: Some((VipSelector::default(), VipRoute::Local)),
-        nexthop_objects,
+        scan_interval: Duration::from_secs(60),
+        keep_routes_on_stop: true,
     }
 }
 
@@ -73,7 +76,7 @@ fn addresses() -> Vec<Address> {
 
 /// A node: eth0 up on fd00:101::/64 and 10.101.0.0/24.
 fn node(nexthop_objects: bool) -> Fib {
-    let mut f = Fib::new(config(nexthop_objects));
+    let mut f = Fib::new(config(), nexthop_objects);
     f.load(KernelSnapshot {
         ours: vec![],
         nexthops: vec![],
@@ -244,10 +247,13 @@ fn vip_route_kinds() {
             },
         ),
     ] {
-        let mut f = Fib::new(FibConfig {
-            vip: Some((VipSelector::default(), kind)),
-            ..config(false)
-        });
+        let mut f = Fib::new(
+            FibSettings {
+                vip: Some((VipSelector::default(), kind)),
+                ..config()
+            },
+            false,
+        );
         f.load(KernelSnapshot {
             ours: vec![],
             nexthops: vec![],
@@ -318,7 +324,7 @@ fn unresolvable_next_hops_wait_for_an_address() {
 
 #[test]
 fn next_hops_resolve_through_routes_tern_does_not_own() {
-    let mut f = Fib::new(config(false));
+    let mut f = Fib::new(config(), false);
     let igp = KernelRoute {
         protocol: 4,
         ..unicast("10.9.0.0/16", vec![via("10.101.0.254")])
@@ -415,7 +421,7 @@ fn a_link_flap_removes_and_restores_routes() {
 /// adopted without a write; the others stay until routing converged.
 #[test]
 fn restart_adopts_and_sweeps_only_after_convergence() {
-    let mut f = Fib::new(config(false));
+    let mut f = Fib::new(config(), false);
     let kept = unicast("10.224.2.0/24", vec![via("fd00:101::fffe")]);
     let stale = unicast("10.224.7.0/24", vec![via("fd00:101::fffe")]);
     f.load(KernelSnapshot {
@@ -586,7 +592,7 @@ fn nexthop_objects_are_shared_and_cleaned_up() {
 /// daemon's route that has the same prefix, table and metric.
 #[test]
 fn routes_of_other_daemons_are_never_replaced() {
-    let mut f = Fib::new(config(false));
+    let mut f = Fib::new(config(), false);
     let static_route = KernelRoute {
         protocol: 4,
         ..unicast("10.224.2.0/24", vec![via("fd00:101::1")])

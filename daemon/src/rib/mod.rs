@@ -33,6 +33,7 @@ use policy::{NextHopChange, PeerInfo, Role, RouteInput, Verdict};
 
 use crate::config::{GracefulRestartConfig, MultipathConfig, PolicyChain};
 use crate::session::negotiate::Negotiated;
+use crate::status::{PathView, PrefixCounts, RibSummary, RouteView};
 pub use best::PeerId;
 use best::{Path, PathPeer, Source};
 use intern::Interner;
@@ -114,14 +115,6 @@ pub enum RibOutput {
     /// (or the wait timed out): what the Loc-RIB holds now is complete, and
     /// kernel routes left from before a restart may be swept. Once.
     Converged,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct PeerCounts {
-    pub received: usize,
-    pub accepted: usize,
-    pub advertised: usize,
-    pub stale: usize,
 }
 
 #[derive(Debug)]
@@ -236,13 +229,6 @@ pub struct Rib {
     /// AS), for routes whose export policy changed nothing.
     export_cache: HashMap<ExportKey, (Arc<Attributes>, Arc<Attributes>)>,
     out: Vec<RibOutput>,
-}
-
-fn family_of(prefix: &IpNet) -> Family {
-    match prefix {
-        IpNet::V4(_) => Family::IPV4_UNICAST,
-        IpNet::V6(_) => Family::IPV6_UNICAST,
-    }
 }
 
 impl Rib {
@@ -488,7 +474,7 @@ impl Rib {
                     .session
                     .as_ref()
                     .is_some_and(|s| s.negotiated.enhanced_route_refresh);
-                peer.adj_out.retain(|p, _| family_of(p) != rr.family);
+                peer.adj_out.retain(|p, _| Family::unicast_of(p) != rr.family);
                 if enhanced {
                     let mut buf = BytesMut::new();
                     let borr = RouteRefresh {
@@ -507,7 +493,7 @@ impl Rib {
                 let prefixes: Vec<IpNet> = self
                     .loc
                     .keys()
-                    .filter(|p| family_of(p) == rr.family)
+                    .filter(|p| Family::unicast_of(p) == rr.family)
                     .copied()
                     .collect();
                 for p in prefixes {
@@ -520,7 +506,7 @@ impl Rib {
                 let marked: Vec<IpNet> = peer
                     .accepted
                     .iter()
-                    .filter(|p| family_of(p) == family)
+                    .filter(|p| Family::unicast_of(p) == family)
                     .copied()
                     .collect();
                 self.mark_stale_prefixes(id, &marked);
@@ -583,11 +569,11 @@ impl Rib {
         self.take_out()
     }
 
-    pub fn counts(&self, id: PeerId) -> PeerCounts {
+    pub fn counts(&self, id: PeerId) -> PrefixCounts {
         let Some(p) = self.peer(id) else {
-            return PeerCounts::default();
+            return PrefixCounts::default();
         };
-        PeerCounts {
+        PrefixCounts {
             received: p
                 .adj_in_pre
                 .as_ref()
@@ -621,7 +607,7 @@ impl Rib {
             .loc
             .iter()
             .filter(|(p, _)| filter.prefix.is_none_or(|f| f.contains(*p) || **p == f))
-            .filter(|(p, _)| filter.family.is_none_or(|f| family_of(p) == f))
+            .filter(|(p, _)| filter.family.is_none_or(|f| Family::unicast_of(p) == f))
             .filter_map(|(p, d)| {
                 let paths: Vec<PathView> = d
                     .paths
@@ -722,7 +708,7 @@ impl Rib {
         } else {
             let route = RouteInput {
                 prefix,
-                family: family_of(&prefix),
+                family: Family::unicast_of(&prefix),
                 attributes: &attrs,
                 next_hop: Some(nh.addr()),
                 source: peer.info(),
@@ -788,7 +774,7 @@ impl Rib {
             .accepted
             .iter()
             .next()
-            .map_or(Family::IPV4_UNICAST, family_of);
+            .map_or(Family::IPV4_UNICAST, Family::unicast_of);
         let mut data = Vec::with_capacity(7);
         data.extend_from_slice(&family.afi.0.to_be_bytes());
         data.push(family.safi.0);
@@ -845,7 +831,7 @@ impl Rib {
         let gone: Vec<IpNet> = peer
             .stale
             .iter()
-            .filter(|p| which(family_of(p)))
+            .filter(|p| which(Family::unicast_of(p)))
             .copied()
             .collect();
         for p in &gone {
@@ -869,16 +855,16 @@ impl Rib {
         let gone: Vec<IpNet> = peer
             .accepted
             .iter()
-            .filter(|p| which(family_of(p)))
+            .filter(|p| which(Family::unicast_of(p)))
             .copied()
             .collect();
         for p in &gone {
             peer.accepted.remove(p);
             peer.stale.remove(p);
         }
-        peer.rejected.retain(|p| !which(family_of(p)));
+        peer.rejected.retain(|p| !which(Family::unicast_of(p)));
         if let Some(pre) = &mut peer.adj_in_pre {
-            pre.retain(|p, _| !which(family_of(p)));
+            pre.retain(|p, _| !which(Family::unicast_of(p)));
         }
         for p in gone {
             self.remove_path(p, Source::Peer(id));
@@ -1073,7 +1059,7 @@ impl Rib {
     }
 
     fn export_decision(&mut self, id: PeerId, prefix: IpNet) -> Option<Advertised> {
-        let family = family_of(&prefix);
+        let family = Family::unicast_of(&prefix);
         let target = self.peer(id)?;
         let session = target.session.as_ref()?;
         if !target.negotiated_family(family) {
@@ -1186,7 +1172,7 @@ impl Rib {
             let Some((prefix, change)) = peer.pending.pop_first() else {
                 break;
             };
-            let family = family_of(&prefix);
+            let family = Family::unicast_of(&prefix);
             estimate += 1 + usize::from(prefix.prefix_len()).div_ceil(8);
             match change {
                 Some((attrs, nh)) => {
@@ -1260,42 +1246,12 @@ fn snapshot(d: &Dest) -> Vec<(Source, usize, NextHop, bool)> {
         .collect()
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RibSummary {
-    pub ipv4_prefixes: usize,
-    pub ipv6_prefixes: usize,
-    pub paths: usize,
-    pub attribute_sets: usize,
-    pub deferring: bool,
-}
-
 #[derive(Clone, Debug, Default)]
 pub struct RouteFilter {
     pub prefix: Option<IpNet>,
     pub family: Option<Family>,
     pub peer: Option<String>,
     pub best_only: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct RouteView {
-    pub prefix: IpNet,
-    pub paths: Vec<PathView>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct PathView {
-    pub peer: String,
-    pub next_hop: String,
-    pub as_path: String,
-    pub origin: Option<String>,
-    pub med: Option<u32>,
-    pub local_pref: Option<u32>,
-    pub communities: Vec<String>,
-    pub large_communities: Vec<String>,
-    pub best: bool,
-    pub multipath: bool,
-    pub stale: bool,
 }
 
 #[cfg(test)]

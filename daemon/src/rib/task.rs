@@ -12,10 +12,8 @@ use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{
-    LocRibChange, PeerCounts, PeerId, PeerSetup, Rib, RibOutput, RibSummary, RouteFilter, RouteView,
-    SessionInfo,
-};
+use super::{LocRibChange, PeerId, PeerSetup, Rib, RibOutput, RouteFilter, SessionInfo};
+use crate::status::{PrefixCounts, RibSummary, RouteView};
 
 /// Events for the RIB. Peer tasks send on a bounded channel, so a busy RIB
 /// slows their reading rather than growing queues.
@@ -56,7 +54,7 @@ pub enum RibEvent {
     PeersConfigured,
     Routes(RouteFilter, oneshot::Sender<Vec<RouteView>>),
     Summary(oneshot::Sender<RibSummary>),
-    Counts(oneshot::Sender<HashMap<String, PeerCounts>>),
+    Counts(oneshot::Sender<HashMap<String, PrefixCounts>>),
 }
 
 /// What the RIB asks of a peer task. Unbounded: the RIB keeps at most one

@@ -338,7 +338,7 @@ fn upstream_routes_are_installed_but_not_sent_anywhere() {
     assert_eq!(routes[0].paths[0].peer, "upstream");
     assert_eq!(
         l.rib.counts(l.frr),
-        PeerCounts {
+        PrefixCounts {
             received: 2,
             accepted: 2,
             advertised: 0,
@@ -581,7 +581,7 @@ fn import_policy_change_applies_without_a_session_reset() {
     assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.224.1.0/24"]);
     assert_eq!(
         l.rib.counts(l.cilium),
-        PeerCounts {
+        PrefixCounts {
             received: 2,
             accepted: 1,
             advertised: 0,

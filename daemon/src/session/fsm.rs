@@ -18,7 +18,7 @@ use super::negotiate::{Negotiated, Offer, negotiate};
 /// ("a large value", 4 minutes suggested).
 pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
 
-#[derive(Copy, Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum ConnState {
     OpenSent,
     OpenConfirm,

@@ -9,6 +9,8 @@ use bgp_proto::capability::{ExtendedNextHop, GracefulRestart, GracefulRestartFam
 use bgp_proto::notification::OpenSubcode;
 use bgp_proto::{Afi, Capability, Context, Family, Notification, Open};
 
+use serde::{Deserialize, Serialize};
+
 use crate::config::RemoteAs;
 
 /// Our side of a session: everything that goes into our OPEN and the checks
@@ -65,25 +67,31 @@ impl Offer {
 }
 
 /// The peer's graceful restart capability as it matters to us.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PeerGracefulRestart {
     /// R bit: the peer has just restarted.
+    #[serde(rename = "peer_restarting")]
     pub restarting: bool,
     /// N bit on both sides (RFC 8538): NOTIFICATIONs other than Hard Reset
     /// also keep routes.
     pub notification: bool,
     pub restart_time: u16,
     /// Families the peer will preserve across its restart, with the F bit.
+    #[serde(with = "serde_families_forwarding")]
     pub families: Vec<(Family, bool)>,
 }
 
-/// What both sides of an established session agreed on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What both sides of an established session agreed on. The status API
+/// shows it as is (without the codec contexts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Negotiated {
     pub peer_asn: u32,
+    #[serde(rename = "peer_router_id")]
     pub peer_id: Ipv4Addr,
     pub hold_time: u16,
+    #[serde(with = "serde_seconds")]
     pub keepalive: Duration,
+    #[serde(with = "serde_families")]
     pub families: Vec<Family>,
     pub four_octet_as: bool,
     pub extended_next_hop: bool,
@@ -94,9 +102,62 @@ pub struct Negotiated {
     pub graceful_restart: Option<PeerGracefulRestart>,
     pub peer_hostname: Option<String>,
     /// Decoding context for what the peer sends.
+    #[serde(skip)]
     pub rx: Context,
     /// Encoding context for what we send.
+    #[serde(skip)]
     pub tx: Context,
+}
+
+/// Durations as whole seconds.
+mod serde_seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// Families by their configuration names (`ipv4-unicast`).
+mod serde_families {
+    use bgp_proto::Family;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(f: &[Family], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(f.iter().map(ToString::to_string))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Family>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|n| {
+                Family::from_name(n).ok_or_else(|| serde::de::Error::custom(format!("unknown family {n:?}")))
+            })
+            .collect()
+    }
+}
+
+/// Graceful restart families by name; the F bits are not shown.
+mod serde_families_forwarding {
+    use bgp_proto::Family;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(f: &[(Family, bool)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(f.iter().map(|(f, _)| f.to_string()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(Family, bool)>, D::Error> {
+        Ok(super::serde_families::deserialize(d)?
+            .into_iter()
+            .map(|f| (f, false))
+            .collect())
+    }
 }
 
 impl Negotiated {

@@ -10,7 +10,6 @@
 use std::time::{Duration, Instant};
 
 use bgp_proto::{Message, MessageError, Notification, RouteRefresh, Update};
-use serde::Serialize;
 
 use super::fsm::{CloseReason, ConnState, Connection, Output};
 use super::negotiate::{Negotiated, Offer};
@@ -25,7 +24,7 @@ pub enum ConnId {
 }
 
 /// The RFC 4271 state of a peer as a whole, as operators know it.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum PeerState {
     Idle,
     Connect,
@@ -33,19 +32,6 @@ pub enum PeerState {
     OpenSent,
     OpenConfirm,
     Established,
-}
-
-impl PeerState {
-    pub fn name(self) -> &'static str {
-        match self {
-            PeerState::Idle => "idle",
-            PeerState::Connect => "connect",
-            PeerState::Active => "active",
-            PeerState::OpenSent => "opensent",
-            PeerState::OpenConfirm => "openconfirm",
-            PeerState::Established => "established",
-        }
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

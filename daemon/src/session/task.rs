@@ -30,7 +30,7 @@ use super::peer::{ConnId, Peer, PeerOutput, PeerState, Timing};
 use super::socket::{self, SocketOptions};
 use crate::rib::task::{RibEvent, RibToPeer};
 use crate::rib::{PeerId, SessionInfo};
-use crate::status::{Counters, PeerStatus};
+use crate::status::{Counters, PeerStatus, SessionState};
 
 /// Events from the network side: bounded, so reading stops while we are
 /// busy.
@@ -178,10 +178,10 @@ impl PeerTask {
             .fsm
             .established_conn()
             .and_then(|id| self.conns[slot(id)].as_ref());
-        let negotiated = self.fsm.negotiated().map(Into::into);
+        let negotiated = self.fsm.negotiated().cloned();
         let last_error = self.fsm.last_error().map(ToString::to_string);
         self.status.update(|s| {
-            s.state = state.name();
+            s.state = state.into();
             s.local_address = conn.map(|c| c.local.to_string());
             s.remote_address = conn.map(|c| c.remote.to_string());
             s.negotiated = negotiated;
@@ -337,7 +337,7 @@ impl PeerTask {
             PeerControl::Stop(n) => {
                 let out = self.fsm.stop(n);
                 self.apply(out).await;
-                self.status.update(|s| s.state = PeerState::Idle.name());
+                self.status.update(|s| s.state = SessionState::Idle);
                 true
             }
             PeerControl::Shutdown { graceful } => {
@@ -500,6 +500,19 @@ impl PeerTask {
             let result = socket::connect(remote, local, &opts, md5.as_deref(), timeout).await;
             let _ = tx.send(PeerEvent::Dialled(seq, result)).await;
         });
+    }
+}
+
+impl From<PeerState> for SessionState {
+    fn from(s: PeerState) -> Self {
+        match s {
+            PeerState::Idle => SessionState::Idle,
+            PeerState::Connect => SessionState::Connect,
+            PeerState::Active => SessionState::Active,
+            PeerState::OpenSent => SessionState::OpenSent,
+            PeerState::OpenConfirm => SessionState::OpenConfirm,
+            PeerState::Established => SessionState::Established,
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bgp_proto::Family;
+use ipnet::IpNet;
 use nix::sched::{CloneFlags, setns};
 
 use super::*;
