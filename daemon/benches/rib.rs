@@ -148,7 +148,7 @@ fn main() {
     let before = resident();
     let start = Instant::now();
     for u in updates {
-        rib.update(source, u, now);
+        rib.update(source, u);
     }
     let import = start.elapsed();
     let after_import = resident();

@@ -122,7 +122,7 @@ async fn run(mut rib: Rib, mut rx: mpsc::Receiver<RibEvent>, fib: Option<mpsc::U
             }
             RibEvent::PeerUp { id, session } => rib.peer_up(id, *session, now),
             RibEvent::PeerDown { id, keep_routes } => rib.peer_down(id, keep_routes, now),
-            RibEvent::Update { id, update } => rib.update(id, *update, now),
+            RibEvent::Update { id, update } => rib.update(id, *update),
             RibEvent::RouteRefresh { id, refresh } => rib.route_refresh(id, refresh),
             RibEvent::Written(id) => rib.written(id),
             RibEvent::SetOriginate(prefixes) => rib.set_originate(prefixes),

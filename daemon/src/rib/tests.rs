@@ -14,6 +14,7 @@ use policy::{Condition, Disposition, Policy, Role, Statement, StatementResult};
 use super::*;
 use crate::config::{GracefulRestartConfig, MultipathConfig, PolicyChain};
 use crate::session::negotiate::{Negotiated, PeerGracefulRestart};
+use crate::status::PrefixCounts;
 
 const LOCAL_AS: u32 = 4210101021;
 const CILIUM_AS: u32 = 4220101000;
@@ -274,11 +275,9 @@ fn lab() -> Lab {
 #[test]
 fn cilium_routes_reach_upstream_with_our_next_hop_and_as() {
     let mut l = lab();
-    let out = l.rib.update(
-        l.cilium,
-        cilium_announce(&["10.96.1.10/32", "10.224.1.0/24"]),
-        l.now,
-    );
+    let out = l
+        .rib
+        .update(l.cilium, cilium_announce(&["10.96.1.10/32", "10.224.1.0/24"]));
     let to_frr = sent(&out, l.frr);
     let ours = NextHop::v6("fd00:101::21".parse().unwrap());
     assert_eq!(
@@ -313,10 +312,9 @@ fn cilium_routes_reach_upstream_with_our_next_hop_and_as() {
 #[test]
 fn ipv6_from_cilium_and_withdrawals_propagate() {
     let mut l = lab();
-    l.rib
-        .update(l.cilium, cilium_announce(&["fd00:101:224:1::/64"]), l.now);
+    l.rib.update(l.cilium, cilium_announce(&["fd00:101:224:1::/64"]));
     l.rib.written(l.frr);
-    let out = l.rib.update(l.cilium, withdraw(&["fd00:101:224:1::/64"]), l.now);
+    let out = l.rib.update(l.cilium, withdraw(&["fd00:101:224:1::/64"]));
     assert_eq!(withdrawn(&sent(&out, l.frr)), ["fd00:101:224:1::/64"]);
     assert!(
         out.iter()
@@ -330,7 +328,6 @@ fn upstream_routes_are_installed_but_not_sent_anywhere() {
     let out = l.rib.update(
         l.frr,
         frr_announce(FRR_AS, &["10.224.2.0/24", "fd00:101:224:2::/64"], &[4210101022]),
-        l.now,
     );
     assert!(sent(&out, l.frr).is_empty() && sent(&out, l.cilium).is_empty());
     let routes = l.rib.routes(&RouteFilter::default());
@@ -354,12 +351,10 @@ fn routes_carrying_our_as_are_loops() {
     l.rib.update(
         l.frr,
         frr_announce(FRR_AS, &["10.224.1.0/24"], &[LOCAL_AS, CILIUM_AS]),
-        l.now,
     );
     assert!(l.rib.routes(&RouteFilter::default()).is_empty());
     // A path that does not start with the peer's AS is refused too.
-    l.rib
-        .update(l.frr, frr_announce(65099, &["10.224.3.0/24"], &[]), l.now);
+    l.rib.update(l.frr, frr_announce(65099, &["10.224.3.0/24"], &[]));
     assert!(l.rib.routes(&RouteFilter::default()).is_empty());
 }
 
@@ -368,7 +363,7 @@ fn loopback_next_hops_only_from_cilium() {
     let mut l = lab();
     let mut u = frr_announce(FRR_AS, &["10.224.5.0/24"], &[]);
     u.mp_reach.as_mut().unwrap().next_hop = NextHop::v6(Ipv6Addr::LOCALHOST);
-    l.rib.update(l.frr, u, l.now);
+    l.rib.update(l.frr, u);
     assert!(l.rib.routes(&RouteFilter::default()).is_empty());
     assert_eq!(l.rib.counts(l.frr).received, 1);
 }
@@ -376,17 +371,17 @@ fn loopback_next_hops_only_from_cilium() {
 #[test]
 fn a_slow_peer_gets_only_the_latest_state() {
     let mut l = lab();
-    let out = l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]), l.now);
+    let out = l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]));
     assert_eq!(announced(&sent(&out, l.frr)).len(), 1);
     // Not yet written: three changes of one prefix and a flap of another.
     let mut second = cilium_announce(&["10.96.1.10/32"]);
     second.attributes.communities = vec![Community::new(65000, 2)];
-    assert!(sent(&l.rib.update(l.cilium, second, l.now), l.frr).is_empty());
+    assert!(sent(&l.rib.update(l.cilium, second), l.frr).is_empty());
     let mut third = cilium_announce(&["10.96.1.10/32"]);
     third.attributes.communities = vec![Community::new(65000, 3)];
-    l.rib.update(l.cilium, third, l.now);
-    l.rib.update(l.cilium, cilium_announce(&["10.96.1.11/32"]), l.now);
-    l.rib.update(l.cilium, withdraw(&["10.96.1.11/32"]), l.now);
+    l.rib.update(l.cilium, third);
+    l.rib.update(l.cilium, cilium_announce(&["10.96.1.11/32"]));
+    l.rib.update(l.cilium, withdraw(&["10.96.1.11/32"]));
     let out = l.rib.written(l.frr);
     let updates = sent(&out, l.frr);
     assert_eq!(announced(&updates).len(), 1);
@@ -398,11 +393,8 @@ fn a_slow_peer_gets_only_the_latest_state() {
 #[test]
 fn graceful_restart_helper_keeps_routes_through_a_cilium_restart() {
     let mut l = lab();
-    l.rib.update(
-        l.cilium,
-        cilium_announce(&["10.96.1.10/32", "10.96.1.11/32"]),
-        l.now,
-    );
+    l.rib
+        .update(l.cilium, cilium_announce(&["10.96.1.10/32", "10.96.1.11/32"]));
     l.rib.written(l.frr);
     // The agent restarts: TCP closes, routes stay, nothing is withdrawn.
     let out = l.rib.peer_down(l.cilium, Some(Duration::from_secs(120)), l.now);
@@ -416,13 +408,10 @@ fn graceful_restart_helper_keeps_routes_through_a_cilium_restart() {
     let t = l.now + Duration::from_secs(20);
     l.rib.peer_up(l.cilium, cilium_session(), t);
     l.rib.written(l.cilium);
-    let out = l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]), t);
+    let out = l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]));
     assert!(sent(&out, l.frr).is_empty(), "an unchanged route is not re-sent");
-    l.rib
-        .update(l.cilium, Update::end_of_rib(Family::IPV6_UNICAST), t);
-    let out = l
-        .rib
-        .update(l.cilium, Update::end_of_rib(Family::IPV4_UNICAST), t);
+    l.rib.update(l.cilium, Update::end_of_rib(Family::IPV6_UNICAST));
+    let out = l.rib.update(l.cilium, Update::end_of_rib(Family::IPV4_UNICAST));
     assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.96.1.11/32"]);
     assert_eq!(l.rib.counts(l.cilium).stale, 0);
 }
@@ -430,7 +419,7 @@ fn graceful_restart_helper_keeps_routes_through_a_cilium_restart() {
 #[test]
 fn stale_routes_go_when_the_peer_stays_away() {
     let mut l = lab();
-    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]), l.now);
+    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]));
     l.rib.written(l.frr);
     l.rib.peer_down(l.cilium, Some(Duration::from_secs(120)), l.now);
     assert_eq!(l.rib.next_deadline(), Some(l.now + Duration::from_secs(120)));
@@ -442,7 +431,7 @@ fn stale_routes_go_when_the_peer_stays_away() {
 #[test]
 fn without_graceful_restart_routes_go_at_once() {
     let mut l = lab();
-    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]), l.now);
+    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]));
     l.rib.written(l.frr);
     let out = l.rib.peer_down(l.cilium, None, l.now);
     assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.96.1.10/32"]);
@@ -459,18 +448,18 @@ fn restarting_speaker_defers_until_end_of_rib() {
     let frr = rib.add_peer(setup("upstream", Role::Upstream));
     assert!(rib.peer_up(frr, frr_session(1), now).is_empty());
     assert!(
-        rib.update(frr, Update::end_of_rib(Family::IPV4_UNICAST), now)
+        rib.update(frr, Update::end_of_rib(Family::IPV4_UNICAST))
             .is_empty()
     );
     assert!(
-        rib.update(frr, Update::end_of_rib(Family::IPV6_UNICAST), now)
+        rib.update(frr, Update::end_of_rib(Family::IPV6_UNICAST))
             .is_empty()
     );
     rib.peer_up(cilium, cilium_session(), now);
-    let out = rib.update(cilium, cilium_announce(&["10.96.1.10/32"]), now);
+    let out = rib.update(cilium, cilium_announce(&["10.96.1.10/32"]));
     assert!(out.is_empty(), "nothing leaves while deferring: {out:?}");
-    rib.update(cilium, Update::end_of_rib(Family::IPV6_UNICAST), now);
-    let out = rib.update(cilium, Update::end_of_rib(Family::IPV4_UNICAST), now);
+    rib.update(cilium, Update::end_of_rib(Family::IPV6_UNICAST));
+    let out = rib.update(cilium, Update::end_of_rib(Family::IPV4_UNICAST));
     let to_frr = sent(&out, frr);
     assert_eq!(announced(&to_frr).len(), 1);
     assert_eq!(eors(&to_frr).len(), 2);
@@ -495,14 +484,11 @@ fn ecmp_across_upstreams_with_multipath_relax() {
     let mut l = lab();
     let frr2 = l.rib.add_peer(setup("upstream2", Role::Upstream));
     l.rib.peer_up(frr2, frr_session(2), l.now);
-    l.rib.update(
-        l.frr,
-        frr_announce(FRR_AS, &["10.96.2.10/32"], &[4210101022]),
-        l.now,
-    );
+    l.rib
+        .update(l.frr, frr_announce(FRR_AS, &["10.96.2.10/32"], &[4210101022]));
     let mut u = frr_announce(FRR_AS + 1, &["10.96.2.10/32"], &[4210101023]);
     u.mp_reach.as_mut().unwrap().next_hop = NextHop::v6("fd00:101::fffd".parse().unwrap());
-    let out = l.rib.update(frr2, u, l.now);
+    let out = l.rib.update(frr2, u);
     let Some(RibOutput::LocRib(change)) = out.iter().find(|o| matches!(o, RibOutput::LocRib(_))) else {
         panic!("{out:?}")
     };
@@ -523,7 +509,7 @@ fn max_prefix_resets_with_a_hard_reset() {
         ..setup("cilium", Role::Cilium)
     });
     rib.peer_up(cilium, cilium_session(), now);
-    let out = rib.update(cilium, cilium_announce(&["10.96.1.10/32", "10.96.1.11/32"]), now);
+    let out = rib.update(cilium, cilium_announce(&["10.96.1.10/32", "10.96.1.11/32"]));
     let reset = out.iter().find_map(|o| {
         if let RibOutput::Reset(id, n) = o {
             Some((*id, n.clone()))
@@ -540,7 +526,7 @@ fn max_prefix_resets_with_a_hard_reset() {
 #[test]
 fn route_refresh_resends_the_table() {
     let mut l = lab();
-    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]), l.now);
+    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]));
     l.rib.written(l.frr);
     let out = l
         .rib
@@ -551,11 +537,8 @@ fn route_refresh_resends_the_table() {
 #[test]
 fn import_policy_change_applies_without_a_session_reset() {
     let mut l = lab();
-    l.rib.update(
-        l.cilium,
-        cilium_announce(&["10.96.1.10/32", "10.224.1.0/24"]),
-        l.now,
-    );
+    l.rib
+        .update(l.cilium, cilium_announce(&["10.96.1.10/32", "10.224.1.0/24"]));
     l.rib.written(l.frr);
     // Only host routes from now on.
     let host_routes = Arc::new(Policy {
@@ -616,7 +599,7 @@ fn attribute_sets_are_shared() {
         .map(|i| format!("10.96.{}.{}/32", i / 100, i % 100))
         .collect();
     let refs: Vec<&str> = many.iter().map(String::as_str).collect();
-    l.rib.update(l.cilium, cilium_announce(&refs), l.now);
+    l.rib.update(l.cilium, cilium_announce(&refs));
     // One received set, one exported set (plus the originate-free base).
     assert!(l.rib.summary().attribute_sets <= 3, "{:?}", l.rib.summary());
     assert_eq!(l.rib.summary().ipv4_prefixes, 200);
@@ -649,24 +632,18 @@ fn converged_once_every_peer_sent_end_of_rib() {
     assert!(!converged(&rib.peer_up(cilium, cilium_session(), now)));
     assert!(!converged(&rib.peer_up(frr, frr_session(1), now)));
     for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
-        assert!(!converged(&rib.update(frr, Update::end_of_rib(f), now)));
+        assert!(!converged(&rib.update(frr, Update::end_of_rib(f))));
     }
-    assert!(!converged(&rib.update(
-        cilium,
-        Update::end_of_rib(Family::IPV4_UNICAST),
-        now
-    )));
-    assert!(converged(&rib.update(
-        cilium,
-        Update::end_of_rib(Family::IPV6_UNICAST),
-        now
-    )));
+    assert!(!converged(
+        &rib.update(cilium, Update::end_of_rib(Family::IPV4_UNICAST))
+    ));
+    assert!(converged(
+        &rib.update(cilium, Update::end_of_rib(Family::IPV6_UNICAST))
+    ));
     // Only once.
-    assert!(!converged(&rib.update(
-        cilium,
-        Update::end_of_rib(Family::IPV6_UNICAST),
-        now
-    )));
+    assert!(!converged(
+        &rib.update(cilium, Update::end_of_rib(Family::IPV6_UNICAST))
+    ));
 }
 
 #[test]

@@ -1,0 +1,209 @@
+//! Adj-RIB-In (RFC 4271 §3.2): what each peer sent, and what became of
+//! it. Every received path is validated (RFC 4271 §6.3, §9.1.2 loops) and
+//! run through the peer's import policy; an accepted one enters the
+//! Loc-RIB. With soft reconfiguration the pre-policy copy is kept, so a
+//! policy change re-runs import without asking the peer again.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bgp_proto::notification::CeaseSubcode;
+use bgp_proto::{Attributes, Family, NextHop, Notification};
+use ipnet::IpNet;
+use policy::{NextHopChange, RouteInput, Verdict};
+
+use super::adj_rib_out::Advertised;
+use super::best::{Path, PathPeer, PeerId, Source};
+use super::{Rib, RibOutput};
+
+/// One peer's Adj-RIB-In.
+pub(super) struct AdjRibIn {
+    /// The pre-policy copy (soft reconfiguration).
+    pub(super) pre: Option<HashMap<IpNet, Advertised>>,
+    /// Prefixes whose path from this peer is in the Loc-RIB.
+    pub(super) accepted: HashSet<IpNet>,
+    /// Prefixes received and rejected by import policy or validation.
+    pub(super) rejected: HashSet<IpNet>,
+    /// Accepted prefixes kept for a restarting peer (RFC 4724 §4.2) or
+    /// during an enhanced route refresh (RFC 7313 §4), until re-sent.
+    pub(super) stale: HashSet<IpNet>,
+}
+
+impl AdjRibIn {
+    pub(super) fn new(soft_reconfiguration: bool) -> Self {
+        AdjRibIn {
+            pre: soft_reconfiguration.then(HashMap::new),
+            accepted: HashSet::new(),
+            rejected: HashSet::new(),
+            stale: HashSet::new(),
+        }
+    }
+
+    /// Prefixes received, whatever became of them.
+    pub(super) fn received(&self) -> usize {
+        self.pre
+            .as_ref()
+            .map_or(self.accepted.len() + self.rejected.len(), HashMap::len)
+    }
+}
+
+impl Rib {
+    /// Checks that apply to the whole UPDATE: RFC 4271 §6.3 first AS, and
+    /// our own AS in the path (a loop, RFC 4271 §9.1.2).
+    pub(super) fn valid_path(&self, id: PeerId, attrs: &Attributes) -> bool {
+        let Some(peer) = self.peer(id) else { return false };
+        let Some(path) = attrs.as_path.as_ref() else {
+            return true;
+        };
+        if path.contains(peer.setup.local_asn) || path.contains(self.settings.local_asn) {
+            return false;
+        }
+        if let Some(s) = &peer.session
+            && peer.ebgp()
+            && path.neighbor_asn() != Some(s.negotiated.peer_asn)
+        {
+            tracing::warn!(peer = %peer.setup.name, path = %path, "AS path does not start with the peer's AS; treated as withdrawn");
+            return false;
+        }
+        true
+    }
+
+    pub(super) fn announce(&mut self, id: PeerId, prefix: IpNet, attrs: Arc<Attributes>, nh: NextHop) {
+        let Some(peer) = self.peer_mut(id) else { return };
+        if let Some(pre) = &mut peer.adj_in.pre {
+            pre.insert(prefix, (attrs.clone(), nh));
+        }
+        self.import(id, prefix, attrs, nh);
+    }
+
+    pub(super) fn withdraw(&mut self, id: PeerId, prefix: IpNet) {
+        let Some(peer) = self.peer_mut(id) else { return };
+        if let Some(pre) = &mut peer.adj_in.pre {
+            pre.remove(&prefix);
+        }
+        peer.adj_in.rejected.remove(&prefix);
+        peer.adj_in.stale.remove(&prefix);
+        if peer.adj_in.accepted.remove(&prefix) {
+            self.remove_path(prefix, Source::Peer(id));
+        }
+    }
+
+    /// Runs validation and import policy on one received path.
+    pub(super) fn import(&mut self, id: PeerId, prefix: IpNet, attrs: Arc<Attributes>, nh: NextHop) {
+        let Some(peer) = self.peer(id) else { return };
+        let Some(session) = &peer.session else { return };
+        let local_nh = match nh.addr() {
+            IpAddr::V4(a) => a.is_loopback(),
+            IpAddr::V6(a) => a.is_loopback() || nh.ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        };
+        let verdict = if local_nh && !peer.setup.accept_local_next_hop {
+            Verdict::Reject
+        } else {
+            let route = RouteInput {
+                prefix,
+                family: Family::unicast_of(&prefix),
+                attributes: &attrs,
+                next_hop: Some(nh.addr()),
+                source: peer.info(),
+                target: None,
+                local_asn: peer.setup.local_asn,
+            };
+            policy::evaluate(&peer.setup.import.refs(), peer.setup.import.default, &route)
+        };
+        let path_peer = PathPeer {
+            router_id: session.negotiated.peer_id,
+            address: session.remote_address,
+            asn: session.negotiated.peer_asn,
+            ebgp: peer.ebgp(),
+        };
+        let remote = session.remote_address;
+        match verdict {
+            Verdict::Reject => {
+                let Some(peer) = self.peer_mut(id) else { return };
+                peer.adj_in.rejected.insert(prefix);
+                peer.adj_in.stale.remove(&prefix);
+                if peer.adj_in.accepted.remove(&prefix) {
+                    self.remove_path(prefix, Source::Peer(id));
+                }
+            }
+            Verdict::Accept { attributes, next_hop } => {
+                let attrs = match attributes {
+                    Cow::Borrowed(_) => attrs,
+                    Cow::Owned(a) => self.interner.intern(a),
+                };
+                let nh = match next_hop {
+                    NextHopChange::Address(a) => NextHop::from(a),
+                    NextHopChange::PeerAddress => NextHop::from(remote),
+                    NextHopChange::SelfAddress | NextHopChange::Unchanged => nh,
+                };
+                let Some(peer) = self.peer_mut(id) else { return };
+                peer.adj_in.rejected.remove(&prefix);
+                peer.adj_in.stale.remove(&prefix);
+                peer.adj_in.accepted.insert(prefix);
+                self.upsert_path(
+                    prefix,
+                    Path {
+                        source: Source::Peer(id),
+                        attrs,
+                        next_hop: nh,
+                        stale: false,
+                        peer: path_peer,
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) fn check_max_prefix(&mut self, id: PeerId) {
+        let Some(peer) = self.peer(id) else { return };
+        let Some(max) = peer.setup.max_prefix else { return };
+        if peer.adj_in.accepted.len() as u64 <= u64::from(max) {
+            return;
+        }
+        tracing::warn!(peer = %peer.setup.name, max, accepted = peer.adj_in.accepted.len(), "maximum prefixes exceeded, resetting session");
+        // RFC 4486 §4: the data names a family and the limit. RFC 8538 §5:
+        // sent as a Hard Reset so the routes do not linger as stale.
+        let family = peer
+            .adj_in
+            .accepted
+            .iter()
+            .next()
+            .map_or(Family::IPV4_UNICAST, Family::unicast_of);
+        let mut data = Vec::with_capacity(7);
+        data.extend_from_slice(&family.afi.0.to_be_bytes());
+        data.push(family.safi.0);
+        data.extend_from_slice(&max.to_be_bytes());
+        let cease = Notification::new(
+            bgp_proto::notification::ErrorCode::Cease,
+            CeaseSubcode::MaximumPrefixesReached,
+            data,
+        );
+        self.out
+            .push(RibOutput::Reset(id, Notification::hard_reset(&cease)));
+    }
+
+    /// Removes every path of `id` in the families `which` selects.
+    pub(super) fn drop_routes(&mut self, id: PeerId, which: impl Fn(Family) -> bool) {
+        let Some(peer) = self.peer_mut(id) else { return };
+        let gone: Vec<IpNet> = peer
+            .adj_in
+            .accepted
+            .iter()
+            .filter(|p| which(Family::unicast_of(p)))
+            .copied()
+            .collect();
+        for p in &gone {
+            peer.adj_in.accepted.remove(p);
+            peer.adj_in.stale.remove(p);
+        }
+        peer.adj_in.rejected.retain(|p| !which(Family::unicast_of(p)));
+        if let Some(pre) = &mut peer.adj_in.pre {
+            pre.retain(|p, _| !which(Family::unicast_of(p)));
+        }
+        for p in gone {
+            self.remove_path(p, Source::Peer(id));
+        }
+    }
+}

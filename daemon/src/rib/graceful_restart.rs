@@ -1,0 +1,139 @@
+//! Graceful restart (RFC 4724, with RFC 8538's notification extension)
+//! in both roles. As helper: a peer whose session ended gracefully keeps
+//! its routes, marked stale, until it re-sends them and its End-of-RIB, or
+//! its timer runs out. As restarting speaker: after tern's own restart,
+//! selection results are neither exported nor installed until every
+//! participating peer has sent End-of-RIB (or `select-defer-time` passes).
+//! The same condition marks the first convergence after start.
+
+use std::time::Instant;
+
+use bgp_proto::Family;
+use ipnet::IpNet;
+
+use super::best::{PeerId, Source};
+use super::{Rib, RibOutput};
+
+/// A peer's graceful restart state, as helper.
+#[derive(Debug)]
+pub(super) enum Restart {
+    None,
+    /// The peer's session is down; its routes are stale until this instant.
+    Helping {
+        until: Instant,
+    },
+    /// The peer is back; its stale routes go at End-of-RIB or this instant.
+    Refreshing {
+        until: Instant,
+    },
+}
+
+impl Rib {
+    pub(super) fn end_of_rib(&mut self, id: PeerId, family: Family) {
+        let Some(peer) = self.peer_mut(id) else { return };
+        peer.eor_received.insert(family);
+        tracing::debug!(peer = %peer.setup.name, %family, "End-of-RIB received");
+        if matches!(peer.restart, Restart::Refreshing { .. }) {
+            self.sweep_stale(id, |f| f == family);
+            if let Some(peer) = self.peer_mut(id)
+                && peer.adj_in.stale.is_empty()
+            {
+                peer.restart = Restart::None;
+            }
+        }
+        self.check_deferral();
+        self.propagate();
+    }
+
+    pub(super) fn mark_stale(&mut self, id: PeerId) {
+        let Some(peer) = self.peer(id) else { return };
+        let all: Vec<IpNet> = peer.adj_in.accepted.iter().copied().collect();
+        self.mark_stale_prefixes(id, &all);
+    }
+
+    pub(super) fn mark_stale_prefixes(&mut self, id: PeerId, prefixes: &[IpNet]) {
+        for p in prefixes {
+            if let Some(d) = self.loc.get_mut(p) {
+                for path in d.paths.iter_mut().filter(|path| path.source == Source::Peer(id)) {
+                    path.stale = true;
+                }
+            }
+        }
+        if let Some(peer) = self.peer_mut(id) {
+            peer.adj_in.stale.extend(prefixes.iter().copied());
+        }
+    }
+
+    /// Removes the stale routes of `id` in families `which` selects.
+    pub(super) fn sweep_stale(&mut self, id: PeerId, which: impl Fn(Family) -> bool) {
+        let Some(peer) = self.peer_mut(id) else { return };
+        let gone: Vec<IpNet> = peer
+            .adj_in
+            .stale
+            .iter()
+            .filter(|p| which(Family::unicast_of(p)))
+            .copied()
+            .collect();
+        for p in &gone {
+            peer.adj_in.stale.remove(p);
+            peer.adj_in.accepted.remove(p);
+            if let Some(pre) = &mut peer.adj_in.pre {
+                pre.remove(p);
+            }
+        }
+        if !gone.is_empty() {
+            tracing::info!(peer = %peer.setup.name, routes = gone.len(), "stale routes removed");
+        }
+        for p in gone {
+            self.remove_path(p, Source::Peer(id));
+        }
+    }
+
+    pub(super) fn converge(&mut self) {
+        if self.converge_by.take().is_some() {
+            self.out.push(RibOutput::Converged);
+        }
+    }
+
+    /// RFC 4724 §4.1: after our restart, selection waits for End-of-RIB
+    /// from every peer that takes part (not those that restarted too). The
+    /// same condition marks the first convergence.
+    pub(super) fn check_deferral(&mut self) {
+        if self.defer_until.is_none() && self.converge_by.is_none() {
+            return;
+        }
+        let waiting = self.peers.iter().flatten().any(|p| {
+            if !p.setup.wait_for_end_of_rib {
+                return false;
+            }
+            match &p.session {
+                None => true,
+                Some(s) => match &s.negotiated.graceful_restart {
+                    None => false,
+                    Some(gr) if gr.restarting => false,
+                    Some(_) => s.negotiated.families.iter().any(|f| !p.eor_received.contains(f)),
+                },
+            }
+        });
+        if !waiting {
+            if self.defer_until.is_some() {
+                tracing::info!("End-of-RIB received from every peer; ending deferral");
+                self.end_deferral();
+            }
+            self.converge();
+        }
+    }
+
+    pub(super) fn end_deferral(&mut self) {
+        self.defer_until = None;
+        // Everything selected so far reaches the FIB now.
+        self.changed.extend(self.loc.keys().copied());
+        let ids: Vec<PeerId> = (0..self.peers.len())
+            .map(|i| PeerId(i as u32))
+            .filter(|id| self.peer(*id).is_some_and(|p| p.session.is_some()))
+            .collect();
+        for id in ids {
+            self.sync(id);
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The Loc-RIB (RFC 4271 §3.2): every accepted path per prefix, ordered
+//! by the decision process ([`super::best`]), with the equal-cost set used
+//! for ECMP. A prefix whose selection changes is noted for export and the
+//! FIB.
+
+use std::sync::Arc;
+
+use bgp_proto::NextHop;
+use ipnet::IpNet;
+use policy::Role;
+
+use super::best::{self, Path, Source};
+use super::{Rib, Selected};
+
+/// The paths to one prefix.
+#[derive(Debug, Default)]
+pub(super) struct Dest {
+    pub(super) paths: Vec<Path>,
+    /// `paths[..selected]` is the equal-cost set, best first.
+    pub(super) selected: usize,
+}
+
+impl Rib {
+    pub(super) fn upsert_path(&mut self, prefix: IpNet, path: Path) {
+        let dest = self.loc.entry(prefix).or_default();
+        let before = snapshot(dest);
+        match dest.paths.iter_mut().find(|p| p.source == path.source) {
+            Some(existing) => *existing = path,
+            None => dest.paths.push(path),
+        }
+        dest.selected = best::select(&mut dest.paths, &self.settings.multipath);
+        if snapshot(dest) != before {
+            self.changed.push(prefix);
+        }
+    }
+
+    pub(super) fn remove_path(&mut self, prefix: IpNet, source: Source) {
+        let Some(dest) = self.loc.get_mut(&prefix) else {
+            return;
+        };
+        let before = snapshot(dest);
+        dest.paths.retain(|p| p.source != source);
+        dest.selected = best::select(&mut dest.paths, &self.settings.multipath);
+        if snapshot(dest) != before {
+            self.changed.push(prefix);
+        }
+        if dest.paths.is_empty() {
+            self.loc.remove(&prefix);
+        }
+    }
+
+    pub(super) fn selected(&self, prefix: &IpNet) -> Option<Selected> {
+        let d = self.loc.get(prefix)?;
+        let best = d.paths.first().filter(|_| d.selected > 0)?;
+        let (name, role) = match best.source {
+            Source::Local => (None, None),
+            Source::Peer(id) => match self.peer(id) {
+                Some(p) => (Some(p.setup.name.clone()), Some(p.setup.role)),
+                None => (None, None),
+            },
+        };
+        let own = d.paths.iter().any(|p| match p.source {
+            Source::Local => true,
+            Source::Peer(id) => self.peer(id).is_some_and(|peer| peer.setup.role == Role::Cilium),
+        });
+        Some(Selected {
+            attrs: best.attrs.clone(),
+            next_hops: d.paths[..d.selected].iter().map(|p| p.next_hop).collect(),
+            source_peer: name,
+            source_role: role,
+            own,
+        })
+    }
+}
+
+/// What identifies a selection result for change detection.
+fn snapshot(d: &Dest) -> Vec<(Source, usize, NextHop, bool)> {
+    d.paths[..d.selected]
+        .iter()
+        .map(|p| (p.source, Arc::as_ptr(&p.attrs) as usize, p.next_hop, p.stale))
+        .collect()
+}
