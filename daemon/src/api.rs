@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::ApiConfig;
 use crate::metrics;
 use crate::rib::RouteFilter;
-use crate::rib::task::RibEvent;
+use crate::rib::task::{RibHandle, RibRequest};
 use crate::status::{FibStatus, PeerView, PrefixCounts, RouteView, SessionState, StatusBoard, Summary};
 
 /// A reload request and where to send its outcome: the changes made, or
@@ -32,7 +32,7 @@ pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 #[derive(Clone)]
 pub struct AppState {
     pub board: Arc<StatusBoard>,
-    pub rib: mpsc::Sender<RibEvent>,
+    pub rib: RibHandle,
     pub reload: mpsc::Sender<ReloadRequest>,
     pub router_id: Ipv4Addr,
     pub asn: u32,
@@ -43,7 +43,7 @@ pub struct AppState {
 impl AppState {
     pub fn new(
         board: Arc<StatusBoard>,
-        rib: mpsc::Sender<RibEvent>,
+        rib: RibHandle,
         reload: mpsc::Sender<ReloadRequest>,
         router_id: Ipv4Addr,
         asn: u32,
@@ -61,10 +61,8 @@ impl AppState {
 
     /// Asks the RIB, giving up after a few seconds (a stuck RIB must not
     /// hang the API).
-    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> RibEvent) -> Option<T> {
-        let (tx, rx) = oneshot::channel();
-        self.rib.send(make(tx)).await.ok()?;
-        tokio::time::timeout(Duration::from_secs(5), rx).await.ok()?.ok()
+    pub async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> RibRequest) -> Option<T> {
+        self.rib.ask(make, Duration::from_secs(5)).await
     }
 }
 
@@ -121,7 +119,7 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// Alive: the RIB answers.
 async fn healthz(State(s): State<AppState>) -> Response {
-    match s.ask(RibEvent::Summary).await {
+    match s.ask(RibRequest::Summary).await {
         Some(_) => "ok\n".into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer"),
     }
@@ -137,7 +135,7 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 pub async fn peer_list(s: &AppState) -> Vec<PeerView> {
-    let counts: HashMap<String, PrefixCounts> = s.ask(RibEvent::Counts).await.unwrap_or_default();
+    let counts: HashMap<String, PrefixCounts> = s.ask(RibRequest::Counts).await.unwrap_or_default();
     s.board
         .peers()
         .into_iter()
@@ -202,14 +200,14 @@ async fn routes(State(s): State<AppState>, Query(q): Query<RouteQuery>) -> Respo
         peer: q.peer,
         best_only: q.best,
     };
-    match s.ask(|tx| RibEvent::Routes(filter, tx)).await {
+    match s.ask(|tx| RibRequest::Routes(filter, tx)).await {
         Some(routes) => axum::Json::<Vec<RouteView>>(routes).into_response(),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer"),
     }
 }
 
 async fn summary(State(s): State<AppState>) -> Response {
-    let Some(rib) = s.ask(RibEvent::Summary).await else {
+    let Some(rib) = s.ask(RibRequest::Summary).await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer");
     };
     let peers = s.board.peers();
@@ -246,7 +244,7 @@ impl AppState {
 
 async fn metrics_text(State(s): State<AppState>) -> Response {
     let peers = peer_list(&s).await;
-    let rib = s.ask(RibEvent::Summary).await;
+    let rib = s.ask(RibRequest::Summary).await;
     let fib = s.fib_status();
     let rejected = s.board.rejected_connections.load(Relaxed);
     let uptime = s.started.elapsed().as_secs();

@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{self, ReloadRequest};
 use crate::config::{Config, PeerAddress, PeerConfig, RemoteAs};
-use crate::rib::task::{RibEvent, RibToPeer};
+use crate::rib::task::{RibHandle, RibRequest, RibToPeer};
 use crate::rib::{PeerId, PeerSetup, Rib, RibSettings};
 use crate::session::negotiate::Offer;
 use crate::session::peer::Timing;
@@ -64,7 +64,7 @@ struct Supervisor {
     router_id: Ipv4Addr,
     hostname: Option<String>,
     restarting: bool,
-    rib: mpsc::Sender<RibEvent>,
+    rib: RibHandle,
     board: Arc<StatusBoard>,
     peers: HashMap<String, PeerEntry>,
     listeners: Vec<Arc<TcpListener>>,
@@ -117,7 +117,8 @@ pub async fn run(path: &Path) -> Result<(), String> {
     };
     let (rib_tx, _rib_join) = crate::rib::task::spawn(rib, fib.as_ref().map(|f| f.input.clone()));
     let _ = rib_tx
-        .send(RibEvent::SetOriginate(config.originate.clone()))
+        .requests
+        .send(RibRequest::SetOriginate(config.originate.clone()))
         .await;
     let board = Arc::new(StatusBoard::default());
 
@@ -164,7 +165,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         sup.set_md5_keys(None);
     }
 
-    let _ = sup.rib.send(RibEvent::PeersConfigured).await;
+    let _ = sup.rib.requests.send(RibRequest::PeersConfigured).await;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let mut state = api::AppState::new(
         board.clone(),
@@ -316,7 +317,8 @@ impl Supervisor {
         let (reply, id) = oneshot::channel();
         if self
             .rib
-            .send(RibEvent::AddPeer {
+            .requests
+            .send(RibRequest::AddPeer {
                 setup: self.setup(&pc, &name),
                 to_peer,
                 reply,
@@ -341,7 +343,7 @@ impl Supervisor {
             id,
             self.settings(&pc, &name, ip),
             status,
-            self.rib.clone(),
+            self.rib.events.clone(),
             from_rib,
             self.seed,
         );
@@ -362,7 +364,7 @@ impl Supervisor {
             return;
         };
         let _ = entry.handle.control.send(PeerControl::Stop(notification));
-        let _ = self.rib.send(RibEvent::RemovePeer(entry.id)).await;
+        let _ = self.rib.requests.send(RibRequest::RemovePeer(entry.id)).await;
         self.board.remove(name);
         tracing::info!(peer = %name, "peer removed");
     }
@@ -513,7 +515,11 @@ impl Supervisor {
                             let setup = self.setup(&self.peers[&t].config, &t);
                             let (reply, refresh) = oneshot::channel();
                             let id = self.peers[&t].id;
-                            let _ = self.rib.send(RibEvent::UpdatePeer { id, setup, reply }).await;
+                            let _ = self
+                                .rib
+                                .requests
+                                .send(RibRequest::UpdatePeer { id, setup, reply })
+                                .await;
                             if let Ok(families) = refresh.await
                                 && !families.is_empty()
                             {
@@ -537,7 +543,8 @@ impl Supervisor {
         if old.originate != self.config.originate {
             let _ = self
                 .rib
-                .send(RibEvent::SetOriginate(self.config.originate.clone()))
+                .requests
+                .send(RibRequest::SetOriginate(self.config.originate.clone()))
                 .await;
             changes.push("originate".into());
         }
@@ -589,19 +596,18 @@ impl Supervisor {
 /// Pings systemd's watchdog at half its interval, but only while the RIB
 /// answers: a wedged RIB gets the service restarted instead of a heartbeat
 /// from an idle timer.
-async fn watchdog(rib: mpsc::Sender<RibEvent>, interval: Duration) {
+async fn watchdog(rib: RibHandle, interval: Duration) {
     let mut tick = tokio::time::interval(interval / 2);
     loop {
         tick.tick().await;
-        let (tx, rx) = oneshot::channel();
-        if rib.send(RibEvent::Summary(tx)).await.is_err() {
+        if rib.requests.is_closed() {
             return;
         }
-        match tokio::time::timeout(interval / 4, rx).await {
-            Ok(Ok(_)) => {
+        match rib.ask(RibRequest::Ping, interval / 4).await {
+            Some(()) => {
                 let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
             }
-            _ => tracing::error!("the RIB does not answer; not feeding the systemd watchdog"),
+            None => tracing::error!("the RIB does not answer; not feeding the systemd watchdog"),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The tokio task that owns the [`Rib`]: it receives events from peer
-//! tasks and the supervisor, runs its timers, and hands outbound batches
-//! to peer tasks and Loc-RIB changes to the FIB.
+//! tasks and requests from the supervisor, the API and the watchdog (on a
+//! queue of their own, served first), runs its timers, and hands outbound
+//! batches to peer tasks and Loc-RIB changes to the FIB.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,24 +14,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{LocRibChange, PeerId, PeerSetup, Rib, RibOutput, RouteFilter, SessionInfo};
+use crate::clock;
 use crate::status::{PrefixCounts, RibSummary, RouteView};
 
-/// Events for the RIB. Peer tasks send on a bounded channel, so a busy RIB
-/// slows their reading rather than growing queues.
+/// What peer tasks tell the RIB: sessions, UPDATEs, refreshes, writes.
+/// Bounded, so a busy RIB slows the peers' reading rather than growing a
+/// queue.
 pub enum RibEvent {
-    AddPeer {
-        setup: PeerSetup,
-        to_peer: mpsc::UnboundedSender<RibToPeer>,
-        reply: oneshot::Sender<PeerId>,
-    },
-    RemovePeer(PeerId),
-    /// New policies or settings; the reply lists families to ask the peer
-    /// to refresh (no soft reconfiguration).
-    UpdatePeer {
-        id: PeerId,
-        setup: PeerSetup,
-        reply: oneshot::Sender<Vec<Family>>,
-    },
     PeerUp {
         id: PeerId,
         session: Box<SessionInfo>,
@@ -49,12 +39,55 @@ pub enum RibEvent {
     },
     /// The last batch handed to this peer is written.
     Written(PeerId),
+}
+
+/// What the supervisor, the API and the watchdog ask of the RIB. A queue of
+/// its own, served before [`RibEvent`]s: a reload, a status query or the
+/// watchdog never waits behind a full table of UPDATEs, only behind the
+/// one event being processed.
+pub enum RibRequest {
+    AddPeer {
+        setup: PeerSetup,
+        to_peer: mpsc::UnboundedSender<RibToPeer>,
+        reply: oneshot::Sender<PeerId>,
+    },
+    RemovePeer(PeerId),
+    /// New policies or settings; the reply lists families to ask the peer
+    /// to refresh (no soft reconfiguration).
+    UpdatePeer {
+        id: PeerId,
+        setup: PeerSetup,
+        reply: oneshot::Sender<Vec<Family>>,
+    },
     SetOriginate(Vec<IpNet>),
     /// The supervisor added every configured peer.
     PeersConfigured,
     Routes(RouteFilter, oneshot::Sender<Vec<RouteView>>),
     Summary(oneshot::Sender<RibSummary>),
     Counts(oneshot::Sender<HashMap<String, PrefixCounts>>),
+    /// The watchdog: answered when the task's loop turns.
+    Ping(oneshot::Sender<()>),
+}
+
+/// The RIB task's two queues.
+#[derive(Clone)]
+pub struct RibHandle {
+    pub events: mpsc::Sender<RibEvent>,
+    pub requests: mpsc::Sender<RibRequest>,
+}
+
+impl RibHandle {
+    /// Asks the RIB, giving up after `timeout` (a stuck RIB must not hang
+    /// the asker).
+    pub async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> RibRequest,
+        timeout: Duration,
+    ) -> Option<T> {
+        let (tx, rx) = oneshot::channel();
+        self.requests.send(make(tx)).await.ok()?;
+        tokio::time::timeout(timeout, rx).await.ok()?.ok()
+    }
 }
 
 /// What the RIB asks of a peer task. Unbounded: the RIB keeps at most one
@@ -65,7 +98,10 @@ pub enum RibToPeer {
     Reset(Notification),
 }
 
+/// Bound of the event queue from peer tasks.
 pub const RIB_QUEUE: usize = 256;
+/// Bound of the request queue.
+pub const REQUEST_QUEUE: usize = 64;
 
 /// What the RIB tells the FIB.
 #[derive(Debug)]
@@ -74,92 +110,102 @@ pub enum FibInput {
     Converged,
 }
 
-pub fn spawn(
-    rib: Rib,
-    fib: Option<mpsc::UnboundedSender<FibInput>>,
-) -> (mpsc::Sender<RibEvent>, JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(RIB_QUEUE);
-    let join = tokio::spawn(run(rib, rx, fib));
-    (tx, join)
+pub fn spawn(rib: Rib, fib: Option<mpsc::UnboundedSender<FibInput>>) -> (RibHandle, JoinHandle<()>) {
+    let (events, events_rx) = mpsc::channel(RIB_QUEUE);
+    let (requests, requests_rx) = mpsc::channel(REQUEST_QUEUE);
+    let join = tokio::spawn(run(rib, events_rx, requests_rx, fib));
+    (RibHandle { events, requests }, join)
 }
 
-async fn run(mut rib: Rib, mut rx: mpsc::Receiver<RibEvent>, fib: Option<mpsc::UnboundedSender<FibInput>>) {
-    let mut peers: HashMap<PeerId, (Arc<str>, mpsc::UnboundedSender<RibToPeer>)> = HashMap::new();
+type PeerChannels = HashMap<PeerId, (Arc<str>, mpsc::UnboundedSender<RibToPeer>)>;
+
+async fn run(
+    mut rib: Rib,
+    mut events: mpsc::Receiver<RibEvent>,
+    mut requests: mpsc::Receiver<RibRequest>,
+    fib: Option<mpsc::UnboundedSender<FibInput>>,
+) {
+    let mut peers: PeerChannels = HashMap::new();
+    let mut requests_open = true;
     loop {
-        let deadline = rib.next_deadline().map(tokio::time::Instant::from_std);
-        let event = tokio::select! {
-            ev = rx.recv() => match ev {
-                Some(ev) => ev,
+        let deadline = rib.next_deadline();
+        let out = tokio::select! {
+            biased;
+            req = requests.recv(), if requests_open => match req {
+                Some(req) => request(&mut rib, &mut peers, req),
+                None => {
+                    requests_open = false;
+                    continue;
+                }
+            },
+            ev = events.recv() => match ev {
+                Some(ev) => event(&mut rib, ev, Instant::now()),
                 None => return,
             },
-            _ = sleep_until(deadline) => {
-                let out = rib.on_timer(Instant::now());
-                dispatch(out, &peers, &fib);
-                continue;
-            }
-        };
-        let now = Instant::now();
-        let out = match event {
-            RibEvent::AddPeer {
-                setup,
-                to_peer,
-                reply,
-            } => {
-                let name = setup.name.clone();
-                let id = rib.add_peer(setup);
-                peers.insert(id, (name, to_peer));
-                let _ = reply.send(id);
-                Vec::new()
-            }
-            RibEvent::RemovePeer(id) => {
-                peers.remove(&id);
-                rib.remove_peer(id)
-            }
-            RibEvent::UpdatePeer { id, setup, reply } => {
-                let (out, refresh) = rib.update_peer(id, setup);
-                let _ = reply.send(refresh);
-                out
-            }
-            RibEvent::PeerUp { id, session } => rib.peer_up(id, *session, now),
-            RibEvent::PeerDown { id, keep_routes } => rib.peer_down(id, keep_routes, now),
-            RibEvent::Update { id, update } => rib.update(id, *update),
-            RibEvent::RouteRefresh { id, refresh } => rib.route_refresh(id, refresh),
-            RibEvent::Written(id) => rib.written(id),
-            RibEvent::SetOriginate(prefixes) => rib.set_originate(prefixes),
-            RibEvent::PeersConfigured => rib.peers_configured(),
-            RibEvent::Routes(filter, reply) => {
-                let _ = reply.send(rib.routes(&filter));
-                Vec::new()
-            }
-            RibEvent::Summary(reply) => {
-                let _ = reply.send(rib.summary());
-                Vec::new()
-            }
-            RibEvent::Counts(reply) => {
-                let counts = peers
-                    .iter()
-                    .map(|(id, (name, _))| (name.to_string(), rib.counts(*id)))
-                    .collect();
-                let _ = reply.send(counts);
-                Vec::new()
-            }
+            _ = clock::sleep_until(deadline) => rib.on_timer(Instant::now()),
         };
         dispatch(out, &peers, &fib);
     }
 }
 
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
+fn event(rib: &mut Rib, event: RibEvent, now: Instant) -> Vec<RibOutput> {
+    match event {
+        RibEvent::PeerUp { id, session } => rib.peer_up(id, *session, now),
+        RibEvent::PeerDown { id, keep_routes } => rib.peer_down(id, keep_routes, now),
+        RibEvent::Update { id, update } => rib.update(id, *update),
+        RibEvent::RouteRefresh { id, refresh } => rib.route_refresh(id, refresh),
+        RibEvent::Written(id) => rib.written(id),
     }
 }
 
-fn dispatch(
-    out: Vec<RibOutput>,
-    peers: &HashMap<PeerId, (Arc<str>, mpsc::UnboundedSender<RibToPeer>)>,
-    fib: &Option<mpsc::UnboundedSender<FibInput>>,
-) {
+fn request(rib: &mut Rib, peers: &mut PeerChannels, request: RibRequest) -> Vec<RibOutput> {
+    match request {
+        RibRequest::AddPeer {
+            setup,
+            to_peer,
+            reply,
+        } => {
+            let name = setup.name.clone();
+            let id = rib.add_peer(setup);
+            peers.insert(id, (name, to_peer));
+            let _ = reply.send(id);
+            Vec::new()
+        }
+        RibRequest::RemovePeer(id) => {
+            peers.remove(&id);
+            rib.remove_peer(id)
+        }
+        RibRequest::UpdatePeer { id, setup, reply } => {
+            let (out, refresh) = rib.update_peer(id, setup);
+            let _ = reply.send(refresh);
+            out
+        }
+        RibRequest::SetOriginate(prefixes) => rib.set_originate(prefixes),
+        RibRequest::PeersConfigured => rib.peers_configured(),
+        RibRequest::Routes(filter, reply) => {
+            let _ = reply.send(rib.routes(&filter));
+            Vec::new()
+        }
+        RibRequest::Summary(reply) => {
+            let _ = reply.send(rib.summary());
+            Vec::new()
+        }
+        RibRequest::Counts(reply) => {
+            let counts = peers
+                .iter()
+                .map(|(id, (name, _))| (name.to_string(), rib.counts(*id)))
+                .collect();
+            let _ = reply.send(counts);
+            Vec::new()
+        }
+        RibRequest::Ping(reply) => {
+            let _ = reply.send(());
+            Vec::new()
+        }
+    }
+}
+
+fn dispatch(out: Vec<RibOutput>, peers: &PeerChannels, fib: &Option<mpsc::UnboundedSender<FibInput>>) {
     for o in out {
         match o {
             RibOutput::Send(id, bytes) => {

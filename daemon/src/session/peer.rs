@@ -159,7 +159,7 @@ impl Peer {
     }
 
     /// ManualStop: every connection ends with `notification`.
-    pub fn stop(&mut self, notification: Notification) -> Vec<PeerOutput> {
+    pub fn stop(&mut self, notification: Notification, now: Instant) -> Vec<PeerOutput> {
         self.enabled = false;
         self.retry_at = None;
         self.dialling = false;
@@ -167,7 +167,7 @@ impl Peer {
         for id in [ConnId::Outgoing, ConnId::Incoming] {
             if let Some(c) = self.conn_mut(id) {
                 let res = c.stop(notification.clone());
-                self.handle(id, res, Instant::now(), &mut out);
+                self.handle(id, res, now, &mut out);
             }
         }
         out
@@ -601,7 +601,7 @@ mod tests {
         p.start(now);
         p.on_connected(now);
         p.on_incoming(now).unwrap();
-        let out = p.stop(Notification::cease(CeaseSubcode::PeerDeconfigured));
+        let out = p.stop(Notification::cease(CeaseSubcode::PeerDeconfigured), now);
         assert_eq!(closes(&out), [ConnId::Outgoing, ConnId::Incoming]);
         assert_eq!(p.state(), PeerState::Idle);
         assert_eq!(p.next_deadline(), None);

@@ -25,9 +25,11 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::fsm::CloseReason;
 use super::negotiate::Offer;
 use super::peer::{ConnId, Peer, PeerOutput, PeerState, Timing};
 use super::socket::{self, SocketOptions};
+use crate::clock;
 use crate::rib::task::{RibEvent, RibToPeer};
 use crate::rib::{PeerId, SessionInfo};
 use crate::status::{Counters, PeerStatus, SessionState};
@@ -101,6 +103,7 @@ pub fn spawn(
         conns: [None, None],
         seq: 0,
         dial_seq: 0,
+        published: None,
     };
     let join = tokio::spawn(task.run());
     PeerHandle {
@@ -140,6 +143,15 @@ struct PeerTask {
     conns: [Option<ConnIo>; 2],
     seq: u64,
     dial_seq: u64,
+    published: Option<Published>,
+}
+
+/// What was last published on the status board.
+struct Published {
+    state: PeerState,
+    /// The established connection, by sequence number.
+    conn: Option<u64>,
+    error: Option<CloseReason>,
 }
 
 fn slot(id: ConnId) -> usize {
@@ -155,7 +167,7 @@ impl PeerTask {
         self.apply(out).await;
         self.publish();
         loop {
-            let deadline = self.fsm.next_deadline().map(tokio::time::Instant::from_std);
+            let deadline = self.fsm.next_deadline();
             tokio::select! {
                 Some(ev) = self.events.recv() => self.on_event(ev).await,
                 Some(cmd) = self.from_rib.recv() => self.on_rib(cmd).await,
@@ -163,7 +175,7 @@ impl PeerTask {
                     Some(ctl) => if self.on_control(ctl).await { return },
                     None => return,
                 },
-                _ = sleep_until(deadline) => {
+                _ = clock::sleep_until(deadline) => {
                     let out = self.fsm.on_timer(Instant::now());
                     self.apply(out).await;
                 }
@@ -172,12 +184,28 @@ impl PeerTask {
         }
     }
 
-    fn publish(&self) {
+    /// Publishes the session's state on the status board when it changed
+    /// since the last time: per message this is a few comparisons, no lock
+    /// and no allocation.
+    fn publish(&mut self) {
         let state = self.fsm.state();
         let conn = self
             .fsm
             .established_conn()
             .and_then(|id| self.conns[slot(id)].as_ref());
+        let seq = conn.map(|c| c.seq);
+        let unchanged = self
+            .published
+            .as_ref()
+            .is_some_and(|p| p.state == state && p.conn == seq && p.error.as_ref() == self.fsm.last_error());
+        if unchanged {
+            return;
+        }
+        self.published = Some(Published {
+            state,
+            conn: seq,
+            error: self.fsm.last_error().cloned(),
+        });
         let negotiated = self.fsm.negotiated().cloned();
         let last_error = self.fsm.last_error().map(ToString::to_string);
         self.status.update(|s| {
@@ -335,7 +363,7 @@ impl PeerTask {
                 false
             }
             PeerControl::Stop(n) => {
-                let out = self.fsm.stop(n);
+                let out = self.fsm.stop(n, Instant::now());
                 self.apply(out).await;
                 self.status.update(|s| s.state = SessionState::Idle);
                 true
@@ -347,9 +375,10 @@ impl PeerTask {
                         let _ = c.writer.send(WriterMsg::Close);
                     }
                 } else {
-                    let out = self.fsm.stop(Notification::cease(
-                        bgp_proto::notification::CeaseSubcode::AdministrativeShutdown,
-                    ));
+                    let out = self.fsm.stop(
+                        Notification::cease(bgp_proto::notification::CeaseSubcode::AdministrativeShutdown),
+                        Instant::now(),
+                    );
                     self.apply(out).await;
                 }
                 true
@@ -519,13 +548,6 @@ impl From<PeerState> for SessionState {
 /// IPv4 peers reached over a dual-stack socket appear as ::ffff:a.b.c.d.
 pub fn canonical(a: SocketAddr) -> SocketAddr {
     SocketAddr::new(a.ip().to_canonical(), a.port())
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 /// Cuts the byte stream into messages. Only the header is checked here;
