@@ -28,7 +28,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bgp_proto::Notification;
-use bgp_proto::capability::{GracefulRestart, GracefulRestartFamily};
 use bgp_proto::notification::CeaseSubcode;
 use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
@@ -38,13 +37,12 @@ use tokio::sync::{mpsc, oneshot};
 use crate::api::{self, ReloadRequest};
 use crate::config::{Config, PeerAddress, PeerConfig, RemoteAs};
 use crate::rib::task::{RibHandle, RibRequest, RibToPeer};
-use crate::rib::{PeerId, PeerSetup, Rib, RibSettings};
-use crate::session::negotiate::Offer;
-use crate::session::peer::Timing;
+use crate::rib::{PeerId, PeerSetup, Rib};
 use crate::session::socket::{self, SocketOptions};
 use crate::session::task::{
     self as peer_task, PeerControl, PeerEvent, PeerHandle, Settings, set_listener_md5,
 };
+use crate::setup::NodeSetup;
 use crate::status::{PeerStatus, StatusBoard};
 
 /// The file whose presence at start means tern is restarting (RFC 4724).
@@ -96,16 +94,13 @@ pub async fn run(path: &Path) -> Result<(), String> {
         "tern starting"
     );
 
-    let rib = Rib::new(
-        RibSettings {
-            local_asn: config.asn,
-            router_id,
-            multipath: config.multipath.clone(),
-            graceful_restart: config.graceful_restart.clone(),
-            restarting,
-        },
-        Instant::now(),
-    );
+    let node = NodeSetup {
+        config: &config,
+        router_id,
+        hostname: hostname.as_deref(),
+        restarting,
+    };
+    let rib = Rib::new(node.rib_settings(), Instant::now());
     let fib = if config.fib.enabled {
         let handle = crate::fib::task::start(&config.fib).await.map_err(|e| {
             format!("cannot program the kernel (netlink: {e}); tern needs CAP_NET_ADMIN, or set `[fib] enabled = false`")
@@ -240,53 +235,18 @@ pub async fn run(path: &Path) -> Result<(), String> {
 }
 
 impl Supervisor {
-    fn offer(&self, pc: &PeerConfig) -> Offer {
-        let gr =
-            (self.config.graceful_restart.enabled && pc.session.graceful_restart).then(|| GracefulRestart {
-                restarting: self.restarting,
-                notification: true,
-                restart_time: self.config.graceful_restart.restart_time,
-                // F bit: what we advertise is forwarded by the node whether or
-                // not tern runs, so after a restart it is preserved.
-                families: pc
-                    .session
-                    .families
-                    .iter()
-                    .map(|f| GracefulRestartFamily {
-                        family: *f,
-                        forwarding: self.restarting,
-                    })
-                    .collect(),
-            });
-        Offer {
-            local_asn: pc.session.local_asn.unwrap_or(self.config.asn),
+    /// What the configuration makes of each peer, for this run.
+    fn node(&self) -> NodeSetup<'_> {
+        NodeSetup {
+            config: &self.config,
             router_id: self.router_id,
-            remote_asn: pc.session.remote_asn,
-            hold_time: pc.session.hold_time,
-            keepalive: pc.session.keepalive,
-            families: pc.session.families.clone(),
-            extended_next_hop: pc.session.extended_next_hop,
-            extended_message: pc.session.extended_message,
-            graceful_restart: gr,
-            hostname: self.hostname.clone(),
+            hostname: self.hostname.as_deref(),
+            restarting: self.restarting,
         }
     }
 
     fn setup(&self, pc: &PeerConfig, name: &str) -> PeerSetup {
-        PeerSetup {
-            name: name.into(),
-            role: pc.session.role,
-            local_asn: pc.session.local_asn.unwrap_or(self.config.asn),
-            import: pc.routing.import.clone(),
-            export: pc.routing.export.clone(),
-            next_hop_self: pc.routing.next_hop_self,
-            accept_local_next_hop: pc.routing.accept_local_next_hop,
-            soft_reconfiguration: pc.routing.soft_reconfiguration,
-            max_prefix: pc.routing.max_prefix,
-            wait_for_end_of_rib: self.config.graceful_restart.enabled
-                && pc.session.graceful_restart
-                && matches!(pc.session.address, PeerAddress::Single(_)),
-        }
+        self.node().peer_setup(pc, name)
     }
 
     fn settings(&self, pc: &PeerConfig, name: &str, ip: IpAddr) -> Settings {
@@ -296,15 +256,11 @@ impl Supervisor {
             name: name.to_owned(),
             remote: SocketAddr::new(ip, pc.session.port),
             local_address: pc.session.local_address,
-            offer: self.offer(pc),
-            timing: Timing {
-                passive: pc.session.passive,
-                connect_retry: pc.session.connect_retry,
-                max_backoff: Duration::from_secs(60),
-            },
+            offer: self.node().offer(pc),
+            timing: NodeSetup::timing(pc),
             socket: SocketOptions::for_peer(ebgp, pc.session.ttl, pc.session.ttl_security),
             md5: pc.session.md5_password.as_ref().map(|s| s.0.as_bytes().to_vec()),
-            graceful_restart: self.config.graceful_restart.enabled && pc.session.graceful_restart,
+            graceful_restart: self.node().graceful_restart(pc),
         }
     }
 

@@ -9,4 +9,5 @@ pub mod fib;
 pub mod metrics;
 pub mod rib;
 pub mod session;
+pub mod setup;
 pub mod status;

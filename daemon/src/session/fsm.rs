@@ -60,6 +60,15 @@ impl CloseReason {
         }
         negotiated.keeps_routes_on(self.notification())
     }
+
+    /// How long the peer's routes stay, as stale, after the session ended
+    /// this way (its advertised restart time), or `None` when they go now.
+    /// `graceful_restart`: the capability is enabled for this peer.
+    pub fn stale_time(&self, negotiated: &Negotiated, graceful_restart: bool) -> Option<Duration> {
+        let restart_time = negotiated.graceful_restart.as_ref().map_or(0, |g| g.restart_time);
+        (graceful_restart && self.keeps_routes(negotiated))
+            .then(|| Duration::from_secs(u64::from(restart_time)))
+    }
 }
 
 impl std::fmt::Display for CloseReason {

@@ -489,12 +489,7 @@ impl PeerTask {
                         .await;
                 }
                 PeerOutput::Down { reason, negotiated } => {
-                    let keep =
-                        (self.settings.graceful_restart && reason.keeps_routes(&negotiated)).then(|| {
-                            Duration::from_secs(u64::from(
-                                negotiated.graceful_restart.as_ref().map_or(0, |g| g.restart_time),
-                            ))
-                        });
+                    let keep = reason.stale_time(&negotiated, self.settings.graceful_restart);
                     tracing::info!(
                         peer = %self.settings.name,
                         reason = %reason,
