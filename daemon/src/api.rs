@@ -23,7 +23,9 @@ use crate::config::ApiConfig;
 use crate::metrics;
 use crate::rib::RouteFilter;
 use crate::rib::task::{RibHandle, RibRequest};
-use crate::status::{FibStatus, PeerView, PrefixCounts, RouteView, SessionState, StatusBoard, Summary};
+use crate::status::{
+    ApiError, FibStatus, PeerView, PrefixCounts, Reloaded, RouteView, SessionState, StatusBoard, Summary,
+};
 
 /// A reload request and where to send its outcome: the changes made, or
 /// every problem found in the file.
@@ -114,7 +116,13 @@ pub fn router(state: AppState) -> Router {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
+    (
+        status,
+        axum::Json(ApiError {
+            error: message.into(),
+        }),
+    )
+        .into_response()
 }
 
 /// Alive: the RIB answers.
@@ -264,9 +272,11 @@ async fn reload(State(s): State<AppState>) -> Response {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
     }
     match rx.await {
-        Ok(Ok(changes)) => {
-            axum::Json(serde_json::json!({ "reloaded": true, "changes": changes })).into_response()
-        }
+        Ok(Ok(changes)) => axum::Json(Reloaded {
+            reloaded: true,
+            changes,
+        })
+        .into_response(),
         Ok(Err(errors)) => error(StatusCode::UNPROCESSABLE_ENTITY, errors),
         Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "no answer"),
     }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::{Config, EnvSecrets};
-use crate::status::{FibStatus, PeerView, RouteView, SessionState, Summary};
+use crate::status::{ApiError, FibStatus, PeerView, Reloaded, RouteView, SessionState, Summary};
 
 /// Where the API of the local daemon is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,12 +86,22 @@ impl Endpoint {
 
     pub fn get_json(&self, path: &str) -> Result<Value, String> {
         let (status, body) = self.request("GET", path)?;
-        let v: Value = serde_json::from_str(&body)
-            .map_err(|e| format!("the API answered something that is not JSON: {e}"))?;
         if status >= 400 {
-            return Err(v.get("error").and_then(Value::as_str).unwrap_or(&body).to_owned());
+            return Err(api_error(&body));
         }
-        Ok(v)
+        serde_json::from_str(&body).map_err(|e| format!("the API answered something that is not JSON: {e}"))
+    }
+
+    /// Asks the daemon to reload; returns the changes it made, or every
+    /// problem it found in the file.
+    pub fn reload(&self) -> Result<String, String> {
+        let (status, body) = self.request("POST", "/api/v1/reload")?;
+        if status != 200 {
+            return Err(api_error(&body));
+        }
+        serde_json::from_str::<Reloaded>(&body)
+            .map(|r| r.changes)
+            .map_err(|e| format!("the API answered in a form this tern does not read: {e}"))
     }
 }
 
@@ -102,6 +112,11 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Unix(p) => write!(f, "{}", p.display()),
         }
     }
+}
+
+/// The reason an API error gives, or the body as is.
+fn api_error(body: &str) -> String {
+    serde_json::from_str::<ApiError>(body).map_or_else(|_| body.to_owned(), |e| e.error)
 }
 
 fn dechunk(body: &str) -> String {

@@ -183,19 +183,13 @@ fn main() -> ExitCode {
         }
         Command::Reload { api } => {
             let endpoint = Endpoint::resolve(api.as_deref(), &args.config);
-            match endpoint.request("POST", "/api/v1/reload") {
-                Ok((200, body)) => {
-                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                    println!("reloaded: {}", v["changes"].as_str().unwrap_or("?"));
+            match endpoint.reload() {
+                Ok(changes) => {
+                    println!("reloaded: {changes}");
                     ExitCode::SUCCESS
                 }
-                Ok((_, body)) => {
-                    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-                    eprintln!("{}", v["error"].as_str().unwrap_or(&body));
-                    ExitCode::FAILURE
-                }
                 Err(e) => {
-                    eprintln!("tern: {e}");
+                    eprintln!("{e}");
                     ExitCode::FAILURE
                 }
             }

@@ -153,6 +153,20 @@ pub struct PathView {
     pub stale: bool,
 }
 
+/// Any API error: the status code says what kind, this says why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: String,
+}
+
+/// The outcome of a reload (`POST /api/v1/reload`): the changes made, e.g.
+/// "added upstream-2, policies of cilium", or "none".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reloaded {
+    pub reloaded: bool,
+    pub changes: String,
+}
+
 /// Counters of the kernel routes tern keeps.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FibCounters {

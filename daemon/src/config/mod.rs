@@ -31,6 +31,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ use ipnet::IpNet;
 use policy::{Disposition, Policy, Role};
 
 use schema::RawConfig;
-use validate::Validator;
+use toml::Spanned;
 
 pub const DEFAULT_PATH: &str = "/etc/tern/tern.toml";
 pub const BGP_PORT: u16 = 179;
@@ -342,5 +343,49 @@ impl SecretSource for EnvSecrets {
 
     fn env(&self, name: &str) -> Result<String, String> {
         std::env::var(name).map_err(|e| e.to_string())
+    }
+}
+
+/// Turns a file into the model ([`validate`], [`policies`]), collecting
+/// every problem with the span it comes from instead of stopping at the
+/// first.
+struct Validator<'a> {
+    errors: Vec<(Option<Range<usize>>, String)>,
+    secrets: &'a dyn SecretSource,
+    base: &'a Path,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.errors.push((Some(span), message.into()));
+    }
+
+    /// Parses a spanned string, reporting a failure at its span.
+    fn parse<T: FromStr>(&mut self, s: &Spanned<String>, what: &str) -> Option<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match s.get_ref().parse::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                // Most parse errors already quote the text; do not say it twice.
+                let e = e.to_string();
+                let quoted = format!("{:?}", s.get_ref());
+                let message = if e.contains(&quoted) {
+                    e
+                } else {
+                    format!("invalid {what} {quoted}: {e}")
+                };
+                self.error(s.span(), message);
+                None
+            }
+        }
+    }
+
+    fn parse_all<T: FromStr>(&mut self, list: &[Spanned<String>], what: &str) -> Vec<T>
+    where
+        T::Err: std::fmt::Display,
+    {
+        list.iter().filter_map(|s| self.parse(s, what)).collect()
     }
 }

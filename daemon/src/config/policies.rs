@@ -13,8 +13,8 @@ use policy::{
 use toml::Spanned;
 
 use super::PolicyChain;
+use super::Validator;
 use super::schema::{RawConfig, RawMatch, RawMed, RawPolicy, RawPrepend, RawSet, RawSetActions};
-use super::validate::Validator;
 
 /// Named sets, for resolving references from policies.
 #[derive(Default)]

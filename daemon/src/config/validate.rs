@@ -5,9 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,54 +14,16 @@ use ipnet::IpNet;
 use policy::{Disposition, Policy, Role};
 use toml::Spanned;
 
+use super::Validator;
 use super::policies::Sets;
 use super::roles::preset;
 use super::schema::{RawAsn, RawConfig, RawFib, RawGracefulRestart, RawPeer, RawVip};
 use super::{
     ApiConfig, BGP_PORT, Config, FibSettings, GracefulRestartConfig, MultipathConfig, PeerAddress,
-    PeerConfig, PolicyChain, RemoteAs, RoutingConfig, Secret, SecretSource, SessionConfig, VipRoute,
+    PeerConfig, PolicyChain, RemoteAs, RoutingConfig, Secret, SessionConfig, VipRoute,
 };
 
-pub(super) struct Validator<'a> {
-    pub(super) errors: Vec<(Option<Range<usize>>, String)>,
-    pub(super) secrets: &'a dyn SecretSource,
-    pub(super) base: &'a Path,
-}
-
 impl Validator<'_> {
-    pub(super) fn error(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.errors.push((Some(span), message.into()));
-    }
-
-    /// Parses a spanned string, reporting a failure at its span.
-    pub(super) fn parse<T: FromStr>(&mut self, s: &Spanned<String>, what: &str) -> Option<T>
-    where
-        T::Err: std::fmt::Display,
-    {
-        match s.get_ref().parse::<T>() {
-            Ok(v) => Some(v),
-            Err(e) => {
-                // Most parse errors already quote the text; do not say it twice.
-                let e = e.to_string();
-                let quoted = format!("{:?}", s.get_ref());
-                let message = if e.contains(&quoted) {
-                    e
-                } else {
-                    format!("invalid {what} {quoted}: {e}")
-                };
-                self.error(s.span(), message);
-                None
-            }
-        }
-    }
-
-    pub(super) fn parse_all<T: FromStr>(&mut self, list: &[Spanned<String>], what: &str) -> Vec<T>
-    where
-        T::Err: std::fmt::Display,
-    {
-        list.iter().filter_map(|s| self.parse(s, what)).collect()
-    }
-
     pub(super) fn config(&mut self, mut raw: RawConfig, path: &Path) -> Config {
         let router_id = raw
             .router_id

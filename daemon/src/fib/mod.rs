@@ -12,6 +12,8 @@
 pub mod kernel;
 pub mod model;
 pub mod netlink;
+mod nexthop_table;
+mod resolve;
 pub mod task;
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ use super::kernel::{
     Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, NexthopSpec, Op, OpError, RouteKind,
 };
 pub use super::kernel::{RT_TABLE_LOCAL, RT_TABLE_MAIN};
+use super::nexthop_table::NexthopTable;
+use super::resolve::KernelView;
 use crate::config::{FibSettings, VipRoute};
 use crate::rib::LocRibChange;
 use crate::status::FibCounters;
@@ -84,10 +86,8 @@ pub struct Fib {
     installed: HashMap<RouteKey, Installed>,
     dirty: BTreeSet<RouteKey>,
     converged: bool,
-    // What the kernel has that is not ours, for next-hop resolution.
-    links: HashMap<u32, Link>,
-    addresses: Vec<Address>,
-    foreign: Vec<KernelRoute>,
+    /// What the kernel has that is not ours, for next-hop resolution.
+    kernel: KernelView,
     /// Resolution per BGP next-hop address, and the prefixes using it.
     resolved: HashMap<IpAddr, Vec<KernelNextHop>>,
     users: HashMap<IpAddr, HashSet<IpNet>>,
@@ -95,62 +95,6 @@ pub struct Fib {
     counters: FibCounters,
     /// Next hops not resolvable at the moment, for the API.
     unresolved: BTreeSet<IpNet>,
-}
-
-/// Nexthop objects we created, by what they hold, with how many routes use
-/// each.
-#[derive(Default)]
-struct NexthopTable {
-    by_spec: HashMap<NexthopSpec, (u32, usize)>,
-    specs: HashMap<u32, NexthopSpec>,
-    next_id: u32,
-}
-
-/// Where our nexthop object ids start: high, away from other daemons.
-const FIRST_NEXTHOP_ID: u32 = 186_000_000;
-
-impl NexthopTable {
-    fn allocate(&mut self) -> u32 {
-        if self.next_id < FIRST_NEXTHOP_ID {
-            self.next_id = FIRST_NEXTHOP_ID;
-        }
-        while self.specs.contains_key(&self.next_id) {
-            self.next_id = self.next_id.wrapping_add(1).max(FIRST_NEXTHOP_ID);
-        }
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        id
-    }
-
-    /// The object for `spec`, creating it (into `ops`) when new.
-    fn acquire(&mut self, spec: NexthopSpec, protocol: u8, ops: &mut Vec<Op>) -> u32 {
-        if let Some((id, users)) = self.by_spec.get_mut(&spec) {
-            *users += 1;
-            return *id;
-        }
-        let id = self.allocate();
-        ops.push(Op::ReplaceNexthop(NexthopObject {
-            id,
-            protocol,
-            spec: spec.clone(),
-        }));
-        self.specs.insert(id, spec.clone());
-        self.by_spec.insert(spec, (id, 1));
-        id
-    }
-
-    /// Drops one use of `id`; returns it when nothing uses it any more.
-    fn release(&mut self, id: u32) -> Option<NexthopSpec> {
-        let spec = self.specs.get(&id)?.clone();
-        let entry = self.by_spec.get_mut(&spec)?;
-        entry.1 = entry.1.saturating_sub(1);
-        if entry.1 > 0 {
-            return None;
-        }
-        self.by_spec.remove(&spec);
-        self.specs.remove(&id);
-        Some(spec)
-    }
 }
 
 /// A BGP next hop as an address to resolve: IPv4-mapped IPv6 ones as IPv4.
@@ -171,9 +115,7 @@ impl Fib {
             installed: HashMap::new(),
             dirty: BTreeSet::new(),
             converged: false,
-            links: HashMap::new(),
-            addresses: Vec::new(),
-            foreign: Vec::new(),
+            kernel: KernelView::default(),
             resolved: HashMap::new(),
             users: HashMap::new(),
             nexthops: NexthopTable::default(),
@@ -206,42 +148,16 @@ impl Fib {
             links,
             addresses,
         } = kernel;
-        self.links = links.into_iter().map(|l| (l.ifindex, l)).collect();
-        self.addresses = addresses;
-        self.foreign = foreign;
+        self.kernel.links = links.into_iter().map(|l| (l.ifindex, l)).collect();
+        self.kernel.addresses = addresses;
+        self.kernel.foreign = foreign;
         // Our nexthop objects: known by what they hold, so routes that keep
         // the same next hops keep using them.
-        let mut table = NexthopTable::default();
-        for o in nexthops.iter().filter(|o| o.protocol == self.config.protocol) {
-            table.specs.insert(o.id, o.spec.clone());
-            table.by_spec.insert(o.spec.clone(), (o.id, 0));
-            table.next_id = table.next_id.max(o.id.wrapping_add(1));
-        }
-        // A group holds one use of each member.
-        let members: Vec<u32> = table
-            .specs
-            .values()
-            .filter_map(|s| match s {
-                NexthopSpec::Group(m) => Some(m.iter().map(|(id, _)| *id).collect::<Vec<_>>()),
-                NexthopSpec::Single(_) => None,
-            })
-            .flatten()
-            .collect();
-        for m in members {
-            if let Some(spec) = table.specs.get(&m).cloned()
-                && let Some(e) = table.by_spec.get_mut(&spec)
-            {
-                e.1 += 1;
-            }
-        }
+        let mut table = NexthopTable::from_kernel(&nexthops, self.config.protocol);
         for mut route in ours {
             if let Some(id) = route.nhid {
-                route.nexthops = expand(&table, id);
-                if let Some(spec) = table.specs.get(&id).cloned()
-                    && let Some(e) = table.by_spec.get_mut(&spec)
-                {
-                    e.1 += 1;
-                }
+                route.nexthops = table.expand(id);
+                table.add_use(id);
             }
             let key = RouteKey {
                 prefix: route.prefix,
@@ -317,7 +233,7 @@ impl Fib {
                 let a = nh_address(nh);
                 self.users.entry(a).or_default().insert(prefix);
                 if !self.resolved.contains_key(&a) {
-                    let r = self.resolve(a);
+                    let r = self.kernel.resolve(a);
                     self.resolved.insert(a, r);
                 }
             }
@@ -360,20 +276,20 @@ impl Fib {
             // kernel drop nexthop objects and IPv4 routes without a word:
             // reload everything and reconcile.
             Event::Link(l) => {
-                let changed = self.links.get(&l.ifindex).is_none_or(|old| old.up != l.up);
-                self.links.insert(l.ifindex, l);
+                let changed = self.kernel.links.get(&l.ifindex).is_none_or(|old| old.up != l.up);
+                self.kernel.links.insert(l.ifindex, l);
                 if changed {
                     return Followup::Reload;
                 }
             }
             Event::LinkGone(ifindex) => {
-                self.links.remove(&ifindex);
+                self.kernel.links.remove(&ifindex);
                 return Followup::Reload;
             }
             Event::Address { added, address } => {
-                self.addresses.retain(|a| a != &address);
+                self.kernel.addresses.retain(|a| a != &address);
                 if added {
-                    self.addresses.push(address);
+                    self.kernel.addresses.push(address);
                     self.reresolve_all();
                 } else {
                     return Followup::Reload;
@@ -403,14 +319,14 @@ impl Fib {
                 }
             }
             Event::Route { added, route } => {
-                self.foreign.retain(|r| {
+                self.kernel.foreign.retain(|r| {
                     !(r.prefix == route.prefix
                         && r.table == route.table
                         && r.metric == route.metric
                         && r.kind == route.kind)
                 });
                 if added {
-                    self.foreign.push(route);
+                    self.kernel.foreign.push(route);
                 }
                 self.reresolve_all();
             }
@@ -506,7 +422,7 @@ impl Fib {
     fn expand_route(&self, r: &KernelRoute) -> KernelRoute {
         let mut r = r.clone();
         if let Some(id) = r.nhid {
-            r.nexthops = expand(&self.nexthops, id);
+            r.nexthops = self.nexthops.expand(id);
         }
         r
     }
@@ -571,7 +487,7 @@ impl Fib {
                         delete.push(Op::DeleteNexthop(m));
                     }
                 }
-            } else if !self.nexthops.specs.contains_key(&id) {
+            } else if !self.nexthops.contains(id) {
                 delete.push(Op::DeleteNexthop(id));
             }
         }
@@ -613,16 +529,7 @@ impl Fib {
             .drain()
             .map(|(_, i)| Op::DeleteRoute(i.route))
             .collect();
-        let mut groups: Vec<u32> = Vec::new();
-        let mut singles: Vec<u32> = Vec::new();
-        for (id, spec) in self.nexthops.specs.drain() {
-            match spec {
-                NexthopSpec::Group(_) => groups.push(id),
-                NexthopSpec::Single(_) => singles.push(id),
-            }
-        }
-        self.nexthops.by_spec.clear();
-        ops.extend(groups.into_iter().chain(singles).map(Op::DeleteNexthop));
+        ops.extend(self.nexthops.drain().into_iter().map(Op::DeleteNexthop));
         ops
     }
 
@@ -654,12 +561,7 @@ impl Fib {
             .acquire(NexthopSpec::Group(members.clone()), protocol, ops);
         // An existing group already holds its members: give back the uses
         // taken above.
-        if self
-            .nexthops
-            .by_spec
-            .get(&NexthopSpec::Group(members.clone()))
-            .is_some_and(|(_, n)| *n > 1)
-        {
+        if self.nexthops.uses(&NexthopSpec::Group(members.clone())) > 1 {
             for (m, _) in members {
                 self.nexthops.release(m);
             }
@@ -673,6 +575,7 @@ impl Fib {
         // NLM_F_REPLACE matches prefix, table and metric whatever the
         // protocol: never write over another daemon's route.
         if self
+            .kernel
             .foreign
             .iter()
             .any(|f| f.prefix == route.prefix && f.table == route.table && f.metric == route.metric)
@@ -691,6 +594,7 @@ impl Fib {
                 let (table, kind, nexthops) = match kind {
                     VipRoute::Local => {
                         let lo = self
+                            .kernel
                             .links
                             .values()
                             .find(|l| l.name == "lo")
@@ -707,7 +611,7 @@ impl Fib {
                         )
                     }
                     VipRoute::Device(name) => {
-                        let Some(dev) = self.links.values().find(|l| &l.name == name) else {
+                        let Some(dev) = self.kernel.links.values().find(|l| &l.name == name) else {
                             tracing::warn!(device = %name, prefix = %key.prefix, "VIP device not found");
                             return None;
                         };
@@ -768,7 +672,7 @@ impl Fib {
     fn reresolve_all(&mut self) {
         let addrs: Vec<IpAddr> = self.users.keys().copied().collect();
         for a in addrs {
-            let r = self.resolve(a);
+            let r = self.kernel.resolve(a);
             if self.resolved.get(&a) != Some(&r) {
                 self.resolved.insert(a, r);
                 if let Some(prefixes) = self.users.get(&a) {
@@ -781,89 +685,6 @@ impl Fib {
                 }
             }
         }
-    }
-
-    /// The kernel next hops for a BGP next hop: itself on a connected
-    /// prefix of a link that is up, else the next hops of the most specific
-    /// route tern does not own that covers it (not a default route, as FRR
-    /// by default), recursively. Empty when unresolvable.
-    fn resolve(&self, addr: IpAddr) -> Vec<KernelNextHop> {
-        self.resolve_depth(addr, 0)
-    }
-
-    fn resolve_depth(&self, addr: IpAddr, depth: u8) -> Vec<KernelNextHop> {
-        if depth > 4 {
-            return Vec::new();
-        }
-        let up = |ifindex: u32| self.links.get(&ifindex).is_some_and(|l| l.up);
-        // Connected: the longest matching address prefix on an up link.
-        let connected = self
-            .addresses
-            .iter()
-            .filter(|a| a.prefix.contains(&addr) && up(a.ifindex) && a.prefix.addr() != addr)
-            .max_by_key(|a| a.prefix.prefix_len());
-        if let Some(a) = connected {
-            return vec![KernelNextHop {
-                gateway: Some(addr),
-                ifindex: Some(a.ifindex),
-                weight: 1,
-            }];
-        }
-        if let IpAddr::V6(v6) = addr
-            && v6.is_unicast_link_local()
-        {
-            // A link-local address needs its interface, which only the
-            // session knows; the global next hop is used instead.
-            return Vec::new();
-        }
-        let covering = self
-            .foreign
-            .iter()
-            .filter(|r| {
-                r.table == RT_TABLE_MAIN
-                    && r.kind == RouteKind::Unicast
-                    && r.prefix.prefix_len() > 0
-                    && r.prefix.contains(&addr)
-            })
-            .max_by_key(|r| (r.prefix.prefix_len(), std::cmp::Reverse(r.metric)));
-        let Some(route) = covering else { return Vec::new() };
-        let mut out = Vec::new();
-        for nh in &route.nexthops {
-            match (nh.gateway, nh.ifindex) {
-                (None, Some(ifindex)) if up(ifindex) => {
-                    out.push(KernelNextHop {
-                        gateway: Some(addr),
-                        ifindex: Some(ifindex),
-                        weight: 1,
-                    });
-                }
-                (Some(gw), _) => out.extend(self.resolve_depth(gw, depth + 1)),
-                _ => {}
-            }
-        }
-        out
-    }
-}
-
-/// The next hops an object id stands for.
-fn expand(table: &NexthopTable, id: u32) -> Vec<KernelNextHop> {
-    match table.specs.get(&id) {
-        Some(NexthopSpec::Single(nh)) => vec![nh.clone()],
-        Some(NexthopSpec::Group(members)) => {
-            let mut v: Vec<KernelNextHop> = members
-                .iter()
-                .filter_map(|(m, w)| match table.specs.get(m) {
-                    Some(NexthopSpec::Single(nh)) => Some(KernelNextHop {
-                        weight: *w,
-                        ..nh.clone()
-                    }),
-                    _ => None,
-                })
-                .collect();
-            v.sort();
-            v
-        }
-        None => Vec::new(),
     }
 }
 
