@@ -2,23 +2,8 @@
 //! connections and hands them to their peer, and applies reloads (SIGHUP or
 //! the API) by touching only what changed.
 //!
-//! ```text
-//!                  SIGHUP / API reload
-//!                          │
-//!   listeners ──accept──▶ supervisor ──spawn/stop/reconfigure──┐
-//!                          │ Incoming(stream)                   ▼
-//!                          └──────────────▶ peer task (one per peer)
-//!                                             │ Peer FSM, framing, codec
-//!                        RibEvent (bounded):  │ ▲ RibToPeer (one batch
-//!                        up, down, UPDATE,    ▼ │ in flight per peer)
-//!                        refresh, written  ┌────────────┐
-//!   API, metrics ──queries────────────────▶│  RIB task  │──LocRibChange──▶ FIB
-//!                                          └────────────┘
-//! ```
-//!
-//! Every piece of state has one owner: the RIB owns routes, each peer task
-//! owns its sessions, the supervisor owns the peer list. They talk by
-//! typed messages; the only shared state is the status board the API reads.
+//! Every task it starts, and the channels between them, are drawn in the
+//! crate documentation (`lib.rs`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

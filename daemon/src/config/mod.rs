@@ -10,10 +10,10 @@
 //! touches the network or the kernel.
 //!
 //! - this file: the validated model the daemon uses, and loading;
-//! - [`schema`]: the file format as serde reads it;
-//! - [`validate`]: turning the file into the model, with every error located;
-//! - [`policies`]: compiling sets and policies;
-//! - [`roles`]: what the `cilium`, `upstream` and `peer` roles imply.
+//! - `schema`: the file format as serde reads it;
+//! - `validate`: turning the file into the model, with every error located;
+//! - `policies`: compiling sets and policies;
+//! - `roles`: what the `cilium`, `upstream` and `peer` roles imply.
 //!
 //! A peer's settings come in two groups: [`SessionConfig`] (a change needs
 //! a new session) and [`RoutingConfig`] (a change re-runs policy; the
@@ -346,7 +346,7 @@ impl SecretSource for EnvSecrets {
     }
 }
 
-/// Turns a file into the model ([`validate`], [`policies`]), collecting
+/// Turns a file into the model (`validate`, `policies`), collecting
 /// every problem with the span it comes from instead of stopping at the
 /// first.
 struct Validator<'a> {

@@ -9,13 +9,13 @@
 //! the kernel.
 //!
 //! One file per piece of RFC 4271 §3.2, each adding to [`Rib`]:
-//! - [`adj_rib_in`]: what each peer sent, validation and import policy;
-//! - [`loc_rib`] and [`best`]: the Loc-RIB and the decision process;
-//! - [`export`]: export policy and the RFC 4271 rules for what a peer is
+//! - `adj_rib_in`: what each peer sent, validation and import policy;
+//! - `loc_rib` and [`best`]: the Loc-RIB and the decision process;
+//! - `export`: export policy and the RFC 4271 rules for what a peer is
 //!   sent; [`adj_rib_out`]: what each peer was sent and is owed, coalesced;
-//! - [`graceful_restart`]: stale routes (helper) and deferral (restarting
+//! - `graceful_restart`: stale routes (helper) and deferral (restarting
 //!   speaker), RFC 4724 and RFC 8538;
-//! - [`query`]: the views the API asks for.
+//! - `query`: the views the API asks for.
 //!
 //! This file holds the public events: peers coming and going, sessions
 //! going up and down, UPDATEs, refreshes and timers.
