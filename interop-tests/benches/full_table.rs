@@ -22,14 +22,20 @@
 //! routes is not in it.
 //!
 //! ```text
-//! cargo build --release -p tern       # tern as shipped (built here if missing)
+//! cargo build --release -p tern       # tern as shipped (the bench builds it too)
 //! sudo cargo bench -p interop-tests --bench full_table
 //! ```
 //!
 //! Table size: `TERN_BENCH_V4` and `TERN_BENCH_V6` prefixes (default
 //! 1000000 and 200000, a full Internet table's size; about a minute on 2
-//! cores); tern binary: `TERN_BIN` (default `target/release/tern`).
+//! cores); tern binary: `TERN_BIN` (default `target/release/tern`, built
+//! first);
+//! `TERN_BENCH_DAEMONS=tern,bird2,frr` chooses which run (default all).
 //! Without root it says so and does nothing.
+//!
+//! While the table loads, the daemon's status query (tern's
+//! `/api/v1/summary`, `birdc show status`, FRR's `show bgp summary json`)
+//! is timed every few hundred milliseconds: the worst answer is printed.
 //!
 //! What the daemons keep differs: tern keeps what each peer sent before
 //! import policy (`soft-reconfiguration`, on by default) beside its
@@ -84,8 +90,15 @@ fn main() {
     );
     let table = Arc::new(table);
 
+    // `TERN_BENCH_DAEMONS=tern,bird2` runs a subset.
+    let only = std::env::var("TERN_BENCH_DAEMONS")
+        .unwrap_or_default()
+        .to_lowercase();
     let mut rows = Vec::new();
-    for kind in [Kind::Tern, Kind::Bird, Kind::Frr] {
+    for kind in [Kind::Tern, Kind::Bird, Kind::Frr]
+        .into_iter()
+        .filter(|k| only.is_empty() || only.split(',').any(|o| o.trim() == k.name().to_lowercase()))
+    {
         println!("\n== {}", kind.name());
         let row = measure(kind, &table);
         println!("{row:#?}");
@@ -102,7 +115,8 @@ fn env_count(key: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Runs `$TERN_BIN`, else `target/release/tern` (built if missing).
+/// Runs `$TERN_BIN`, else `target/release/tern` (built or brought up to
+/// date first).
 fn release_tern() {
     let bin = match std::env::var_os("TERN_BIN") {
         Some(p) => PathBuf::from(p),
@@ -112,16 +126,15 @@ fn release_tern() {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| workspace.join("target"));
             let bin = target.join("release").join("tern");
-            if !bin.is_file() {
-                println!("{} is missing: cargo build --release -p tern", bin.display());
-                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-                let status = Command::new(cargo)
-                    .args(["build", "--release", "-p", "tern"])
-                    .current_dir(workspace)
-                    .status()
-                    .expect("run cargo");
-                assert!(status.success(), "cargo build --release -p tern failed");
-            }
+            // Always through cargo: a binary left from older sources would
+            // be measured instead (cargo does nothing when it is current).
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--release", "-p", "tern"])
+                .current_dir(workspace)
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "cargo build --release -p tern failed");
             bin
         }
     };
@@ -345,6 +358,18 @@ impl Daemon {
         }
     }
 
+    /// The status query an operator would run, answered: tern's
+    /// `/api/v1/summary` (over its Unix socket), `birdc show status`, FRR's
+    /// `vtysh -c 'show bgp summary json'` (the last two include starting a
+    /// client process).
+    fn status(&self) -> Result<(), String> {
+        match self {
+            Daemon::Tern(t) => t.summary().map(drop),
+            Daemon::Bird(b) => b.birdc(&["show", "status"]).map(drop),
+            Daemon::Frr(f) => f.json("show bgp summary json").map(drop),
+        }
+    }
+
     fn version(&self) -> String {
         let first_line = |cmd: &mut Command| {
             run(cmd)
@@ -453,6 +478,11 @@ struct Row {
     rss_before: Vec<(&'static str, u64)>,
     /// kB, per process, with the table loaded and installed.
     rss_after: Vec<(&'static str, u64)>,
+    /// The daemon's status query, timed while the table loaded: the
+    /// worst answer, how many were asked, how many failed.
+    status: Option<Duration>,
+    status_asked: usize,
+    status_failed: usize,
     /// kB, per process: the peak (`VmHWM`).
     rss_peak: Vec<(&'static str, u64)>,
 }
@@ -529,9 +559,17 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         done4.zip(done6).map(|(a, b)| a.max(b))
     });
     let mut rib = None;
+    let (mut status, mut status_asked, mut status_failed) = (Duration::ZERO, 0, 0);
     while established.elapsed() < Duration::from_secs(240) && !counter.is_finished() {
         if rib.is_none() && daemon.received().is_ok_and(|n| n >= table.routes()) {
             rib = Some(established.elapsed());
+        }
+        // Does the daemon still answer an operator while it loads?
+        let asked = Instant::now();
+        status_asked += 1;
+        match daemon.status() {
+            Ok(()) => status = status.max(asked.elapsed()),
+            Err(_) => status_failed += 1,
         }
         std::thread::sleep(Duration::from_millis(if rib.is_none() { 250 } else { 100 }));
     }
@@ -556,6 +594,9 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         rss_before,
         rss_after,
         rss_peak,
+        status: (status_asked > status_failed).then_some(status),
+        status_asked,
+        status_failed,
     };
     // Stop the daemon first (a few seconds at most: its guard SIGKILLs
     // it), then the injector, then the namespaces go with their routes.
@@ -624,10 +665,14 @@ fn inject(listener: TcpListener, table: &Table, stop: &AtomicBool, events: &mpsc
         match s.read(&mut sink) {
             Ok(0) => break,
             Ok(_) => {}
+            // A signal (a child process of the bench ending) is no reason
+            // to close the session: that would withdraw the table.
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) => {}
             Err(_) => break,
         }
@@ -697,6 +742,15 @@ fn print_table(table: &Table, rows: &[Row]) {
         ("RSS, table loaded", Box::new(|r: &Row| mb(&r.rss_after))),
         ("RSS peak (VmHWM)", Box::new(|r: &Row| mb(&r.rss_peak))),
         ("RSS per route (loaded - empty)", Box::new(per_route)),
+        (
+            "status query while loading, worst",
+            Box::new(|r: &Row| {
+                let worst = r
+                    .status
+                    .map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3));
+                format!("{worst} ({} asked, {} failed)", r.status_asked, r.status_failed)
+            }),
+        ),
     ];
     println!(
         "\n{} IPv4 + {} IPv6 = {routes} routes, {} UPDATEs, {:.1} MB; times from the session's establishment",
