@@ -3,6 +3,7 @@
 //! for ECMP. A prefix whose selection changes is noted for export and the
 //! FIB.
 
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use bgp_proto::NextHop;
@@ -11,6 +12,31 @@ use policy::Role;
 
 use super::best::{self, Path, Source};
 use super::{Rib, Selected};
+
+/// The Loc-RIB's size, kept as it changes, so asking for it costs nothing
+/// however large the table.
+#[derive(Debug, Default)]
+pub(super) struct LocSize {
+    pub(super) ipv4_prefixes: usize,
+    pub(super) ipv6_prefixes: usize,
+    pub(super) paths: usize,
+}
+
+impl LocSize {
+    fn add_prefix(&mut self, prefix: &IpNet) {
+        match prefix {
+            IpNet::V4(_) => self.ipv4_prefixes += 1,
+            IpNet::V6(_) => self.ipv6_prefixes += 1,
+        }
+    }
+
+    fn remove_prefix(&mut self, prefix: &IpNet) {
+        match prefix {
+            IpNet::V4(_) => self.ipv4_prefixes -= 1,
+            IpNet::V6(_) => self.ipv6_prefixes -= 1,
+        }
+    }
+}
 
 /// The paths to one prefix.
 #[derive(Debug, Default)]
@@ -22,11 +48,20 @@ pub(super) struct Dest {
 
 impl Rib {
     pub(super) fn upsert_path(&mut self, prefix: IpNet, path: Path) {
-        let dest = self.loc.entry(prefix).or_default();
+        let dest = match self.loc.entry(prefix) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                self.loc_size.add_prefix(&prefix);
+                e.insert(Dest::default())
+            }
+        };
         let before = snapshot(dest);
         match dest.paths.iter_mut().find(|p| p.source == path.source) {
             Some(existing) => *existing = path,
-            None => dest.paths.push(path),
+            None => {
+                dest.paths.push(path);
+                self.loc_size.paths += 1;
+            }
         }
         dest.selected = best::select(&mut dest.paths, &self.settings.multipath);
         if snapshot(dest) != before {
@@ -39,13 +74,16 @@ impl Rib {
             return;
         };
         let before = snapshot(dest);
+        let had = dest.paths.len();
         dest.paths.retain(|p| p.source != source);
+        self.loc_size.paths -= had - dest.paths.len();
         dest.selected = best::select(&mut dest.paths, &self.settings.multipath);
         if snapshot(dest) != before {
             self.changed.push(prefix);
         }
         if dest.paths.is_empty() {
             self.loc.remove(&prefix);
+            self.loc_size.remove_prefix(&prefix);
         }
     }
 

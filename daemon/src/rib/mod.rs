@@ -50,7 +50,7 @@ use best::{Path, PathPeer, Source};
 use export::ExportCache;
 use graceful_restart::Restart;
 use intern::Interner;
-use loc_rib::Dest;
+use loc_rib::{Dest, LocSize};
 pub use query::RouteFilter;
 
 #[derive(Clone, Debug)]
@@ -173,6 +173,7 @@ pub struct Rib {
     settings: RibSettings,
     peers: Vec<Option<RibPeer>>,
     loc: HashMap<IpNet, Dest>,
+    loc_size: LocSize,
     interner: Interner,
     originate: Vec<IpNet>,
     /// While set, selection results are not exported (our own restart).
@@ -193,6 +194,7 @@ impl Rib {
             settings,
             peers: Vec::new(),
             loc: HashMap::new(),
+            loc_size: LocSize::default(),
             interner: Interner::default(),
             originate: Vec::new(),
             defer_until,

@@ -30,21 +30,16 @@ impl Rib {
         }
     }
 
-    /// Loc-RIB size: prefixes per family, paths, distinct attribute sets.
+    /// Loc-RIB size: prefixes per family, paths, distinct attribute sets;
+    /// kept as the table changes, so it costs nothing to ask.
     pub fn summary(&self) -> RibSummary {
-        let mut s = RibSummary {
+        RibSummary {
+            ipv4_prefixes: self.loc_size.ipv4_prefixes,
+            ipv6_prefixes: self.loc_size.ipv6_prefixes,
+            paths: self.loc_size.paths,
             attribute_sets: self.interner.len(),
-            ..RibSummary::default()
-        };
-        for (p, d) in &self.loc {
-            match p {
-                IpNet::V4(_) => s.ipv4_prefixes += 1,
-                IpNet::V6(_) => s.ipv6_prefixes += 1,
-            }
-            s.paths += d.paths.len();
+            deferring: self.defer_until.is_some(),
         }
-        s.deferring = self.defer_until.is_some();
-        s
     }
 
     /// The Loc-RIB entries matching `filter`, for the API.

@@ -655,3 +655,41 @@ fn convergence_times_out_for_peers_that_never_come() {
     let out = rib.on_timer(now + Duration::from_secs(360));
     assert!(out.iter().any(|o| matches!(o, RibOutput::Converged)));
 }
+
+/// The size the summary reports is kept as the table changes; it always
+/// equals a count of the Loc-RIB itself.
+#[test]
+fn the_summary_counts_follow_every_change() {
+    let recount = |rib: &Rib| {
+        let v4 = rib.loc.keys().filter(|p| matches!(p, IpNet::V4(_))).count();
+        let paths = rib.loc.values().map(|d| d.paths.len()).sum::<usize>();
+        (v4, rib.loc.len() - v4, paths)
+    };
+    let reported = |rib: &Rib| {
+        let s = rib.summary();
+        (s.ipv4_prefixes, s.ipv6_prefixes, s.paths)
+    };
+    let mut l = lab();
+    let frr2 = l.rib.add_peer(setup("upstream-2", Role::Upstream));
+    l.rib.peer_up(frr2, frr_session(2), l.now);
+    let shared = ["10.224.2.0/24", "fd00:101:224:2::/64"];
+    l.rib.update(l.frr, frr_announce(FRR_AS, &shared, &[4210101022]));
+    l.rib
+        .update(frr2, frr_announce(FRR_AS + 1, &shared, &[4210101022]));
+    l.rib
+        .update(l.cilium, cilium_announce(&["10.96.1.10/32", "10.96.1.11/32"]));
+    l.rib.update(l.cilium, cilium_announce(&["fd00:96:1::10/128"]));
+    l.rib.set_originate(vec![net("10.101.0.21/32")]);
+    assert_eq!(reported(&l.rib), (4, 2, 8));
+    assert_eq!(reported(&l.rib), recount(&l.rib));
+    // Replacing a path, withdrawing one of two, a session going down.
+    l.rib
+        .update(l.frr, frr_announce(FRR_AS, &["10.224.2.0/24"], &[4210101023]));
+    l.rib.update(l.cilium, withdraw(&["10.96.1.11/32"]));
+    l.rib.update(frr2, withdraw(&["fd00:101:224:2::/64"]));
+    assert_eq!(reported(&l.rib), recount(&l.rib));
+    l.rib.peer_down(l.frr, None, l.now);
+    l.rib.set_originate(vec![]);
+    assert_eq!(reported(&l.rib), recount(&l.rib));
+    assert_eq!(reported(&l.rib), (2, 1, 3));
+}
