@@ -4,6 +4,7 @@
 //! board, and the RIB through queries.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -68,18 +69,63 @@ impl AppState {
     }
 }
 
-/// Binds the configured endpoints and serves them in the background.
-pub async fn serve(config: &ApiConfig, state: AppState) -> std::io::Result<()> {
+/// The running API; dropping it stops it.
+pub struct ApiServer {
+    _stop: watch::Sender<()>,
+}
+
+/// Binds the configured endpoints and serves them on a thread of their own
+/// with its own runtime, so an answer never waits for a worker of the main
+/// runtime that is busy with routes (the RIB still answers between two
+/// events). Returns once the endpoints are bound.
+pub async fn serve(config: &ApiConfig, state: AppState) -> std::io::Result<ApiServer> {
+    let (stop, stopped) = watch::channel(());
+    let (bound, bound_rx) = oneshot::channel();
+    let config = config.clone();
+    std::thread::Builder::new()
+        .name("tern-api".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = bound.send(Err(e));
+                    return;
+                }
+            };
+            runtime.block_on(run(config, state, stopped, bound));
+        })?;
+    bound_rx
+        .await
+        .map_err(|_| std::io::Error::other("the API thread ended"))??;
+    Ok(ApiServer { _stop: stop })
+}
+
+/// Serves the endpoints until the [`ApiServer`] is dropped.
+async fn run(
+    config: ApiConfig,
+    state: AppState,
+    stopped: watch::Receiver<()>,
+    bound: oneshot::Sender<std::io::Result<()>>,
+) {
     let app = router(state);
+    let shutdown = move || {
+        let mut stopped = stopped.clone();
+        async move {
+            let _ = stopped.changed().await;
+        }
+    };
+    let mut servers = Vec::new();
     if let Some(addr) = config.listen {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        tracing::info!(%addr, "status API listening");
-        let app = app.clone();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "status API stopped");
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = bound.send(Err(e));
+                return;
             }
-        });
+        };
+        tracing::info!(%addr, "status API listening");
+        let serve = axum::serve(listener, app.clone()).with_graceful_shutdown(shutdown());
+        servers.push(tokio::spawn(serve.into_future()));
     }
     if let Some(path) = &config.socket {
         if let Some(dir) = path.parent() {
@@ -89,16 +135,18 @@ pub async fn serve(config: &ApiConfig, state: AppState) -> std::io::Result<()> {
         match tokio::net::UnixListener::bind(path) {
             Ok(listener) => {
                 tracing::info!(socket = %path.display(), "status API listening");
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, app).await {
-                        tracing::error!(error = %e, "status API stopped");
-                    }
-                });
+                let serve = axum::serve(listener, app).with_graceful_shutdown(shutdown());
+                servers.push(tokio::spawn(serve.into_future()));
             }
             Err(e) => tracing::warn!(socket = %path.display(), error = %e, "cannot create the API socket"),
         }
     }
-    Ok(())
+    let _ = bound.send(Ok(()));
+    for server in servers {
+        if let Ok(Err(e)) = server.await {
+            tracing::error!(error = %e, "status API stopped");
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -155,7 +155,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         sup.config.asn,
     );
     state.fib = fib.as_ref().map(|f| f.status.clone());
-    api::serve(&sup.config.api, state)
+    let _api = api::serve(&sup.config.api, state)
         .await
         .map_err(|e| format!("cannot start the API: {e}"))?;
     board.ready.store(true, Relaxed);
