@@ -10,32 +10,40 @@
 //! drawing is kept true by hand.
 //!
 //! ```text
-//!  signals: SIGHUP, SIGTERM, SIGINT ─────────┐
-//!                                            ▼
-//!  listener ×1 per listen ──(stream)[64]──▶ supervisor ×1 ◀──ReloadRequest[4]+1:1── API
-//!  (accept loop)                             │  (daemon.rs: config, peer list, reloads,
-//!                                            │   restart-window timer; stops everything)
-//!        PeerEvent::Incoming[64] ◀───────────┤──PeerControl[∞]──┐   ──RibRequest[64]──┐
-//!                         ┌──────────────────┴──────────────────┘                     │
-//!                         ▼                                                            ▼
-//!  dial ×0..1 per peer ──Dialled──▶ peer task ×1 per peer ──RibEvent[256]──▶   RIB task ×1
-//!  reader ×1 per conn ──Frame[64]──▶ (session/task.rs: Peer   (up, down,       (rib/task.rs:
-//!   (framing only; a full               FSM, codec contexts,   UPDATE, refresh)  Rib; serves
-//!    queue stops reading)               publishes status       ◀──RibToPeer[∞]── RibRequest
-//!  writer ×1 per conn ◀──WriterMsg[∞]── on change)             (≤ 1 batch in     first: API
-//!   └──RibEvent::Written[256] (after a RIB batch is on the wire) ──────▶ flight)   queries,
-//!                                                                                reload, ping)
-//!  watchdog ×0..1 (systemd) ──RibRequest::Ping[64]+1:1──▶ RIB task                 │
-//!                                                                     FibInput[∞] │ Loc-RIB
-//!  API ×1 TCP + ×1 Unix socket (axum; a task per connection)                       ▼ changes
-//!   ├─ reads the StatusBoard (RwLock'd map; per-peer Mutex'd snapshot, atomics)  FIB task ×0..1
-//!   ├─ asks the RIB: RibRequest[64] + 1:1 reply, 5 s timeout                    (fib/task.rs:
-//!   └─ reads FibStatus from a watch channel ◀──published on change──────────── Fib model)
-//!                                                                                 │  ▲
-//!  supervisor ──FibControl::Stop[∞]+1:1──▶ FIB task       Netlink::apply jobs[∞] ▼  │ results 1:1
-//!                                                          netlink thread ×1 (OS thread, one
-//!  kernel ──rtnetlink groups──▶ Monitor (a socket read     NETLINK_ROUTE socket, ≤ 2 batches
-//!                               inside the FIB task)        of ~256 KiB queued)
+//!                       SIGHUP, SIGTERM, SIGINT
+//!                                 │
+//!  listener ×1/address ──stream[64]──▶ SUPERVISOR ×1 (daemon.rs) ◀──ReloadRequest[4]+1:1── API
+//!                                 │  config, peer list, reloads, restart window
+//!              ┌──────────────────┼────────────────────┬──────────────────────┐
+//!   PeerEvent::Incoming[64]  PeerControl[∞]   RibRequest[64]+1:1   FibControl::Stop[∞]+1:1
+//!              ▼                  ▼                    │                      │
+//!  PEER TASK ×1/peer (session/task.rs)                 │                      │
+//!    Peer FSM, codec contexts; publishes its           │                      │
+//!    status on change                                  │                      │
+//!    ◀──Dialled── dial ×0..1/peer                      │                      │
+//!    ◀──Frame[64]── reader ×1/connection (framing;     │                      │
+//!                   a full queue stops reading)        │                      │
+//!    ──WriterMsg[∞]──▶ writer ×1/connection            │                      │
+//!    │                  └─RibEvent::Written[256]─┐     │                      │
+//!    └──RibEvent[256]: up, down, UPDATE, refresh─┤     │                      │
+//!                                                ▼     ▼                      │
+//!  RIB TASK ×1 (rib/task.rs): Rib; serves RibRequest before RibEvent          │
+//!    ──RibToPeer[∞]──▶ each peer task (≤ 1 batch in flight per peer)          │
+//!    ──FibInput[∞]: Loc-RIB changes, Converged──┐                             │
+//!                                               ▼                             ▼
+//!  FIB TASK ×0..1 (fib/task.rs): Fib model; reads kernel events from its Monitor
+//!    socket; publishes FibStatus on a watch channel when it changes
+//!    ──Netlink::apply jobs[∞] (≤ 2 batches of ~256 KiB queued), results 1:1──▶
+//!  NETLINK THREAD ×1 (OS thread; the NETLINK_ROUTE request socket)
+//!
+//!  watchdog ×0..1 (systemd) ──RibRequest::Ping[64]+1:1──▶ RIB task
+//!
+//!  API THREAD ×1 (api.rs; its own current-thread runtime, stops with the
+//!  supervisor): TCP ×1 and Unix socket ×1, axum, a task per connection
+//!    reads the StatusBoard (RwLock'd map; per-peer Mutex'd snapshot; atomics)
+//!    asks the RIB: RibRequest[64] + 1:1 reply, 5 s timeout
+//!    reads FibStatus from the FIB's watch channel
+//!    sends ReloadRequest[4] + 1:1 to the supervisor
 //! ```
 //!
 //! State has one owner each: the supervisor owns the configuration and the
