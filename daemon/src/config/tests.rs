@@ -275,3 +275,26 @@ fn md5_from_the_environment_and_the_length_limit() {
     let e = errors(&format!("{base}md5-password-env = \"UNSET\"\n"));
     assert!(e[0].contains("cannot read md5-password-env UNSET"), "{e:?}");
 }
+
+/// A reload compares a peer's two groups whole: a routing change leaves the
+/// session group equal (policies re-run, the session stays), a session
+/// change shows in the session group (the session restarts).
+#[test]
+fn peer_settings_group_into_session_and_routing() {
+    let base = parse(NODE).unwrap();
+    let up = |c: &Config| c.peer("upstream").unwrap().clone();
+    let asn = "remote-asn = 4200001000";
+    for (from, to, session_changes, routing_changes) in [
+        ("set.local-pref = 200", "set.local-pref = 200", false, false),
+        ("set.local-pref = 200", "set.local-pref = 300", false, true),
+        (asn, "remote-asn = 4200001000\nmax-prefix = 10", false, true),
+        (asn, "remote-asn = 4200001000\nnext-hop-self = false", false, true),
+        (asn, "remote-asn = 4200001000\nhold-time = 30", true, false),
+        (asn, "remote-asn = 4200001000\npassive = true", true, false),
+    ] {
+        let c = parse(&NODE.replacen(from, to, 1)).unwrap();
+        let (a, b) = (up(&base), up(&c));
+        assert_eq!(a.session != b.session, session_changes, "{to}");
+        assert_eq!(a.routing != b.routing, routing_changes, "{to}");
+    }
+}
