@@ -353,6 +353,7 @@ mod tests {
             accepted: 3,
             advertised: 0,
             stale: 0,
+            unsendable: 0,
         });
         view.uptime = 75;
         let json = serde_json::to_value(vec![view]).unwrap();

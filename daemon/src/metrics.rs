@@ -45,7 +45,7 @@ const MESSAGE_METRICS: [MessageMetric; 7] = [
 /// A peer's prefix counts: metric, help, value.
 type PrefixMetric = (&'static str, &'static str, fn(&PrefixCounts) -> usize);
 
-const PREFIX_METRICS: [PrefixMetric; 4] = [
+const PREFIX_METRICS: [PrefixMetric; 5] = [
     (
         "tern_peer_prefixes_received",
         "prefixes received from the peer",
@@ -65,6 +65,11 @@ const PREFIX_METRICS: [PrefixMetric; 4] = [
         "tern_peer_prefixes_stale",
         "prefixes kept stale for a restarting peer",
         |c| c.stale,
+    ),
+    (
+        "tern_peer_prefixes_unsendable",
+        "prefixes owed to the peer that cannot be encoded for its session",
+        |c| c.unsendable,
     ),
 ];
 

@@ -91,6 +91,10 @@ pub struct PrefixCounts {
     pub accepted: usize,
     pub advertised: usize,
     pub stale: usize,
+    /// Owed to the peer but impossible to encode for its session (e.g.
+    /// attributes too long without extended messages): not sent.
+    #[serde(default)]
+    pub unsendable: usize,
 }
 
 /// Everything the API says about one peer (`/api/v1/peers`).
@@ -344,6 +348,7 @@ mod tests {
             accepted: 4,
             advertised: 2,
             stale: 0,
+            unsendable: 0,
         });
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["state"], "established");

@@ -9,7 +9,7 @@
 //! Refresh (RFC 7313) follow once nothing is pending. Pure: it encodes and
 //! never sends.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use bgp_proto::route_refresh::{RefreshSubtype, RouteRefresh};
@@ -38,6 +38,10 @@ pub struct AdjRibOut {
     in_flight: bool,
     eor_owed: Vec<Family>,
     eorr_owed: Vec<Family>,
+    /// Prefixes whose announcement could not be encoded for this session
+    /// (e.g. attributes too long without extended messages): not sent, not
+    /// recorded as advertised, and withdrawn if an older state was.
+    unsendable: HashSet<IpNet>,
 }
 
 impl AdjRibOut {
@@ -48,6 +52,7 @@ impl AdjRibOut {
         self.pending.clear();
         self.in_flight = false;
         self.eorr_owed.clear();
+        self.unsendable.clear();
     }
 
     pub fn session_down(&mut self) {
@@ -57,6 +62,7 @@ impl AdjRibOut {
         self.advertised.clear();
         self.pending.clear();
         self.eor_owed.clear();
+        self.unsendable.clear();
     }
 
     /// The initial table is being computed; End-of-RIB for `families`
@@ -123,6 +129,11 @@ impl AdjRibOut {
         self.advertised.is_empty()
     }
 
+    /// Prefixes the peer should have but that could not be encoded for it.
+    pub fn unsendable(&self) -> usize {
+        self.unsendable.len()
+    }
+
     /// The next batch of UPDATEs, unless one is in flight or nothing is
     /// owed. `peer` names the peer in logs.
     pub fn next_batch(&mut self, peer: &str) -> Option<Bytes> {
@@ -142,7 +153,6 @@ impl AdjRibOut {
             estimate += 1 + usize::from(prefix.prefix_len()).div_ceil(8);
             match change {
                 Some((attrs, nh)) => {
-                    self.advertised.insert(prefix, (attrs.clone(), nh));
                     announce
                         .entry((Arc::as_ptr(&attrs) as usize, nh, family))
                         .or_insert_with(|| (attrs.clone(), Vec::new()))
@@ -150,8 +160,37 @@ impl AdjRibOut {
                         .push(Nlri::new(prefix));
                 }
                 None => {
+                    self.unsendable.remove(&prefix);
                     if self.advertised.remove(&prefix).is_some() {
                         withdraw.entry(family).or_default().push(Nlri::new(prefix));
+                    }
+                }
+            }
+        }
+        // Only what was encoded is recorded as advertised. What cannot be
+        // encoded is counted, and an older state of it is withdrawn rather
+        // than left with the peer.
+        for ((_, nh, family), (attrs, prefixes)) in announce {
+            match builder.announce(&mut buf, family, &attrs, nh, &prefixes) {
+                Ok(_) => {
+                    for n in prefixes {
+                        self.unsendable.remove(&n.prefix);
+                        self.advertised.insert(n.prefix, (attrs.clone(), nh));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        peer,
+                        prefixes = prefixes.len(),
+                        first = %prefixes[0].prefix,
+                        "cannot encode an announcement for this session; not sent"
+                    );
+                    for n in prefixes {
+                        self.unsendable.insert(n.prefix);
+                        if self.advertised.remove(&n.prefix).is_some() {
+                            withdraw.entry(family).or_default().push(n);
+                        }
                     }
                 }
             }
@@ -159,11 +198,6 @@ impl AdjRibOut {
         for (family, prefixes) in withdraw {
             if let Err(e) = builder.withdraw(&mut buf, family, &prefixes) {
                 tracing::error!(error = %e, peer, "cannot encode withdrawals");
-            }
-        }
-        for ((_, nh, family), (attrs, prefixes)) in announce {
-            if let Err(e) = builder.announce(&mut buf, family, &attrs, nh, &prefixes) {
-                tracing::error!(error = %e, peer, "cannot encode announcement");
             }
         }
         if self.pending.is_empty() {
@@ -310,6 +344,38 @@ mod tests {
         }
         assert_eq!(sent, 200_000);
         assert_eq!(out.len(), 200_000);
+    }
+
+    /// Attributes that do not fit a 4096-octet message are not sent, not
+    /// recorded as advertised, and counted; an older state of the prefix
+    /// is withdrawn; other routes go as usual.
+    #[test]
+    fn what_cannot_be_encoded_is_not_recorded_as_sent() {
+        let mut out = up();
+        out.offer(net("10.0.0.0/24"), Some((attrs(1), nh())));
+        out.offer(net("10.1.0.0/24"), Some((attrs(1), nh())));
+        out.next_batch("p").unwrap();
+        out.written();
+        let huge = Arc::new(Attributes {
+            communities: (0..2000u32).map(|i| bgp_proto::Community(i)).collect(),
+            ..(*attrs(1)).clone()
+        });
+        out.offer(net("10.0.0.0/24"), Some((huge.clone(), nh())));
+        out.offer(net("10.2.0.0/24"), Some((huge, nh())));
+        out.offer(net("10.3.0.0/24"), Some((attrs(2), nh())));
+        let u = updates(&out.next_batch("p").unwrap());
+        assert_eq!(announced(&u), [(net("10.3.0.0/24"), Some(2))]);
+        let withdrawn: Vec<IpNet> = u.iter().flat_map(|u| u.withdrawals()).map(|n| n.prefix).collect();
+        assert_eq!(withdrawn, [net("10.0.0.0/24")]);
+        assert_eq!(out.unsendable(), 2);
+        let mut sent: Vec<IpNet> = out.advertised().copied().collect();
+        sent.sort();
+        assert_eq!(sent, [net("10.1.0.0/24"), net("10.3.0.0/24")]);
+        // A later state that fits goes, and is no longer counted.
+        out.written();
+        out.offer(net("10.2.0.0/24"), Some((attrs(3), nh())));
+        out.next_batch("p").unwrap();
+        assert_eq!(out.unsendable(), 1);
     }
 
     #[test]

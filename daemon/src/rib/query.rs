@@ -27,6 +27,7 @@ impl Rib {
             accepted: p.adj_in.accepted.len(),
             advertised: p.adj_out.len(),
             stale: p.adj_in.stale.len(),
+            unsendable: p.adj_out.unsendable(),
         }
     }
 

@@ -339,7 +339,8 @@ fn upstream_routes_are_installed_but_not_sent_anywhere() {
             received: 2,
             accepted: 2,
             advertised: 0,
-            stale: 0
+            stale: 0,
+            unsendable: 0,
         }
     );
 }
@@ -568,7 +569,8 @@ fn import_policy_change_applies_without_a_session_reset() {
             received: 2,
             accepted: 1,
             advertised: 0,
-            stale: 0
+            stale: 0,
+            unsendable: 0,
         }
     );
 }
