@@ -357,7 +357,7 @@ mod tests {
         out.next_batch("p").unwrap();
         out.written();
         let huge = Arc::new(Attributes {
-            communities: (0..2000u32).map(|i| bgp_proto::Community(i)).collect(),
+            communities: (0..2000u32).map(bgp_proto::Community).collect(),
             ..(*attrs(1)).clone()
         });
         out.offer(net("10.0.0.0/24"), Some((huge.clone(), nh())));
