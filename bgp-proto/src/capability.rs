@@ -239,7 +239,7 @@ impl Capability {
             Capability::GracefulRestart(gr) => 2 + 4 * gr.families.len(),
             Capability::AddPath(e) => 4 * e.len(),
             Capability::LongLivedGracefulRestart(e) => 7 * e.len(),
-            Capability::Fqdn { hostname, domain } => 2 + hostname.len() + domain.len(),
+            Capability::Fqdn { hostname, domain } => 2 + hostname.len().min(255) + domain.len().min(255),
             Capability::Unknown { value, .. } => value.len(),
         }
     }

@@ -62,6 +62,15 @@ pub async fn run(path: &Path) -> Result<(), String> {
         .or_else(|| derive_router_id(&config))
         .ok_or("no router-id is configured and the host has no IPv4 address to derive one from")?;
     let hostname = config.hostname.clone().or_else(system_hostname);
+    if let Some(h) = hostname
+        .as_ref()
+        .filter(|h| h.len() > crate::config::MAX_HOSTNAME)
+    {
+        tracing::warn!(
+            octets = h.len(),
+            "the host name is longer than the FQDN capability carries; it is not sent (set `hostname`)"
+        );
+    }
 
     let marker = config.state_dir.join(RESTART_MARKER);
     let restarting = config.graceful_restart.enabled && marker.exists();

@@ -44,6 +44,9 @@ use toml::Spanned;
 
 pub const DEFAULT_PATH: &str = "/etc/tern/tern.toml";
 pub const BGP_PORT: u16 = 179;
+/// The longest host name the FQDN capability can carry (its value is the
+/// name and an empty domain, each after a length octet, in 255 octets).
+pub const MAX_HOSTNAME: usize = 253;
 
 /// A validated configuration.
 #[derive(Clone, Debug)]

@@ -10,7 +10,7 @@ use toml::Spanned;
 pub(super) struct RawConfig {
     pub(super) router_id: Option<Spanned<String>>,
     pub(super) asn: Spanned<u32>,
-    pub(super) hostname: Option<String>,
+    pub(super) hostname: Option<Spanned<String>>,
     pub(super) listen: Option<Vec<Spanned<String>>>,
     pub(super) api: Option<RawApi>,
     pub(super) state_dir: Option<String>,

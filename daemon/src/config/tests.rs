@@ -298,3 +298,15 @@ fn peer_settings_group_into_session_and_routing() {
         assert_eq!(a.routing != b.routing, routing_changes, "{to}");
     }
 }
+
+#[test]
+fn a_hostname_longer_than_the_fqdn_capability_is_refused() {
+    let long = "n".repeat(254);
+    let e = errors(&format!("asn = 65000\nhostname = \"{long}\"\n"));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("/etc/tern/tern.toml:2:12: hostname is 254 octets; it must be 1 to 253"),
+        "{e:?}"
+    );
+    assert!(parse(&format!("asn = 65000\nhostname = \"{}\"\n", "n".repeat(253))).is_ok());
+}

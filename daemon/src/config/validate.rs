@@ -19,8 +19,8 @@ use super::policies::Sets;
 use super::roles::preset;
 use super::schema::{RawAsn, RawConfig, RawFib, RawGracefulRestart, RawPeer, RawVip};
 use super::{
-    ApiConfig, BGP_PORT, Config, FibSettings, GracefulRestartConfig, MultipathConfig, PeerAddress,
-    PeerConfig, PolicyChain, RemoteAs, RoutingConfig, Secret, SessionConfig, VipRoute,
+    ApiConfig, BGP_PORT, Config, FibSettings, GracefulRestartConfig, MAX_HOSTNAME, MultipathConfig,
+    PeerAddress, PeerConfig, PolicyChain, RemoteAs, RoutingConfig, Secret, SessionConfig, VipRoute,
 };
 
 impl Validator<'_> {
@@ -118,7 +118,7 @@ impl Validator<'_> {
             path: path.to_owned(),
             router_id,
             asn,
-            hostname: raw.hostname,
+            hostname: raw.hostname.map(|h| self.hostname(h)),
             listen,
             api,
             state_dir,
@@ -259,6 +259,22 @@ impl Validator<'_> {
         }
         self.error(s.span(), format!("invalid listen address {text:?}: expected an address, optionally with a port (\"[::]:179\", \"10.0.0.1\")"));
         None
+    }
+
+    /// The name sent in the FQDN capability: its value holds the name and
+    /// the (empty) domain, each after a length octet, in at most 255
+    /// octets.
+    fn hostname(&mut self, h: Spanned<String>) -> String {
+        if h.get_ref().is_empty() || h.get_ref().len() > MAX_HOSTNAME {
+            self.error(
+                h.span(),
+                format!(
+                    "hostname is {} octets; it must be 1 to {MAX_HOSTNAME} (what the FQDN capability carries)",
+                    h.get_ref().len()
+                ),
+            );
+        }
+        h.into_inner()
     }
 
     fn graceful_restart(&mut self, raw: Option<Spanned<RawGracefulRestart>>) -> GracefulRestartConfig {

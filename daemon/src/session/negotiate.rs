@@ -11,7 +11,7 @@ use bgp_proto::{Afi, Capability, Context, Family, Notification, Open};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::RemoteAs;
+use crate::config::{MAX_HOSTNAME, RemoteAs};
 
 /// Our side of a session: everything that goes into our OPEN and the checks
 /// we apply to theirs.
@@ -56,7 +56,12 @@ impl Offer {
         if let Some(gr) = &self.graceful_restart {
             caps.push(Capability::GracefulRestart(gr.clone()));
         }
-        if let Some(host) = &self.hostname {
+        // A name the capability cannot carry is left out, never cut.
+        if let Some(host) = self
+            .hostname
+            .as_ref()
+            .filter(|h| !h.is_empty() && h.len() <= MAX_HOSTNAME)
+        {
             caps.push(Capability::Fqdn {
                 hostname: host.clone(),
                 domain: String::new(),
@@ -463,5 +468,29 @@ mod tests {
                 .iter()
                 .any(|c| matches!(c, Capability::ExtendedNextHop(_)))
         );
+    }
+
+    /// The FQDN capability carries at most 253 octets of host name: a
+    /// longer one is left out of the OPEN, which stays well formed.
+    #[test]
+    fn a_host_name_the_capability_cannot_carry_is_left_out() {
+        for (len, carried) in [(253, true), (254, false), (300, false), (0, false)] {
+            let mut o = offer();
+            o.hostname = Some("n".repeat(len));
+            let open = o.open();
+            let mut buf = bytes::BytesMut::new();
+            bgp_proto::Message::Open(open)
+                .encode(&Context::default(), &mut buf)
+                .unwrap_or_else(|e| panic!("{len}: {e}"));
+            let Ok(bgp_proto::Message::Open(back)) = bgp_proto::Message::decode(&buf, &Context::default())
+            else {
+                panic!("{len}: the OPEN does not decode")
+            };
+            let name = back.capabilities.iter().find_map(|c| match c {
+                Capability::Fqdn { hostname, .. } => Some(hostname.len()),
+                _ => None,
+            });
+            assert_eq!(name, carried.then_some(len), "{len}");
+        }
     }
 }
