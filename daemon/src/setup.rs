@@ -94,7 +94,7 @@ impl NodeSetup<'_> {
             next_hop_self: pc.routing.next_hop_self,
             accept_local_next_hop: pc.routing.accept_local_next_hop,
             soft_reconfiguration: pc.routing.soft_reconfiguration,
-            max_prefix: pc.routing.max_prefix,
+            max_prefix: pc.routing.max_prefix.clone(),
             wait_for_end_of_rib: self.graceful_restart(pc)
                 && matches!(pc.session.address, PeerAddress::Single(_)),
         }

@@ -164,6 +164,37 @@ impl PolicyChain {
     }
 }
 
+/// Limits on the prefixes a peer may have accepted, per family, as bird2's
+/// `import limit` and FRR's `maximum-prefix`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MaxPrefix {
+    /// The limit per family; a family not listed has none.
+    pub limits: Vec<(Family, u32)>,
+    pub action: MaxPrefixAction,
+    /// After a reset, how long the session stays down before tern accepts
+    /// or makes a connection again (otherwise the usual connect-retry).
+    pub restart_after: Option<Duration>,
+}
+
+impl MaxPrefix {
+    pub fn limit(&self, family: Family) -> Option<u32> {
+        self.limits.iter().find(|(f, _)| *f == family).map(|(_, l)| *l)
+    }
+}
+
+/// What happens when a family's limit is exceeded.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum MaxPrefixAction {
+    /// Log it (once per crossing) and go on accepting.
+    Warn,
+    /// Accept no new prefixes of that family beyond the limit (routes
+    /// already accepted stay and can change).
+    DiscardExcess,
+    /// End the session with Cease / Maximum Number of Prefixes Reached
+    /// (RFC 4486), as a Hard Reset when both sides sent the N bit (RFC 8538).
+    Reset,
+}
+
 /// Which AS the peer must announce.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum RemoteAs {
@@ -209,7 +240,7 @@ pub struct SessionConfig {
 pub struct RoutingConfig {
     pub import: PolicyChain,
     pub export: PolicyChain,
-    pub max_prefix: Option<u32>,
+    pub max_prefix: Option<MaxPrefix>,
     pub next_hop_self: bool,
     /// Accept next hops such as ::1 and 127.0.0.1, which Cilium uses on a
     /// localhost session and every other implementation drops as martians.

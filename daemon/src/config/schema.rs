@@ -111,7 +111,9 @@ pub(super) struct RawPeer {
     pub(super) export: Option<Vec<Spanned<String>>>,
     pub(super) import_default: Option<Spanned<String>>,
     pub(super) export_default: Option<Spanned<String>>,
-    pub(super) max_prefix: Option<u32>,
+    /// A number, or a table (`limit`, `ipv4-unicast`, `ipv6-unicast`,
+    /// `action`, `restart-after`) read in `validate`.
+    pub(super) max_prefix: Option<Spanned<toml::Value>>,
     pub(super) graceful_restart: Option<bool>,
     pub(super) md5_password: Option<Spanned<String>>,
     pub(super) md5_password_file: Option<Spanned<String>>,

@@ -8,6 +8,8 @@ use std::time::Duration;
 use bgp_proto::Family;
 use policy::{Action, Disposition, Role, StatementResult};
 
+use super::MaxPrefixAction;
+
 use super::*;
 
 /// Secrets from a fixed table, so tests touch no files.
@@ -309,4 +311,60 @@ fn a_hostname_longer_than_the_fqdn_capability_is_refused() {
         "{e:?}"
     );
     assert!(parse(&format!("asn = 65000\nhostname = \"{}\"\n", "n".repeat(253))).is_ok());
+}
+
+#[test]
+fn max_prefix_per_family_with_an_action() {
+    let base = "asn = 65000\n[[peer]]\nname = \"x\"\naddress = \"10.0.0.1\"\nremote-asn = 65001\n";
+    let max = |text: &str| {
+        parse(&format!("{base}{text}"))
+            .unwrap()
+            .peer("x")
+            .unwrap()
+            .routing
+            .max_prefix
+            .clone()
+            .unwrap()
+    };
+    let m = max("max-prefix = 100\n");
+    assert_eq!(
+        m.limits,
+        [(Family::IPV4_UNICAST, 100), (Family::IPV6_UNICAST, 100)]
+    );
+    assert_eq!((m.action, m.restart_after), (MaxPrefixAction::Reset, None));
+    let m = max("[peer.max-prefix]\nipv4-unicast = 1000\nipv6-unicast = 200\naction = \"warn\"\n");
+    assert_eq!(
+        m.limits,
+        [(Family::IPV4_UNICAST, 1000), (Family::IPV6_UNICAST, 200)]
+    );
+    assert_eq!(m.action, MaxPrefixAction::Warn);
+    let m = max("max-prefix = { limit = 50, ipv6-unicast = 10, action = \"reset\", restart-after = 120 }\n");
+    assert_eq!(m.limits, [(Family::IPV4_UNICAST, 50), (Family::IPV6_UNICAST, 10)]);
+    assert_eq!(m.restart_after, Some(Duration::from_secs(120)));
+    let m = max("max-prefix = { ipv4-unicast = 5, action = \"discard-excess\" }\n");
+    assert_eq!(
+        (m.limits.as_slice(), m.action),
+        (&[(Family::IPV4_UNICAST, 5)][..], MaxPrefixAction::DiscardExcess)
+    );
+
+    let e = errors(&format!("{base}max-prefix = {{ action = \"block\" }}\n"));
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e.iter().any(|e| e.contains("max-prefix needs a limit")), "{e:?}");
+    assert!(
+        e.iter().any(
+            |e| e.contains("invalid max-prefix action \"block\": expected warn, discard-excess or reset")
+        ),
+        "{e:?}"
+    );
+    assert!(
+        e.iter().all(|e| e.starts_with("/etc/tern/tern.toml:6:14: ")),
+        "{e:?}"
+    );
+    let e = errors(&format!(
+        "{base}max-prefix = {{ limit = 5, action = \"warn\", restart-after = 5 }}\n"
+    ));
+    assert!(
+        e[0].contains("restart-after goes with action = \"reset\""),
+        "{e:?}"
+    );
 }

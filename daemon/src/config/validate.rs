@@ -19,8 +19,9 @@ use super::policies::Sets;
 use super::roles::preset;
 use super::schema::{RawAsn, RawConfig, RawFib, RawGracefulRestart, RawPeer, RawVip};
 use super::{
-    ApiConfig, BGP_PORT, Config, FibSettings, GracefulRestartConfig, MAX_HOSTNAME, MultipathConfig,
-    PeerAddress, PeerConfig, PolicyChain, RemoteAs, RoutingConfig, Secret, SessionConfig, VipRoute,
+    ApiConfig, BGP_PORT, Config, FibSettings, GracefulRestartConfig, MAX_HOSTNAME, MaxPrefix,
+    MaxPrefixAction, MultipathConfig, PeerAddress, PeerConfig, PolicyChain, RemoteAs, RoutingConfig, Secret,
+    SessionConfig, VipRoute,
 };
 
 impl Validator<'_> {
@@ -452,12 +453,79 @@ impl Validator<'_> {
             routing: RoutingConfig {
                 import,
                 export,
-                max_prefix: p.max_prefix,
+                max_prefix: p.max_prefix.map(|m| self.max_prefix(m)),
                 next_hop_self: p.next_hop_self.unwrap_or(preset.next_hop_self),
                 accept_local_next_hop: p.accept_local_next_hop.unwrap_or(preset.accept_local_next_hop),
                 soft_reconfiguration: p.soft_reconfiguration.unwrap_or(true),
             },
         })
+    }
+
+    /// `max-prefix = N` (every family, reset), or a table: `limit` (every
+    /// family), `ipv4-unicast`, `ipv6-unicast`, `action` and
+    /// `restart-after`.
+    fn max_prefix(&mut self, raw: Spanned<toml::Value>) -> MaxPrefix {
+        let span = raw.span();
+        let mut m = MaxPrefix {
+            limits: Vec::new(),
+            action: MaxPrefixAction::Reset,
+            restart_after: None,
+        };
+        let number = |v: &toml::Value| v.as_integer().and_then(|n| u32::try_from(n).ok());
+        let every = |limit| vec![(Family::IPV4_UNICAST, limit), (Family::IPV6_UNICAST, limit)];
+        match raw.get_ref() {
+            toml::Value::Table(t) => {
+                let mut family_limits = Vec::new();
+                for (key, value) in t {
+                    match key.as_str() {
+                        "limit" | "ipv4-unicast" | "ipv6-unicast" => match number(value) {
+                            Some(n) if key == "limit" => m.limits = every(n),
+                            Some(n) => family_limits.push((Family::from_name(key).unwrap_or(Family::IPV4_UNICAST), n)),
+                            None => self.error(span.clone(), format!("max-prefix {key} must be a number of prefixes")),
+                        },
+                        "action" => match value.as_str() {
+                            Some("reset") => m.action = MaxPrefixAction::Reset,
+                            Some("warn") => m.action = MaxPrefixAction::Warn,
+                            Some("discard-excess") => m.action = MaxPrefixAction::DiscardExcess,
+                            _ => self.error(
+                                span.clone(),
+                                format!("invalid max-prefix action {value}: expected warn, discard-excess or reset"),
+                            ),
+                        },
+                        "restart-after" => match value.as_integer().and_then(|n| u64::try_from(n).ok()) {
+                            Some(s) => m.restart_after = Some(Duration::from_secs(s)),
+                            None => self.error(span.clone(), "max-prefix restart-after must be a number of seconds"),
+                        },
+                        other => self.error(
+                            span.clone(),
+                            format!("unknown max-prefix key {other:?}: expected limit, ipv4-unicast, ipv6-unicast, action or restart-after"),
+                        ),
+                    }
+                }
+                for (family, limit) in family_limits {
+                    m.limits.retain(|(f, _)| *f != family);
+                    m.limits.push((family, limit));
+                }
+                m.limits.sort();
+                if m.limits.is_empty() {
+                    self.error(
+                        span.clone(),
+                        "max-prefix needs a limit: `limit`, `ipv4-unicast` or `ipv6-unicast`",
+                    );
+                }
+            }
+            v => match number(v) {
+                Some(n) => m.limits = every(n),
+                None => self.error(
+                    span.clone(),
+                    "max-prefix is a number of prefixes, or a table with limit, ipv4-unicast, ipv6-unicast, action and restart-after",
+                ),
+            },
+        }
+        if m.restart_after.is_some() && m.action != MaxPrefixAction::Reset {
+            self.error(span, "restart-after goes with action = \"reset\"");
+        }
+        m
     }
 
     fn md5(&mut self, p: &RawPeer, name: &str) -> Option<Secret> {

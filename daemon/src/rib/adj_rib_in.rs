@@ -16,26 +16,76 @@ use policy::{NextHopChange, RouteInput, Verdict};
 
 use super::adj_rib_out::Advertised;
 use super::best::{Path, PathPeer, PeerId, Source};
-use super::{Rib, RibOutput};
+use super::{Rib, RibOutput, RibPeer};
+use crate::config::MaxPrefixAction;
+
+/// The prefixes of a peer whose path is in the Loc-RIB, counted per family
+/// as they change (max-prefix limits are per family).
+#[derive(Debug, Default)]
+pub(super) struct Accepted {
+    set: HashSet<IpNet>,
+    ipv4: usize,
+}
+
+impl Accepted {
+    pub(super) fn insert(&mut self, prefix: IpNet) -> bool {
+        let new = self.set.insert(prefix);
+        if new && prefix.addr().is_ipv4() {
+            self.ipv4 += 1;
+        }
+        new
+    }
+
+    pub(super) fn remove(&mut self, prefix: &IpNet) -> bool {
+        let was = self.set.remove(prefix);
+        if was && prefix.addr().is_ipv4() {
+            self.ipv4 -= 1;
+        }
+        was
+    }
+
+    pub(super) fn contains(&self, prefix: &IpNet) -> bool {
+        self.set.contains(prefix)
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &IpNet> {
+        self.set.iter()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub(super) fn count(&self, family: Family) -> usize {
+        match family {
+            Family::IPV4_UNICAST => self.ipv4,
+            Family::IPV6_UNICAST => self.set.len() - self.ipv4,
+            _ => 0,
+        }
+    }
+}
 
 /// One peer's Adj-RIB-In.
 pub(super) struct AdjRibIn {
     /// The pre-policy copy (soft reconfiguration).
     pub(super) pre: Option<HashMap<IpNet, Advertised>>,
     /// Prefixes whose path from this peer is in the Loc-RIB.
-    pub(super) accepted: HashSet<IpNet>,
+    pub(super) accepted: Accepted,
     /// Prefixes received and rejected by import policy or validation.
     pub(super) rejected: HashSet<IpNet>,
     /// Accepted prefixes kept for a restarting peer (RFC 4724 §4.2) or
     /// during an enhanced route refresh (RFC 7313 §4), until re-sent.
     pub(super) stale: HashSet<IpNet>,
+    /// Families over their max-prefix limit, to log a crossing once.
+    pub(super) over_limit: HashSet<Family>,
 }
 
 impl AdjRibIn {
     pub(super) fn new(soft_reconfiguration: bool) -> Self {
         AdjRibIn {
             pre: soft_reconfiguration.then(HashMap::new),
-            accepted: HashSet::new(),
+            accepted: Accepted::default(),
+            over_limit: HashSet::new(),
             rejected: HashSet::new(),
             stale: HashSet::new(),
         }
@@ -46,6 +96,30 @@ impl AdjRibIn {
         self.pre
             .as_ref()
             .map_or(self.accepted.len() + self.rejected.len(), HashMap::len)
+    }
+}
+
+impl RibPeer {
+    /// With `discard-excess`, a new prefix of a family at its limit is not
+    /// accepted (those already accepted may still change).
+    fn discards(&mut self, prefix: &IpNet) -> bool {
+        let Some(max) = &self.setup.max_prefix else {
+            return false;
+        };
+        let family = Family::unicast_of(prefix);
+        let Some(limit) = max.limit(family) else {
+            return false;
+        };
+        if max.action != MaxPrefixAction::DiscardExcess
+            || self.adj_in.accepted.contains(prefix)
+            || self.adj_in.accepted.count(family) < limit as usize
+        {
+            return false;
+        }
+        if self.adj_in.over_limit.insert(family) {
+            tracing::warn!(peer = %self.setup.name, %family, limit, "maximum prefixes reached; new prefixes are discarded");
+        }
+        true
     }
 }
 
@@ -139,6 +213,10 @@ impl Rib {
                     NextHopChange::SelfAddress | NextHopChange::Unchanged => nh,
                 };
                 let Some(peer) = self.peer_mut(id) else { return };
+                if peer.discards(&prefix) {
+                    peer.adj_in.rejected.insert(prefix);
+                    return;
+                }
                 peer.adj_in.rejected.remove(&prefix);
                 peer.adj_in.stale.remove(&prefix);
                 peer.adj_in.accepted.insert(prefix);
@@ -156,32 +234,59 @@ impl Rib {
         }
     }
 
+    /// Max-prefix (RFC 4486), after an UPDATE: a family over its limit is
+    /// logged once per crossing, or ends the session with Cease / Maximum
+    /// Number of Prefixes Reached. That goes as a Hard Reset only when both
+    /// sides sent the N bit (RFC 8538 §5): only then would a plain Cease
+    /// leave the routes stale.
     pub(super) fn check_max_prefix(&mut self, id: PeerId) {
-        let Some(peer) = self.peer(id) else { return };
-        let Some(max) = peer.setup.max_prefix else { return };
-        if peer.adj_in.accepted.len() as u64 <= u64::from(max) {
+        let Some(peer) = self.peer_mut(id) else { return };
+        let Some(max) = peer.setup.max_prefix.clone() else {
             return;
+        };
+        for (family, limit) in max.limits {
+            let accepted = peer.adj_in.accepted.count(family);
+            if accepted as u64 <= u64::from(limit) {
+                // With discard-excess, the limit itself is the crossing.
+                if max.action != MaxPrefixAction::DiscardExcess || (accepted as u64) < u64::from(limit) {
+                    peer.adj_in.over_limit.remove(&family);
+                }
+                continue;
+            }
+            let first = peer.adj_in.over_limit.insert(family);
+            match max.action {
+                MaxPrefixAction::Warn | MaxPrefixAction::DiscardExcess => {
+                    if first {
+                        tracing::warn!(peer = %peer.setup.name, %family, limit, accepted, "maximum prefixes exceeded");
+                    }
+                }
+                MaxPrefixAction::Reset => {
+                    tracing::warn!(peer = %peer.setup.name, %family, limit, accepted, "maximum prefixes exceeded, resetting session");
+                    // RFC 4486 §4: the data names the family and the limit.
+                    let mut data = Vec::with_capacity(7);
+                    data.extend_from_slice(&family.afi.0.to_be_bytes());
+                    data.push(family.safi.0);
+                    data.extend_from_slice(&limit.to_be_bytes());
+                    let cease = Notification::new(
+                        bgp_proto::notification::ErrorCode::Cease,
+                        CeaseSubcode::MaximumPrefixesReached,
+                        data,
+                    );
+                    let n_bit = peer
+                        .session
+                        .as_ref()
+                        .and_then(|s| s.negotiated.graceful_restart.as_ref())
+                        .is_some_and(|gr| gr.notification);
+                    let n = if n_bit {
+                        Notification::hard_reset(&cease)
+                    } else {
+                        cease
+                    };
+                    self.out.push(RibOutput::Reset(id, n, max.restart_after));
+                    return;
+                }
+            }
         }
-        tracing::warn!(peer = %peer.setup.name, max, accepted = peer.adj_in.accepted.len(), "maximum prefixes exceeded, resetting session");
-        // RFC 4486 §4: the data names a family and the limit. RFC 8538 §5:
-        // sent as a Hard Reset so the routes do not linger as stale.
-        let family = peer
-            .adj_in
-            .accepted
-            .iter()
-            .next()
-            .map_or(Family::IPV4_UNICAST, Family::unicast_of);
-        let mut data = Vec::with_capacity(7);
-        data.extend_from_slice(&family.afi.0.to_be_bytes());
-        data.push(family.safi.0);
-        data.extend_from_slice(&max.to_be_bytes());
-        let cease = Notification::new(
-            bgp_proto::notification::ErrorCode::Cease,
-            CeaseSubcode::MaximumPrefixesReached,
-            data,
-        );
-        self.out
-            .push(RibOutput::Reset(id, Notification::hard_reset(&cease)));
     }
 
     /// Removes every path of `id` in the families `which` selects.

@@ -41,7 +41,7 @@ use bytes::Bytes;
 use ipnet::IpNet;
 use policy::{PeerInfo, Role};
 
-use crate::config::{GracefulRestartConfig, MultipathConfig, PolicyChain};
+use crate::config::{GracefulRestartConfig, MaxPrefix, MultipathConfig, PolicyChain};
 use crate::session::negotiate::Negotiated;
 use adj_rib_in::AdjRibIn;
 use adj_rib_out::AdjRibOut;
@@ -76,7 +76,7 @@ pub struct PeerSetup {
     pub next_hop_self: bool,
     pub accept_local_next_hop: bool,
     pub soft_reconfiguration: bool,
-    pub max_prefix: Option<u32>,
+    pub max_prefix: Option<MaxPrefix>,
     /// Take part in deferral after our restart (graceful restart enabled
     /// and a single configured address).
     pub wait_for_end_of_rib: bool,
@@ -115,8 +115,9 @@ pub enum RibOutput {
     /// Encoded messages for a peer; report them written with
     /// [`Rib::written`].
     Send(PeerId, Bytes),
-    /// End the peer's session with this NOTIFICATION.
-    Reset(PeerId, Notification),
+    /// End the peer's session with this NOTIFICATION, and keep it down
+    /// for this long (max-prefix `restart-after`).
+    Reset(PeerId, Notification, Option<Duration>),
     LocRib(LocRibChange),
     /// Every peer that takes part in graceful restart has sent End-of-RIB
     /// (or the wait timed out): what the Loc-RIB holds now is complete, and

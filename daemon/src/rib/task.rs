@@ -95,7 +95,8 @@ impl RibHandle {
 #[derive(Debug)]
 pub enum RibToPeer {
     Send(Bytes),
-    Reset(Notification),
+    /// End the session with this NOTIFICATION; stay down this long.
+    Reset(Notification, Option<Duration>),
 }
 
 /// Bound of the event queue from peer tasks.
@@ -213,9 +214,9 @@ fn dispatch(out: Vec<RibOutput>, peers: &PeerChannels, fib: &Option<mpsc::Unboun
                     let _ = tx.send(RibToPeer::Send(bytes));
                 }
             }
-            RibOutput::Reset(id, n) => {
+            RibOutput::Reset(id, n, hold_down) => {
                 if let Some((_, tx)) = peers.get(&id) {
-                    let _ = tx.send(RibToPeer::Reset(n));
+                    let _ = tx.send(RibToPeer::Reset(n, hold_down));
                 }
             }
             RibOutput::LocRib(change) => {

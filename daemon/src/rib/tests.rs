@@ -13,6 +13,7 @@ use policy::{Condition, Disposition, Policy, Role, Statement, StatementResult};
 
 use super::*;
 use crate::config::{GracefulRestartConfig, MultipathConfig, PolicyChain};
+use crate::config::{MaxPrefix, MaxPrefixAction};
 use crate::session::negotiate::{Negotiated, PeerGracefulRestart};
 use crate::status::PrefixCounts;
 
@@ -501,27 +502,125 @@ fn ecmp_across_upstreams_with_multipath_relax() {
     assert_eq!(view[0].paths.iter().filter(|p| p.multipath).count(), 2);
 }
 
+fn max_prefix(limits: &[(Family, u32)], action: MaxPrefixAction) -> Option<MaxPrefix> {
+    Some(MaxPrefix {
+        limits: limits.to_vec(),
+        action,
+        restart_after: None,
+    })
+}
+
+fn resets(out: &[RibOutput]) -> Vec<(PeerId, Notification, Option<Duration>)> {
+    out.iter()
+        .filter_map(|o| match o {
+            RibOutput::Reset(id, n, d) => Some((*id, n.clone(), *d)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Both sides sent the N bit: the Cease goes as a Hard Reset (RFC 8538
+/// §5), so the routes do not linger as stale.
 #[test]
 fn max_prefix_resets_with_a_hard_reset() {
     let now = Instant::now();
     let mut rib = Rib::new(settings(false), now);
     let cilium = rib.add_peer(PeerSetup {
-        max_prefix: Some(1),
+        max_prefix: max_prefix(&[(Family::IPV4_UNICAST, 1)], MaxPrefixAction::Reset),
         ..setup("cilium", Role::Cilium)
     });
     rib.peer_up(cilium, cilium_session(), now);
     let out = rib.update(cilium, cilium_announce(&["10.96.1.10/32", "10.96.1.11/32"]));
-    let reset = out.iter().find_map(|o| {
-        if let RibOutput::Reset(id, n) = o {
-            Some((*id, n.clone()))
-        } else {
-            None
-        }
-    });
-    let (id, n) = reset.expect("a reset");
-    assert_eq!(id, cilium);
+    let [(id, n, _)] = &resets(&out)[..] else {
+        panic!("one reset: {out:?}")
+    };
+    assert_eq!(*id, cilium);
     assert!(n.is_hard_reset());
     assert_eq!(&n.data[..2], &[6, 1]);
+}
+
+/// Without the N bit the NOTIFICATION is Cease / Maximum Number of
+/// Prefixes Reached itself, with AFI, SAFI and the limit (RFC 4486 §4).
+#[test]
+fn max_prefix_without_the_n_bit_sends_a_plain_cease_naming_family_and_limit() {
+    let now = Instant::now();
+    let mut rib = Rib::new(settings(false), now);
+    let cilium = rib.add_peer(PeerSetup {
+        max_prefix: Some(MaxPrefix {
+            limits: vec![(Family::IPV4_UNICAST, 10), (Family::IPV6_UNICAST, 1)],
+            action: MaxPrefixAction::Reset,
+            restart_after: Some(Duration::from_secs(60)),
+        }),
+        ..setup("cilium", Role::Cilium)
+    });
+    let session = SessionInfo {
+        negotiated: negotiated(CILIUM_AS, [10, 101, 0, 21], false, false),
+        ..cilium_session()
+    };
+    rib.peer_up(cilium, session, now);
+    // Two IPv4 prefixes are within their family's limit.
+    let out = rib.update(cilium, cilium_announce(&["10.96.1.10/32", "10.96.1.11/32"]));
+    assert!(resets(&out).is_empty());
+    let out = rib.update(
+        cilium,
+        cilium_announce(&["fd00:96:1::10/128", "fd00:96:1::11/128"]),
+    );
+    let [(_, n, hold_down)] = &resets(&out)[..] else {
+        panic!("one reset: {out:?}")
+    };
+    assert!(!n.is_hard_reset());
+    assert_eq!((n.code, n.subcode), (6, 1));
+    assert_eq!(n.data[..], [0, 2, 1, 0, 0, 0, 1], "AFI 2, SAFI 1, limit 1");
+    assert_eq!(*hold_down, Some(Duration::from_secs(60)));
+}
+
+#[test]
+fn max_prefix_warn_keeps_everything() {
+    let mut l = lab();
+    let cilium = l.rib.add_peer(PeerSetup {
+        max_prefix: max_prefix(&[(Family::IPV4_UNICAST, 1)], MaxPrefixAction::Warn),
+        ..setup("cilium-2", Role::Cilium)
+    });
+    l.rib.peer_up(cilium, cilium_session(), l.now);
+    let out = l.rib.update(
+        cilium,
+        cilium_announce(&["10.96.1.10/32", "10.96.1.11/32", "10.96.1.12/32"]),
+    );
+    assert!(resets(&out).is_empty());
+    assert_eq!(l.rib.counts(cilium).accepted, 3);
+}
+
+/// discard-excess: new prefixes beyond the limit are not accepted; routes
+/// already accepted still change; room made by a withdrawal is used.
+#[test]
+fn max_prefix_discard_excess_accepts_up_to_the_limit() {
+    let mut l = lab();
+    let cilium = l.rib.add_peer(PeerSetup {
+        max_prefix: max_prefix(&[(Family::IPV4_UNICAST, 2)], MaxPrefixAction::DiscardExcess),
+        ..setup("cilium-2", Role::Cilium)
+    });
+    l.rib.peer_up(cilium, cilium_session(), l.now);
+    let out = l.rib.update(
+        cilium,
+        cilium_announce(&["10.96.1.10/32", "10.96.1.11/32", "10.96.1.12/32"]),
+    );
+    assert!(resets(&out).is_empty());
+    let c = l.rib.counts(cilium);
+    assert_eq!((c.received, c.accepted), (3, 2));
+    let accepted = |rib: &Rib| {
+        rib.routes(&RouteFilter::default())
+            .iter()
+            .filter(|r| r.paths.iter().any(|p| p.peer == "cilium-2"))
+            .map(|r| r.prefix.to_string())
+            .collect::<Vec<_>>()
+    };
+    let first = accepted(&l.rib);
+    assert_eq!(first.len(), 2);
+    l.rib.update(cilium, withdraw(&[first[0].as_str()]));
+    l.rib.update(cilium, cilium_announce(&["10.96.1.13/32"]));
+    let now = accepted(&l.rib);
+    assert_eq!(now.len(), 2);
+    assert!(now.contains(&"10.96.1.13/32".to_owned()), "{now:?}");
 }
 
 #[test]

@@ -74,6 +74,8 @@ pub struct Peer {
     failures: u32,
     rng: u64,
     last_error: Option<CloseReason>,
+    /// After a reset with a hold-down: no connection before this.
+    idle_until: Option<Instant>,
 }
 
 impl Peer {
@@ -92,6 +94,7 @@ impl Peer {
             failures: 0,
             rng: seed | 1,
             last_error: None,
+            idle_until: None,
         }
     }
 
@@ -198,7 +201,7 @@ impl Peer {
     /// connection must be refused (one incoming connection at a time, or
     /// the peer is stopped).
     pub fn on_incoming(&mut self, now: Instant) -> Option<Vec<PeerOutput>> {
-        if !self.enabled || self.incoming.is_some() {
+        if !self.enabled || self.incoming.is_some() || self.idle_until.is_some_and(|t| now < t) {
             return None;
         }
         let (conn, res) = Connection::start(self.offer.clone(), now);
@@ -220,8 +223,17 @@ impl Peer {
         self.with_conn(id, now, Connection::on_tcp_closed)
     }
 
-    /// Ends the established session (e.g. maximum prefixes reached).
-    pub fn reset(&mut self, notification: Notification, now: Instant) -> Vec<PeerOutput> {
+    /// Ends the established session (e.g. maximum prefixes reached). With
+    /// `hold_down`, no connection is made or accepted for that long.
+    pub fn reset(
+        &mut self,
+        notification: Notification,
+        now: Instant,
+        hold_down: Option<Duration>,
+    ) -> Vec<PeerOutput> {
+        if let Some(d) = hold_down {
+            self.idle_until = Some(now + d);
+        }
         match self.established {
             Some(id) => self.with_conn(id, now, |c| c.stop(notification)),
             None => Vec::new(),
@@ -383,7 +395,8 @@ impl Peer {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         let factor = 0.75 + (self.rng % 1000) as f64 / 4000.0;
-        self.retry_at = Some(now + base.mul_f64(factor));
+        let retry = now + base.mul_f64(factor);
+        self.retry_at = Some(self.idle_until.map_or(retry, |t| t.max(retry)));
     }
 }
 
@@ -605,5 +618,27 @@ mod tests {
         assert_eq!(closes(&out), [ConnId::Outgoing, ConnId::Incoming]);
         assert_eq!(p.state(), PeerState::Idle);
         assert_eq!(p.next_deadline(), None);
+    }
+
+    /// A reset with a hold-down (max-prefix `restart-after`): no dial and
+    /// no accepted connection until it has passed.
+    #[test]
+    fn a_reset_with_a_hold_down_stays_down_that_long() {
+        let now = Instant::now();
+        let mut p = Peer::new(offer([10, 0, 0, 1]), timing(false), 7);
+        p.start(now);
+        p.on_connected(now);
+        p.on_message(ConnId::Outgoing, their_open([10, 0, 0, 2]), now);
+        p.on_message(ConnId::Outgoing, Message::Keepalive, now);
+        let cease = Notification::cease(CeaseSubcode::MaximumPrefixesReached);
+        let out = p.reset(cease, now, Some(Duration::from_secs(60)));
+        assert_eq!(closes(&out), [ConnId::Outgoing]);
+        assert_eq!(p.next_deadline(), Some(now + Duration::from_secs(60)));
+        let later = now + Duration::from_secs(30);
+        assert!(p.on_incoming(later).is_none(), "refused while held down");
+        assert_eq!(p.on_timer(later), []);
+        let due = now + Duration::from_secs(60);
+        assert_eq!(p.on_timer(due), [PeerOutput::Connect]);
+        assert!(p.on_incoming(due).is_some());
     }
 }

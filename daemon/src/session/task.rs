@@ -327,9 +327,9 @@ impl PeerTask {
                     }
                 }
             }
-            RibToPeer::Reset(n) => {
+            RibToPeer::Reset(n, hold_down) => {
                 tracing::warn!(peer = %self.settings.name, notification = %n, "resetting session");
-                let out = self.fsm.reset(n, Instant::now());
+                let out = self.fsm.reset(n, Instant::now(), hold_down);
                 self.apply(out).await;
             }
         }

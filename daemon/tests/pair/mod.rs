@@ -476,8 +476,8 @@ impl Pair {
                     let out = self.speakers[s].rib.written(id);
                     self.rib_outputs(s, out);
                 }
-                RibOutput::Reset(_, n) => {
-                    let out = self.speakers[s].peer.reset(n, self.now);
+                RibOutput::Reset(_, n, hold_down) => {
+                    let out = self.speakers[s].peer.reset(n, self.now, hold_down);
                     self.peer_outputs(s, out);
                 }
                 RibOutput::LocRib(change) => {
