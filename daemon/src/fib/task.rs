@@ -29,6 +29,9 @@ pub struct FibHandle {
     pub join: JoinHandle<()>,
 }
 
+/// Dumps of the kernel's state tried at start before giving up.
+const START_DUMP_ATTEMPTS: u32 = 3;
+
 /// After a deletion of one of our routes is seen, scan this soon.
 const EARLY_SCAN: Duration = Duration::from_secs(1);
 
@@ -40,7 +43,21 @@ pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
     let monitor = Monitor::open()?;
     let nexthop_objects = netlink.supports_nexthop_objects().await;
     let mut fib = Fib::new(settings.clone(), nexthop_objects);
-    let kernel = dump_kernel(&mut netlink, settings).await?;
+    // What the kernel holds decides what is adopted and what is swept: a
+    // dump that fails is tried again, and then tern does not start, rather
+    // than take the kernel for empty.
+    let mut attempt = 1;
+    let kernel = loop {
+        match dump_kernel(&mut netlink, settings).await {
+            Ok(k) => break k,
+            Err(e) if attempt < START_DUMP_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "cannot read the kernel's routes; trying again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let ours = kernel.ours.len();
     fib.load(kernel);
     tracing::info!(
@@ -77,7 +94,13 @@ pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
 /// Everything the FIB needs to know of the kernel, dumped.
 async fn dump_kernel(nl: &mut Netlink, s: &FibSettings) -> std::io::Result<KernelSnapshot> {
     let ours = dump_ours(nl, s).await?;
-    let nexthops = nl.dump_nexthops(Some(s.protocol)).await.unwrap_or_default();
+    // Without nexthop objects in the kernel there are none to find; with
+    // them, a failed dump is an error like any other.
+    let nexthops = if nl.supports_nexthop_objects().await {
+        nl.dump_nexthops(Some(s.protocol)).await?
+    } else {
+        Vec::new()
+    };
     let mut foreign = Vec::new();
     for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
         foreign.extend(
