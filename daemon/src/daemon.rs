@@ -20,7 +20,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{self, ReloadRequest};
+use crate::clock;
 use crate::config::{Config, PeerAddress, PeerConfig, RemoteAs};
+use crate::refusals::RefusalLog;
 use crate::rib::task::{RibHandle, RibRequest, RibToPeer};
 use crate::rib::{PeerId, PeerSetup, Rib};
 use crate::session::socket::{self, SocketOptions};
@@ -52,6 +54,7 @@ struct Supervisor {
     peers: HashMap<String, PeerEntry>,
     listeners: Vec<Arc<TcpListener>>,
     seed: u64,
+    refusals: RefusalLog,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -146,6 +149,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         peers: HashMap::new(),
         listeners,
         seed: u64::from(u32::from(router_id)),
+        refusals: RefusalLog::default(),
     };
     for pc in sup.config.peers.clone() {
         if let PeerAddress::Single(ip) = pc.session.address {
@@ -191,6 +195,11 @@ pub async fn run(path: &Path) -> Result<(), String> {
     loop {
         tokio::select! {
             Some((stream, remote)) = accept_rx.recv() => sup.dispatch(stream, remote).await,
+            _ = clock::sleep_until(sup.refusals.next_report()) => {
+                for line in sup.refusals.report(Instant::now()) {
+                    tracing::warn!("{line}");
+                }
+            }
             _ = hup.recv() => {
                 match sup.reload().await {
                     Ok(summary) => tracing::info!(changes = %summary, "configuration reloaded"),
@@ -377,7 +386,9 @@ impl Supervisor {
         };
         let Some(entry) = name.and_then(|n| self.peers.get(&n)) else {
             self.board.rejected_connections.fetch_add(1, Relaxed);
-            tracing::warn!(source = %remote, "connection refused: the source is not a configured peer");
+            if let Some(line) = self.refusals.refused(ip, Instant::now()) {
+                tracing::warn!(source = %ip, "{line}");
+            }
             return;
         };
         if entry.handle.events.try_send(PeerEvent::Incoming(stream)).is_err() {

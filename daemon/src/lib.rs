@@ -68,6 +68,7 @@ pub mod config;
 pub mod daemon;
 pub mod fib;
 pub mod metrics;
+pub mod refusals;
 pub mod rib;
 pub mod session;
 pub mod setup;

@@ -27,6 +27,7 @@ const CLOCK_FREE: &[&str] = &[
     "fib/kernel.rs",
     "fib/nexthop_table.rs",
     "fib/resolve.rs",
+    "refusals.rs",
 ];
 
 struct SourceFile {
