@@ -67,6 +67,7 @@ pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod fib;
+pub mod memory;
 pub mod metrics;
 pub mod refusals;
 pub mod rib;

@@ -91,6 +91,18 @@ impl AdjRibIn {
         }
     }
 
+    /// Gives back room the sets no longer need.
+    pub(super) fn shrink(&mut self) -> bool {
+        let mut shrunk = false;
+        if let Some(pre) = &mut self.pre {
+            shrunk |= super::shrink_map(pre);
+        }
+        shrunk |= super::shrink_set(&mut self.accepted.set);
+        shrunk |= super::shrink_set(&mut self.rejected);
+        shrunk |= super::shrink_set(&mut self.stale);
+        shrunk
+    }
+
     /// Prefixes received, whatever became of them.
     pub(super) fn received(&self) -> usize {
         self.pre

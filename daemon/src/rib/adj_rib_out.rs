@@ -129,6 +129,11 @@ impl AdjRibOut {
         self.advertised.is_empty()
     }
 
+    /// Gives back room the tables no longer need.
+    pub(super) fn shrink(&mut self) -> bool {
+        super::shrink_map(&mut self.advertised) | super::shrink_set(&mut self.unsendable)
+    }
+
     /// Prefixes the peer should have but that could not be encoded for it.
     pub fn unsendable(&self) -> usize {
         self.unsendable.len()

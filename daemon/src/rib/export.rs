@@ -39,6 +39,14 @@ impl ExportCache {
         self.entries.clear();
     }
 
+    /// Drops the entries of attribute sets no route uses any more (the
+    /// cache and the interner hold the only references), so they can go.
+    pub(super) fn prune(&mut self) {
+        self.entries
+            .retain(|_, (source, _)| Arc::strong_count(source) > 2);
+        super::shrink_map(&mut self.entries);
+    }
+
     fn insert(&mut self, key: ExportKey, source: Arc<Attributes>, exported: Arc<Attributes>) {
         if self.entries.len() > EXPORT_CACHE_LIMIT {
             self.entries.clear();

@@ -57,7 +57,10 @@ impl Rib {
         };
         let before = snapshot(dest);
         match dest.paths.iter_mut().find(|p| p.source == path.source) {
-            Some(existing) => *existing = path,
+            Some(existing) => {
+                *existing = path;
+                self.released += 1;
+            }
             None => {
                 dest.paths.push(path);
                 self.loc_size.paths += 1;
@@ -77,6 +80,7 @@ impl Rib {
         let had = dest.paths.len();
         dest.paths.retain(|p| p.source != source);
         self.loc_size.paths -= had - dest.paths.len();
+        self.released += had - dest.paths.len();
         dest.selected = best::select(&mut dest.paths, &self.settings.multipath);
         if snapshot(dest) != before {
             self.changed.push(prefix);

@@ -175,6 +175,8 @@ pub struct Rib {
     peers: Vec<Option<RibPeer>>,
     loc: HashMap<IpNet, Dest>,
     loc_size: LocSize,
+    /// Paths replaced or removed since unused memory was last released.
+    released: usize,
     interner: Interner,
     originate: Vec<IpNet>,
     /// While set, selection results are not exported (our own restart).
@@ -196,6 +198,7 @@ impl Rib {
             peers: Vec::new(),
             loc: HashMap::new(),
             loc_size: LocSize::default(),
+            released: 0,
             interner: Interner::default(),
             originate: Vec::new(),
             defer_until,
@@ -546,8 +549,55 @@ impl Rib {
     }
 
     fn take_out(&mut self) -> Vec<RibOutput> {
+        // During a long burst of changes, release as often as there are
+        // attribute sets (amortised: a sweep costs one look at each set).
+        if self.released > self.interner.len().max(RELEASE_AT_LEAST) {
+            self.release_unused();
+        }
         std::mem::take(&mut self.out)
     }
+
+    /// Frees what no route uses any more: attribute sets whose last path
+    /// went (and the export cache's entries for them), and the room of
+    /// tables that shrank to a quarter of it. Nothing to do, and nothing
+    /// done, when no path went since the last time. Returns whether a
+    /// table gave room back, which is when the allocator may have memory
+    /// to return to the system.
+    pub fn release_unused(&mut self) -> bool {
+        if self.released == 0 {
+            return false;
+        }
+        self.released = 0;
+        self.export_cache.prune();
+        self.interner.sweep();
+        let mut shrunk = shrink_map(&mut self.loc);
+        for p in self.peers.iter_mut().flatten() {
+            shrunk |= p.adj_in.shrink();
+            shrunk |= p.adj_out.shrink();
+        }
+        shrunk
+    }
+}
+
+/// Paths released before a sweep during a burst, at least.
+const RELEASE_AT_LEAST: usize = 1024;
+
+/// Halves a map's room when it uses under a quarter of it; returns whether
+/// it did.
+fn shrink_map<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) -> bool {
+    let shrink = m.capacity() > 64 && m.len() * 4 < m.capacity();
+    if shrink {
+        m.shrink_to(m.len() * 2);
+    }
+    shrink
+}
+
+fn shrink_set<T: Eq + std::hash::Hash>(s: &mut HashSet<T>) -> bool {
+    let shrink = s.capacity() > 64 && s.len() * 4 < s.capacity();
+    if shrink {
+        s.shrink_to(s.len() * 2);
+    }
+    shrink
 }
 
 #[cfg(test)]

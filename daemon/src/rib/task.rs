@@ -14,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::{LocRibChange, PeerId, PeerSetup, Rib, RibOutput, RouteFilter, SessionInfo};
-use crate::clock;
 use crate::status::{PrefixCounts, RibSummary, RouteView};
+use crate::{clock, memory};
 
 /// What peer tasks tell the RIB: sessions, UPDATEs, refreshes, writes.
 /// Bounded, so a busy RIB slows the peers' reading rather than growing a
@@ -146,6 +146,10 @@ async fn run(
             _ = clock::sleep_until(deadline) => rib.on_timer(Instant::now()),
         };
         dispatch(out, &peers, &fib);
+        // Between bursts, give back what the last one no longer needs.
+        if events.is_empty() && rib.release_unused() {
+            memory::trim();
+        }
     }
 }
 

@@ -794,3 +794,25 @@ fn the_summary_counts_follow_every_change() {
     assert_eq!(reported(&l.rib), recount(&l.rib));
     assert_eq!(reported(&l.rib), (2, 1, 3));
 }
+
+/// Attribute sets no path uses any more are released, and the export
+/// cache does not keep them alive: after a flood of sets is withdrawn the
+/// interner is back to what the remaining routes use.
+#[test]
+fn unused_attribute_sets_are_released_after_churn() {
+    let mut l = lab();
+    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]));
+    l.rib.release_unused();
+    let baseline = l.rib.summary().attribute_sets;
+    for round in 0..300u32 {
+        let mut u = frr_announce(FRR_AS, &["10.224.2.0/24", "10.224.3.0/24"], &[4210101022]);
+        u.attributes.med = Some(round);
+        l.rib.update(l.frr, u);
+    }
+    // The Cilium route is exported through the cache all along.
+    l.rib.update(l.frr, withdraw(&["10.224.2.0/24", "10.224.3.0/24"]));
+    assert!(l.rib.summary().attribute_sets > baseline);
+    l.rib.release_unused();
+    assert_eq!(l.rib.summary().attribute_sets, baseline);
+    assert!(!l.rib.release_unused(), "nothing left to release");
+}
