@@ -146,8 +146,10 @@ fn main() {
     }
     report("after the flood", &rib);
     for chunk in (0..FLOODED).collect::<Vec<_>>().chunks(PER_UPDATE as usize) {
-        let mut w = Update::default();
-        w.withdrawn = chunk.iter().map(|n| prefix(*n)).collect();
+        let w = Update {
+            withdrawn: chunk.iter().map(|n| prefix(*n)).collect(),
+            ..Update::default()
+        };
         rib.update(peer, w);
     }
     let flood_time = started.elapsed();
