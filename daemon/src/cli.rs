@@ -286,6 +286,19 @@ pub fn fib_text(f: &FibStatus) -> String {
     for p in &f.unresolved_prefixes {
         out.push_str(&format!("  {p}: no next hop resolves\n"));
     }
+    if !f.failed_routes.is_empty() {
+        out.push_str(&format!("failing     {} routes the kernel refused:\n", c.failing));
+    }
+    for r in &f.failed_routes {
+        out.push_str(&format!(
+            "  {} (table {}): {}; {} attempts, next in {}\n",
+            r.prefix,
+            r.table,
+            r.error,
+            r.attempts,
+            duration(r.retry_in)
+        ));
+    }
     out
 }
 

@@ -177,6 +177,11 @@ impl Collector for Scrape {
                     "prefixes not installed because no next hop resolves",
                     c.unresolved as i64,
                 ),
+                (
+                    "tern_fib_failing",
+                    "routes the kernel refused, retried with back-off",
+                    c.failing as i64,
+                ),
             ];
             for (metric, help, v) in gauges {
                 let g = ConstGauge::new(v);

@@ -181,6 +181,9 @@ pub struct FibCounters {
     pub repairs: u64,
     /// Kernel operations that failed.
     pub failures: u64,
+    /// Routes whose last write failed, retried with back-off.
+    #[serde(default)]
+    pub failing: usize,
     /// Routes left from before a restart that matched and were kept as is.
     pub adopted: u64,
 }
@@ -193,7 +196,22 @@ pub struct FibStatus {
     pub nexthop_objects: bool,
     /// Prefixes whose next hops do not resolve right now.
     pub unresolved_prefixes: Vec<String>,
+    /// Routes the kernel refused, with why; each is retried with back-off.
+    #[serde(default)]
+    pub failed_routes: Vec<FailedRoute>,
     pub scans: u64,
+}
+
+/// A route the kernel refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedRoute {
+    pub prefix: String,
+    pub table: u32,
+    /// The kernel's answer to the last attempt.
+    pub error: String,
+    pub attempts: u32,
+    /// Seconds until the next attempt.
+    pub retry_in: u64,
 }
 
 /// A peer's live counters, bumped by its tasks without a lock.

@@ -2,7 +2,7 @@
 //! hold and counted by use, so every route with the same next hops shares
 //! one object and an object goes when its last route does.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use super::kernel::{KernelNextHop, NexthopObject, NexthopSpec, Op};
 
@@ -16,6 +16,9 @@ pub struct NexthopTable {
     by_spec: HashMap<NexthopSpec, (u32, usize)>,
     specs: HashMap<u32, NexthopSpec>,
     next_id: u32,
+    /// Objects the kernel lost (deleted by someone, changed, or proven
+    /// missing by an error): written again at the next flush.
+    missing: BTreeSet<u32>,
 }
 
 impl NexthopTable {
@@ -103,6 +106,101 @@ impl NexthopTable {
         Some(spec)
     }
 
+    /// The kernel no longer has `id` as we made it: write it again (a
+    /// group with its members).
+    pub fn mark_missing(&mut self, id: u32) {
+        let Some(spec) = self.specs.get(&id) else { return };
+        self.missing.insert(id);
+        if let NexthopSpec::Group(members) = spec {
+            let members: Vec<u32> = members
+                .iter()
+                .map(|(m, _)| *m)
+                .filter(|m| self.specs.contains_key(m))
+                .collect();
+            self.missing.extend(members);
+        }
+    }
+
+    /// The objects to write again, each object before the groups that hold
+    /// it.
+    pub fn take_missing(&mut self, protocol: u8) -> Vec<Op> {
+        let missing = std::mem::take(&mut self.missing);
+        let (groups, singles): (Vec<u32>, Vec<u32>) = missing
+            .into_iter()
+            .filter(|id| self.specs.contains_key(id))
+            .partition(|id| matches!(self.specs.get(id), Some(NexthopSpec::Group(_))));
+        singles
+            .into_iter()
+            .chain(groups)
+            .filter_map(|id| {
+                let spec = self.specs.get(&id)?.clone();
+                Some(Op::ReplaceNexthop(NexthopObject { id, protocol, spec }))
+            })
+            .collect()
+    }
+
+    /// Compares our objects with the kernel's (of our protocol): those
+    /// missing or holding something else are marked to be written again.
+    /// Returns how many.
+    pub fn reconcile(&mut self, kernel: &[NexthopObject]) -> usize {
+        let theirs: HashMap<u32, &NexthopSpec> = kernel.iter().map(|o| (o.id, &o.spec)).collect();
+        let sorted = |s: &NexthopSpec| match s {
+            NexthopSpec::Group(m) => {
+                let mut m = m.clone();
+                m.sort_unstable();
+                NexthopSpec::Group(m)
+            }
+            single => single.clone(),
+        };
+        let drifted: Vec<u32> = self
+            .specs
+            .iter()
+            .filter(|(id, spec)| theirs.get(id).is_none_or(|t| sorted(t) != sorted(spec)))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &drifted {
+            self.mark_missing(*id);
+        }
+        drifted.len()
+    }
+
+    /// Objects nothing uses (left from a previous run): forgotten, and
+    /// returned for deletion, groups before the objects they hold.
+    pub fn sweep_unused(&mut self) -> Vec<u32> {
+        let unused = |t: &Self, group: bool| -> Vec<u32> {
+            t.specs
+                .iter()
+                .filter(|(_, s)| matches!(s, NexthopSpec::Group(_)) == group)
+                .filter(|(_, s)| t.by_spec.get(*s).is_some_and(|(_, n)| *n == 0))
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        let mut gone = Vec::new();
+        for id in unused(self, true) {
+            if let Some(NexthopSpec::Group(members)) = self.specs.remove(&id) {
+                self.by_spec.remove(&NexthopSpec::Group(members.clone()));
+                for (m, _) in members {
+                    if let Some(spec) = self.specs.get(&m).cloned()
+                        && let Some(e) = self.by_spec.get_mut(&spec)
+                    {
+                        e.1 = e.1.saturating_sub(1);
+                    }
+                }
+                gone.push(id);
+            }
+        }
+        for id in unused(self, false) {
+            if let Some(spec) = self.specs.remove(&id) {
+                self.by_spec.remove(&spec);
+                gone.push(id);
+            }
+        }
+        for id in &gone {
+            self.missing.remove(id);
+        }
+        gone
+    }
+
     /// The next hops an object id stands for.
     pub fn expand(&self, id: u32) -> Vec<KernelNextHop> {
         match self.specs.get(&id) {
@@ -137,6 +235,7 @@ impl NexthopTable {
             }
         }
         self.by_spec.clear();
+        self.missing.clear();
         groups.extend(singles);
         groups
     }

@@ -3,7 +3,7 @@
 //! address and route events, scans for drift periodically, and on stop
 //! leaves or removes its routes.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bgp_proto::Family;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use super::kernel::{KernelRoute, RT_TABLE_LOCAL};
 use super::model::{Fib, Followup, KernelSnapshot};
 use super::netlink::{Monitor, Netlink};
+use crate::clock;
 use crate::config::FibSettings;
 use crate::rib::task::FibInput;
 use crate::status::FibStatus;
@@ -176,6 +177,7 @@ impl FibTask {
                     }
                 },
                 _ = scan.tick() => self.scan().await,
+                _ = clock::sleep_until(self.fib.next_retry()) => self.fib.retry_due(Instant::now()),
                 _ = &mut early, if early_armed => {
                     early_armed = false;
                     self.scan().await;
@@ -254,17 +256,30 @@ impl FibTask {
                     }
                 }
             };
-            self.fib.applied(&ops, &results);
+            self.fib.applied(&ops, &results, Instant::now());
         }
         self.publish();
         next
     }
 
+    /// Compares the kernel with what tern wrote: its routes, and its
+    /// nexthop objects and groups.
     async fn scan(&mut self) {
+        let nexthops = if self.nexthop_objects {
+            match self.netlink.dump_nexthops(Some(self.settings.protocol)).await {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot dump nexthop objects for the consistency scan");
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         match dump_ours(&mut self.netlink, &self.settings).await {
             Ok(ours) => {
                 self.scans += 1;
-                self.fib.scan(&ours);
+                self.fib.scan(&ours, nexthops.as_deref());
             }
             Err(e) => tracing::warn!(error = %e, "cannot dump kernel routes for the consistency scan"),
         }
@@ -280,19 +295,25 @@ impl FibTask {
     /// Publishes the status when it changed (readers are woken only then).
     fn publish(&self) {
         let counters = self.fib.counters();
+        let failed_routes = self.fib.failed_routes(Instant::now());
         self.status.send_if_modified(|s| {
             let unresolved_same = s.unresolved_prefixes.len() == counters.unresolved
                 && s.unresolved_prefixes
                     .iter()
                     .zip(self.fib.unresolved())
                     .all(|(a, b)| *a == b.to_string());
-            if s.counters == counters && s.scans == self.scans && unresolved_same {
+            if s.counters == counters
+                && s.scans == self.scans
+                && unresolved_same
+                && s.failed_routes == failed_routes
+            {
                 return false;
             }
             *s = FibStatus {
                 counters,
                 nexthop_objects: self.nexthop_objects,
                 unresolved_prefixes: self.fib.unresolved().map(ToString::to_string).collect(),
+                failed_routes,
                 scans: self.scans,
             };
             true

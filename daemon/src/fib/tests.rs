@@ -4,14 +4,16 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bgp_proto::{Attributes, NextHop};
 use ipnet::IpNet;
 use policy::{Role, VipSelector};
 
 use super::model::{Fib, Followup, KernelSnapshot, RT_TABLE_LOCAL};
-use super::netlink::{Address, Event, KernelNextHop, KernelRoute, Link, NexthopSpec, Op, OpError, RouteKind};
+use super::netlink::{
+    Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, NexthopSpec, Op, OpError, RouteKind,
+};
 use crate::config::{FibSettings, VipRoute};
 use crate::rib::{LocRibChange, Selected};
 
@@ -176,7 +178,7 @@ fn upstream_routes_are_installed_with_connected_next_hops() {
         ]
     );
     // Nothing changed since: nothing to write.
-    f.applied(&ops, &ok(&ops));
+    f.applied(&ops, &ok(&ops), Instant::now());
     assert!(f.flush().is_empty());
     assert_eq!(f.counters().installed, 2);
 }
@@ -375,7 +377,7 @@ fn a_link_flap_removes_and_restores_routes() {
         &["fd00:101::fffe"],
     ));
     let ops = f.flush();
-    f.applied(&ops, &ok(&ops));
+    f.applied(&ops, &ok(&ops), Instant::now());
     // The link goes down; the kernel drops the route on its own and the
     // event asks for a reload, which finds it gone and the link down.
     let down = Link {
@@ -456,7 +458,7 @@ fn drift_is_repaired_from_events_and_scans() {
     ));
     let route = unicast("10.224.2.0/24", vec![via("fd00:101::fffe")]);
     let ops = f.flush();
-    f.applied(&ops, &ok(&ops));
+    f.applied(&ops, &ok(&ops), Instant::now());
     // Someone deletes it: the event asks for a scan, which repairs it.
     assert_eq!(
         f.kernel_event(Event::Route {
@@ -465,20 +467,20 @@ fn drift_is_repaired_from_events_and_scans() {
         }),
         Followup::Scan
     );
-    assert_eq!(f.scan(&[]), 1);
+    assert_eq!(f.scan(&[], None), 1);
     assert_eq!(f.flush(), [Op::ReplaceRoute(route.clone())]);
     // A periodic scan finds it changed.
     let tampered = KernelRoute {
         metric: 1,
         ..route.clone()
     };
-    assert_eq!(f.scan(&[tampered]), 1);
+    assert_eq!(f.scan(&[tampered], None), 1);
     let ops = f.flush();
     assert!(ops.contains(&Op::ReplaceRoute(route.clone())), "{ops:?}");
     // And an extra route of ours that nothing wants goes.
     f.converged();
     let extra = unicast("10.224.8.0/24", vec![via("fd00:101::fffe")]);
-    assert_eq!(f.scan(&[route, extra.clone()]), 1);
+    assert_eq!(f.scan(&[route, extra.clone()], None), 1);
     assert_eq!(f.flush(), [Op::DeleteRoute(extra)]);
     assert_eq!(f.counters().repairs, 3);
 }
@@ -499,9 +501,10 @@ fn failed_writes_are_retried_by_the_next_scan() {
             errno: libc::ENETUNREACH,
             message: "no route".into(),
         })],
+        Instant::now(),
     );
     assert_eq!(f.counters().failures, 1);
-    assert_eq!(f.scan(&[]), 0, "a failed route is not believed installed");
+    assert_eq!(f.scan(&[], None), 0, "a failed route is not believed installed");
     f.loc_rib(&change(
         "10.224.2.0/24",
         Role::Upstream,
@@ -565,7 +568,7 @@ fn nexthop_objects_are_shared_and_cleaned_up() {
     );
     assert!(nhid("10.224.2.0/24").is_some());
     assert_eq!(nhid("10.96.2.10/32"), Some(group.id));
-    f.applied(&ops, &ok(&ops));
+    f.applied(&ops, &ok(&ops), Instant::now());
     // Everything goes: routes first, then the group, then its members.
     f.loc_rib(&gone("10.224.2.0/24"));
     f.loc_rib(&gone("10.224.3.0/24"));
@@ -611,4 +614,163 @@ fn routes_of_other_daemons_are_never_replaced() {
         &["fd00:101::fffe"],
     ));
     assert!(f.flush().is_empty());
+}
+
+/// The object every route via fd00:101::fffe shares, from a flush's ops.
+fn object_of(ops: &[Op]) -> NexthopObject {
+    ops.iter()
+        .find_map(|o| match o {
+            Op::ReplaceNexthop(n) => Some(n.clone()),
+            _ => None,
+        })
+        .expect("a nexthop object")
+}
+
+fn two_routes_via_one_object() -> (Fib, NexthopObject, Vec<KernelRoute>) {
+    let mut f = node(true);
+    for p in ["10.224.2.0/24", "10.224.3.0/24"] {
+        f.loc_rib(&change(p, Role::Upstream, false, &["fd00:101::fffe"]));
+    }
+    let ops = f.flush();
+    f.applied(&ops, &ok(&ops), Instant::now());
+    let object = object_of(&ops);
+    let routes = ops
+        .iter()
+        .filter_map(|o| match o {
+            Op::ReplaceRoute(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    (f, object, routes)
+}
+
+/// `ip nexthop del id N` takes the routes using it along: the object is
+/// written again before the routes, with the same id.
+#[test]
+fn a_deleted_nexthop_object_is_written_again_with_its_routes() {
+    let (mut f, object, routes) = two_routes_via_one_object();
+    assert_eq!(
+        f.kernel_event(Event::Nexthop {
+            added: false,
+            object: object.clone()
+        }),
+        Followup::Scan
+    );
+    // The scan finds neither the routes nor the object.
+    assert_eq!(f.scan(&[], Some(&[])), 3);
+    let ops = f.flush();
+    assert_eq!(ops[0], Op::ReplaceNexthop(object.clone()), "{ops:?}");
+    let mut rewritten: Vec<KernelRoute> = ops[1..]
+        .iter()
+        .filter_map(|o| match o {
+            Op::ReplaceRoute(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect();
+    rewritten.sort_by_key(|r| r.prefix);
+    assert_eq!(rewritten, routes);
+    assert!(rewritten.iter().all(|r| r.nhid == Some(object.id)));
+    // The repair took no extra use of the object: when its routes go, so
+    // does it.
+    f.applied(&ops, &ok(&ops), Instant::now());
+    f.loc_rib(&gone("10.224.2.0/24"));
+    f.loc_rib(&gone("10.224.3.0/24"));
+    let ops = f.flush();
+    assert_eq!(ops.last(), Some(&Op::DeleteNexthop(object.id)), "{ops:?}");
+}
+
+/// A write the kernel refuses because our object is gone ("Nexthop id does
+/// not exist", EINVAL) has the object written again, and the route is
+/// retried with back-off, listed until it succeeds.
+#[test]
+fn a_refused_write_rewrites_a_lost_object_and_is_retried_with_back_off() {
+    let (mut f, object, routes) = two_routes_via_one_object();
+    let t0 = Instant::now();
+    // The route changes (a new metric), but the object vanished unseen.
+    f.loc_rib(&gone("10.224.3.0/24"));
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    f.scan(&routes, Some(std::slice::from_ref(&object)));
+    let lost = KernelRoute {
+        metric: 1,
+        ..routes[0].clone()
+    };
+    assert_eq!(f.scan(&[lost], Some(std::slice::from_ref(&object))), 2);
+    let ops = f.flush();
+    let refused = OpError {
+        errno: libc::EINVAL,
+        message: "Nexthop id does not exist".into(),
+    };
+    let results: Vec<_> = ops
+        .iter()
+        .map(|o| match o {
+            Op::ReplaceRoute(_) => Err(refused.clone()),
+            _ => Ok(()),
+        })
+        .collect();
+    f.applied(&ops, &results, t0);
+    assert_eq!(f.counters().failing, 1);
+    let failed = f.failed_routes(t0);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].prefix, "10.224.2.0/24");
+    assert!(
+        failed[0].error.contains("Nexthop id does not exist"),
+        "{failed:?}"
+    );
+    assert_eq!(f.next_retry(), Some(t0 + Duration::from_secs(1)));
+    // Not before its time.
+    f.retry_due(t0 + Duration::from_millis(500));
+    assert_eq!(f.flush(), [Op::ReplaceNexthop(object.clone())]);
+    // Refused again: the next try waits twice as long.
+    f.retry_due(t0 + Duration::from_secs(1));
+    let ops = f.flush();
+    assert_eq!(ops, [Op::ReplaceRoute(routes[0].clone())]);
+    f.applied(&ops, &[Err(refused)], t0 + Duration::from_secs(1));
+    assert_eq!(f.next_retry(), Some(t0 + Duration::from_secs(3)));
+    f.retry_due(t0 + Duration::from_secs(3));
+    let ops = f.flush();
+    assert_eq!(ops[0], Op::ReplaceNexthop(object), "{ops:?}");
+    assert_eq!(ops[1], Op::ReplaceRoute(routes[0].clone()));
+    f.applied(&ops, &ok(&ops), t0 + Duration::from_secs(3));
+    assert_eq!(f.counters().failing, 0);
+    assert!(f.failed_routes(t0).is_empty());
+    assert_eq!(f.next_retry(), None);
+}
+
+/// The scan compares our nexthop objects too: one changed by someone is
+/// written back; one of ours that nothing uses (left by a previous run)
+/// goes once routing has converged.
+#[test]
+fn the_scan_reconciles_nexthop_objects_and_sweeps_orphans() {
+    let (mut f, object, routes) = two_routes_via_one_object();
+    let changed = NexthopObject {
+        spec: NexthopSpec::Single(via("fd00:101::99")),
+        ..object.clone()
+    };
+    assert_eq!(f.scan(&routes, Some(&[changed])), 1);
+    assert_eq!(f.flush(), [Op::ReplaceNexthop(object.clone())]);
+    assert_eq!(f.scan(&routes, Some(std::slice::from_ref(&object))), 0);
+
+    // A restart finds an object of ours no route uses.
+    let orphan = NexthopObject {
+        id: object.id + 100,
+        protocol: PROTO,
+        spec: NexthopSpec::Single(via("fd00:101::77")),
+    };
+    let mut f = Fib::new(config(), true);
+    f.load(KernelSnapshot {
+        ours: vec![],
+        nexthops: vec![orphan.clone()],
+        foreign: vec![],
+        links: links(true),
+        addresses: addresses(),
+    });
+    assert_eq!(f.flush(), [], "kept until routing has converged");
+    f.converged();
+    assert_eq!(f.flush(), [Op::DeleteNexthop(orphan.id)]);
+    assert_eq!(f.flush(), []);
 }

@@ -17,7 +17,10 @@
 //!   rest stay until routing has converged, then go (restarts change
 //!   nothing that did not change).
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+mod reconcile;
+mod retry;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 
 use bgp_proto::{Family, NextHop};
@@ -25,7 +28,7 @@ use ipnet::IpNet;
 use policy::{PeerInfo, Role, RouteInput};
 
 use super::kernel::{
-    Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, NexthopSpec, Op, OpError, RouteKind,
+    Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, NexthopSpec, Op, RouteKind,
 };
 pub use super::kernel::{RT_TABLE_LOCAL, RT_TABLE_MAIN};
 use super::nexthop_table::NexthopTable;
@@ -33,6 +36,7 @@ use super::resolve::KernelView;
 use crate::config::{FibSettings, VipRoute};
 use crate::rib::LocRibChange;
 use crate::status::FibCounters;
+use retry::Failing;
 
 /// What a prefix should become, before next-hop resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +99,11 @@ pub struct Fib {
     counters: FibCounters,
     /// Next hops not resolvable at the moment, for the API.
     unresolved: BTreeSet<IpNet>,
+    /// Routes whose last write failed, with when to try again.
+    failing: BTreeMap<RouteKey, Failing>,
+    /// Object uses given back by routes no longer believed installed,
+    /// released at the next flush.
+    to_release: Vec<u32>,
 }
 
 /// A BGP next hop as an address to resolve: IPv4-mapped IPv6 ones as IPv4.
@@ -121,6 +130,8 @@ impl Fib {
             nexthops: NexthopTable::default(),
             counters: FibCounters::default(),
             unresolved: BTreeSet::new(),
+            failing: BTreeMap::new(),
+            to_release: Vec::new(),
         }
     }
 
@@ -129,6 +140,7 @@ impl Fib {
             installed: self.installed.values().filter(|i| !i.leftover).count(),
             vip_routes: self.wanted.values().filter(|w| **w == Wanted::Vip).count(),
             unresolved: self.unresolved.len(),
+            failing: self.failing.len(),
             ..self.counters.clone()
         }
     }
@@ -296,8 +308,10 @@ impl Fib {
                 }
             }
             // One of our nexthop objects deleted takes its IPv4 routes with
-            // it, unannounced.
+            // it, unannounced: it is written again, and a scan finds the
+            // routes. (Our own deletions are of objects already forgotten.)
             Event::Nexthop { added: false, object } if object.protocol == self.config.protocol => {
+                self.nexthops.mark_missing(object.id);
                 return Followup::Scan;
             }
             Event::Nexthop { .. } => {}
@@ -334,108 +348,22 @@ impl Fib {
         Followup::None
     }
 
-    /// The kernel as it is now, after events were lost or the kernel
-    /// dropped routes on its own: everything is compared again and what
-    /// differs is rewritten.
-    pub fn reload(&mut self, kernel: KernelSnapshot) {
-        let converged = self.converged;
-        let before: HashSet<RouteKey> = self.installed.keys().copied().collect();
-        self.installed.clear();
-        self.load(kernel);
-        // Routes we wrote before stay ours to remove; leftovers from a
-        // previous run stay leftovers until convergence.
-        for (key, i) in self.installed.iter_mut() {
-            i.leftover = !converged && !before.contains(key);
-        }
-        let mut all: Vec<RouteKey> = self.installed.keys().copied().collect();
-        for p in self.wanted.keys() {
-            all.push(RouteKey {
-                prefix: *p,
-                table: self.config.table,
-            });
-            all.push(RouteKey {
-                prefix: *p,
-                table: RT_TABLE_LOCAL,
-            });
-        }
-        self.dirty.extend(all);
-    }
-
-    /// Compares a dump of our routes with what we believe we wrote and
-    /// queues repairs. Returns how many differed.
-    pub fn scan(&mut self, ours: &[KernelRoute]) -> usize {
-        let mut seen: HashMap<RouteKey, &KernelRoute> = HashMap::new();
-        for r in ours {
-            seen.insert(
-                RouteKey {
-                    prefix: r.prefix,
-                    table: r.table,
-                },
-                r,
-            );
-        }
-        let mut repairs = Vec::new();
-        for (key, i) in &self.installed {
-            match seen.get(key) {
-                Some(k) if same_route(&i.route, &self.expand_route(k)) => {}
-                _ => repairs.push(*key),
-            }
-        }
-        for key in seen.keys() {
-            if !self.installed.contains_key(key) {
-                repairs.push(*key);
-            }
-        }
-        for key in &repairs {
-            if let Some(i) = self.installed.remove(key) {
-                // Keep what the kernel has, so the flush compares with it.
-                if let Some(k) = seen.get(key) {
-                    self.installed.insert(
-                        *key,
-                        Installed {
-                            route: self.expand_route(k),
-                            leftover: i.leftover,
-                        },
-                    );
-                }
-            } else if let Some(k) = seen.get(key) {
-                self.installed.insert(
-                    *key,
-                    Installed {
-                        route: self.expand_route(k),
-                        leftover: !self.converged,
-                    },
-                );
-            }
-            self.dirty.insert(*key);
-        }
-        if !repairs.is_empty() {
-            tracing::warn!(
-                routes = repairs.len(),
-                "kernel routes drifted from tern's state; repairing"
-            );
-            self.counters.repairs += repairs.len() as u64;
-        }
-        repairs.len()
-    }
-
-    fn expand_route(&self, r: &KernelRoute) -> KernelRoute {
-        let mut r = r.clone();
-        if let Some(id) = r.nhid {
-            r.nexthops = self.nexthops.expand(id);
-        }
-        r
-    }
-
     /// The operations that bring the kernel to the wanted state for every
     /// key that changed since the last flush. Nexthop objects are created
     /// before the routes that use them and deleted after.
     pub fn flush(&mut self) -> Vec<Op> {
-        let mut create = Vec::new();
+        // Objects the kernel lost come back before the routes that use them.
+        let mut create = self.nexthops.take_missing(self.config.protocol);
         let mut routes = Vec::new();
-        let mut release = Vec::new();
+        let mut release = std::mem::take(&mut self.to_release);
         for key in std::mem::take(&mut self.dirty) {
+            // A refused route's object use goes back after this attempt
+            // takes its own, so the object is not deleted in between.
+            release.extend(self.failing.get_mut(&key).and_then(|f| f.nhid.take()));
             let want = self.desired(key);
+            if want.is_none() {
+                self.failing.remove(&key);
+            }
             let have = self.installed.get(&key);
             match (want, have) {
                 (None, None) => {}
@@ -447,6 +375,7 @@ impl Fib {
                     }
                 }
                 (Some(w), Some(i)) if same_route(&i.route, &w) => {
+                    self.failing.remove(&key);
                     if i.leftover {
                         self.counters.adopted += 1;
                         if let Some(i) = self.installed.get_mut(&key) {
@@ -491,35 +420,14 @@ impl Fib {
                 delete.push(Op::DeleteNexthop(id));
             }
         }
+        // After convergence, objects nothing uses (left from a previous
+        // run) go too.
+        if self.converged {
+            delete.extend(self.nexthops.sweep_unused().into_iter().map(Op::DeleteNexthop));
+        }
         create.extend(routes);
         create.extend(delete);
         create
-    }
-
-    /// Takes the outcome of `flush`'s operations. A failed route is
-    /// forgotten, so the next scan or change writes it again.
-    pub fn applied(&mut self, ops: &[Op], results: &[Result<(), OpError>]) {
-        for (op, result) in ops.iter().zip(results) {
-            let Err(e) = result else { continue };
-            self.counters.failures += 1;
-            match op {
-                Op::ReplaceRoute(r) => {
-                    tracing::warn!(prefix = %r.prefix, error = %e, "cannot install route");
-                    self.installed.remove(&RouteKey {
-                        prefix: r.prefix,
-                        table: r.table,
-                    });
-                }
-                // ESRCH: already gone, which is what we wanted.
-                Op::DeleteRoute(r) if e.errno != libc::ESRCH => {
-                    tracing::warn!(prefix = %r.prefix, error = %e, "cannot remove route");
-                }
-                Op::ReplaceNexthop(o) => {
-                    tracing::warn!(id = o.id, error = %e, "cannot create nexthop object")
-                }
-                _ => {}
-            }
-        }
     }
 
     /// Every route of ours, to remove on a stop without graceful restart.
