@@ -364,6 +364,48 @@ fn drift_is_repaired() {
     // Well before the first periodic scan (60 s after start).
     assert!(took < Duration::from_secs(5), "took {took:?}");
 
+    // Someone deletes tern's nexthop objects on node 1: the kernel drops
+    // every route that uses them, without a word about the routes. tern
+    // writes the objects again, then the routes.
+    let objects = |n: &interop_tests::Node| -> Vec<String> {
+        n.ns.ip(&["nexthop", "show", "proto", "186"])
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            .collect()
+    };
+    let ids = objects(n1);
+    assert!(!ids.is_empty(), "tern uses nexthop objects here");
+    let before = repairs(n1);
+    let learned: Vec<String> = n1
+        .bgp_routes()
+        .unwrap()
+        .iter()
+        .filter(|r| r.table == "main" && r.nhid.is_some())
+        .map(|r| r.dst.clone())
+        .collect();
+    for id in &ids {
+        n1.ns.ip(&["nexthop", "del", "id", id]);
+    }
+    let t = Instant::now();
+    let learned_refs: Vec<&str> = learned.iter().map(String::as_str).collect();
+    let routes = n1.wait_kernel_within(timeout(5), &learned_refs, true);
+    println!(
+        "{} routes back {:?} after their {} nexthop objects were deleted",
+        learned.len(),
+        t.elapsed(),
+        ids.len()
+    );
+    for p in &remote {
+        assert_learned(&routes, p, &[via6(ROUTER_V6)]);
+    }
+    assert_eq!(objects(n1).len(), ids.len(), "the objects are back");
+    let fib = n1.tern.fib().unwrap();
+    assert_eq!(fib["failing"], 0, "{fib:#}");
+    assert!(
+        fib["repairs"].as_u64().unwrap_or(0) > before,
+        "repairs {before} before: {fib:#}"
+    );
+
     // Someone replaces two of tern's routes on node 2 with other next
     // hops, same protocol and metric.
     let before = repairs(n2);
