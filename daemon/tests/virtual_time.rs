@@ -228,3 +228,57 @@ fn deferral_ends_at_select_defer_time_when_no_end_of_rib_comes() {
     // Its own prefixes are selected only now.
     assert!(p.a().has_route("10.1.1.0/24"));
 }
+
+/// A connection from the peer's address that never sends its OPEN (it
+/// used to hold the only incoming slot for 240 s) does not lock the real
+/// peer out: the real peer's connection replaces it, and the session comes
+/// up within the real peer's connect-retry.
+#[test]
+fn a_silent_connection_does_not_lock_the_real_peer_out() {
+    // b is passive: only a dials.
+    let mut p = pair("", "", "");
+    p.speakers[B] = pair::Speaker::new("b", "10.0.0.2", &node(2, 1, "", "passive = true"), false, p.now);
+    p.start(B);
+    p.ghost_connect(B);
+    p.ghost_connect(B);
+    p.start(A);
+    assert!(p.run_until(Duration::from_secs(1), |p| p.a().established()
+        && p.b().established()));
+    assert!(p.run_until(Duration::from_secs(10), |p| p.b().has_route("10.1.1.0/24")));
+    assert_eq!(established_count(&p, B), 1);
+}
+
+/// Graceful restart helper, when the peer vanished without its TCP
+/// closing (a power cut) and comes back before any timer noticed: its new
+/// connection's OPEN ends the old session at once, routes kept as stale
+/// (RFC 4724 §4.2), instead of being refused until the hold timer runs out.
+#[test]
+fn a_restarted_peer_replaces_a_session_that_still_looks_established() {
+    let mut p = pair("", "", "");
+    up(&mut p);
+    let before = p.a().notes.len();
+    p.vanish(B);
+    assert!(p.a().established(), "a has not noticed");
+    let b = node(2, 1, "", "").replace(r#", "10.2.2.0/24""#, "");
+    p.restart(B, Some(&b), true);
+    // Well before a's hold timer (9 s) would have ended the old session.
+    assert!(p.run_until(Duration::from_secs(2), |p| !p.a().has_route("10.2.2.0/24")));
+    assert!(p.a().established() && p.b().established());
+    let down = p.a().notes_where(|n| matches!(n, Note::Down { .. }));
+    let Some((_, Note::Down { reason, routes_kept })) = down.last() else {
+        panic!("the old session went down")
+    };
+    assert!(reason.contains("replaced"), "{reason}");
+    assert!(*routes_kept);
+    // The prefix b still has never left a's FIB; the one it dropped went
+    // at its End-of-RIB.
+    let withdrawn: Vec<String> = p.a().notes[before..]
+        .iter()
+        .filter_map(|(_, n)| match n {
+            Note::LocRib(c) if c.selected.is_none() => Some(c.prefix.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(withdrawn, ["10.2.2.0/24"]);
+    assert!(p.a().has_route("10.2.1.0/24"));
+}

@@ -36,13 +36,16 @@ pub enum CloseReason {
     Received(Notification),
     /// TCP closed without a NOTIFICATION.
     TcpClosed,
+    /// The peer restarted and opened a new session on another connection
+    /// while this one still looked established (RFC 4724 §4.2).
+    Replaced,
 }
 
 impl CloseReason {
     pub fn notification(&self) -> Option<&Notification> {
         match self {
             CloseReason::Sent(n) | CloseReason::Received(n) => Some(n),
-            CloseReason::TcpClosed => None,
+            CloseReason::TcpClosed | CloseReason::Replaced => None,
         }
     }
 
@@ -77,6 +80,7 @@ impl std::fmt::Display for CloseReason {
             CloseReason::Sent(n) => write!(f, "sent NOTIFICATION {n}"),
             CloseReason::Received(n) => write!(f, "received NOTIFICATION {n}"),
             CloseReason::TcpClosed => f.write_str("connection closed by peer"),
+            CloseReason::Replaced => f.write_str("replaced by a new session from the restarted peer"),
         }
     }
 }
@@ -231,6 +235,16 @@ impl Connection {
             return Vec::new();
         }
         self.fail(notification)
+    }
+
+    /// The peer opened a new session on another connection after a restart
+    /// (RFC 4724 §4.2): this one ends without a NOTIFICATION.
+    pub fn replaced(&mut self) -> Vec<Output> {
+        if self.state == ConnState::Closed {
+            return Vec::new();
+        }
+        self.close();
+        vec![Output::Closed(CloseReason::Replaced)]
     }
 
     /// Collision resolution chose to keep the other connection

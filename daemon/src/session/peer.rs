@@ -14,13 +14,35 @@ use bgp_proto::{Message, MessageError, Notification, RouteRefresh, Update};
 use super::fsm::{CloseReason, ConnState, Connection, Output};
 use super::negotiate::{Negotiated, Offer};
 
-/// Which of a peer's (at most two) connections an event is about.
+/// Which of a peer's (at most three) connections an event is about.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ConnId {
     /// We dialled.
     Outgoing,
     /// The peer dialled us.
     Incoming,
+    /// The peer dialled us again while its first connection had already
+    /// sent an OPEN (e.g. it restarted while its old session still looks
+    /// established): which one stays is decided when this one's OPEN
+    /// arrives (RFC 4271 §6.8, RFC 4724 §4.2).
+    Another,
+}
+
+impl ConnId {
+    pub const ALL: [ConnId; 3] = [ConnId::Outgoing, ConnId::Incoming, ConnId::Another];
+
+    /// The index of its slot, for drivers that keep one per connection.
+    pub fn slot(self) -> usize {
+        match self {
+            ConnId::Outgoing => 0,
+            ConnId::Incoming => 1,
+            ConnId::Another => 2,
+        }
+    }
+
+    fn dialled_by_us(self) -> bool {
+        self == ConnId::Outgoing
+    }
 }
 
 /// The RFC 4271 state of a peer as a whole, as operators know it.
@@ -65,8 +87,8 @@ pub enum PeerOutput {
 pub struct Peer {
     offer: Offer,
     timing: Timing,
-    outgoing: Option<Connection>,
-    incoming: Option<Connection>,
+    /// By [`ConnId::slot`].
+    conns: [Option<Connection>; 3],
     established: Option<ConnId>,
     enabled: bool,
     dialling: bool,
@@ -85,8 +107,7 @@ impl Peer {
         Peer {
             offer,
             timing,
-            outgoing: None,
-            incoming: None,
+            conns: [None, None, None],
             established: None,
             enabled: false,
             dialling: false,
@@ -112,7 +133,7 @@ impl Peer {
         if self.established.is_some() {
             return PeerState::Established;
         }
-        let states = [&self.outgoing, &self.incoming].map(|c| c.as_ref().map(Connection::state));
+        let states = self.conns.each_ref().map(|c| c.as_ref().map(Connection::state));
         if states.contains(&Some(ConnState::OpenConfirm)) {
             PeerState::OpenConfirm
         } else if states.contains(&Some(ConnState::OpenSent)) {
@@ -143,8 +164,9 @@ impl Peer {
     pub fn next_deadline(&self) -> Option<Instant> {
         [
             self.retry_at,
-            self.outgoing.as_ref().and_then(Connection::next_deadline),
-            self.incoming.as_ref().and_then(Connection::next_deadline),
+            self.conns[0].as_ref().and_then(Connection::next_deadline),
+            self.conns[1].as_ref().and_then(Connection::next_deadline),
+            self.conns[2].as_ref().and_then(Connection::next_deadline),
         ]
         .into_iter()
         .flatten()
@@ -167,7 +189,7 @@ impl Peer {
         self.retry_at = None;
         self.dialling = false;
         let mut out = Vec::new();
-        for id in [ConnId::Outgoing, ConnId::Incoming] {
+        for id in ConnId::ALL {
             if let Some(c) = self.conn_mut(id) {
                 let res = c.stop(notification.clone());
                 self.handle(id, res, now, &mut out);
@@ -180,12 +202,12 @@ impl Peer {
     pub fn on_connected(&mut self, now: Instant) -> Vec<PeerOutput> {
         self.dialling = false;
         let mut out = Vec::new();
-        if !self.enabled || self.outgoing.is_some() {
+        if !self.enabled || self.conns[0].is_some() {
             out.push(PeerOutput::Close(ConnId::Outgoing));
             return out;
         }
         let (conn, res) = Connection::start(self.offer.clone(), now);
-        self.outgoing = Some(conn);
+        self.conns[0] = Some(conn);
         self.handle(ConnId::Outgoing, res, now, &mut out);
         out
     }
@@ -197,18 +219,33 @@ impl Peer {
         self.schedule_retry(now);
     }
 
-    /// The peer dialled us. Returns the outputs, or `None` when the
-    /// connection must be refused (one incoming connection at a time, or
-    /// the peer is stopped).
-    pub fn on_incoming(&mut self, now: Instant) -> Option<Vec<PeerOutput>> {
-        if !self.enabled || self.incoming.is_some() || self.idle_until.is_some_and(|t| now < t) {
+    /// The peer dialled us. Returns the slot the connection takes and the
+    /// outputs, or `None` when it must be refused (the peer is stopped or
+    /// held down, or two of its connections have already sent OPENs).
+    ///
+    /// A connection of the peer's that has not sent its OPEN yet never
+    /// holds a slot against a newer one: the newer replaces it (the driver
+    /// drops the old socket), so a silent connection from the peer's
+    /// address cannot lock the real peer out. A connection that has sent
+    /// its OPEN keeps its slot; the newcomer takes the spare one and the
+    /// choice is made on its OPEN.
+    pub fn on_incoming(&mut self, now: Instant) -> Option<(ConnId, Vec<PeerOutput>)> {
+        if !self.enabled || self.idle_until.is_some_and(|t| now < t) {
             return None;
         }
+        let silent = |c: &Option<Connection>| c.as_ref().is_none_or(|c| c.state() == ConnState::OpenSent);
+        let id = if silent(&self.conns[1]) {
+            ConnId::Incoming
+        } else if silent(&self.conns[2]) {
+            ConnId::Another
+        } else {
+            return None;
+        };
         let (conn, res) = Connection::start(self.offer.clone(), now);
-        self.incoming = Some(conn);
+        self.conns[id.slot()] = Some(conn);
         let mut out = Vec::new();
-        self.handle(ConnId::Incoming, res, now, &mut out);
-        Some(out)
+        self.handle(id, res, now, &mut out);
+        Some((id, out))
     }
 
     pub fn on_message(&mut self, id: ConnId, msg: Message, now: Instant) -> Vec<PeerOutput> {
@@ -242,7 +279,7 @@ impl Peer {
 
     pub fn on_timer(&mut self, now: Instant) -> Vec<PeerOutput> {
         let mut out = Vec::new();
-        for id in [ConnId::Outgoing, ConnId::Incoming] {
+        for id in ConnId::ALL {
             if let Some(c) = self.conn_mut(id)
                 && c.next_deadline().is_some_and(|d| now >= d)
             {
@@ -255,7 +292,7 @@ impl Peer {
             // Dial only when no connection is under way in either direction.
             if self.enabled
                 && !self.timing.passive
-                && self.outgoing.is_none()
+                && self.conns[0].is_none()
                 && self.established.is_none()
                 && !self.dialling
             {
@@ -267,17 +304,11 @@ impl Peer {
     }
 
     fn conn(&self, id: ConnId) -> Option<&Connection> {
-        match id {
-            ConnId::Outgoing => self.outgoing.as_ref(),
-            ConnId::Incoming => self.incoming.as_ref(),
-        }
+        self.conns[id.slot()].as_ref()
     }
 
     fn conn_mut(&mut self, id: ConnId) -> Option<&mut Connection> {
-        match id {
-            ConnId::Outgoing => self.outgoing.as_mut(),
-            ConnId::Incoming => self.incoming.as_mut(),
-        }
+        self.conns[id.slot()].as_mut()
     }
 
     fn with_conn(
@@ -311,10 +342,7 @@ impl Peer {
                 Output::RouteRefresh(rr) => out.push(PeerOutput::RouteRefresh(rr)),
                 Output::Closed(reason) => {
                     out.push(PeerOutput::Close(id));
-                    let conn = match id {
-                        ConnId::Outgoing => self.outgoing.take(),
-                        ConnId::Incoming => self.incoming.take(),
-                    };
+                    let conn = self.conns[id.slot()].take();
                     let was_established = self.established == Some(id);
                     let collision = reason.notification().is_some_and(|n| {
                         n.is_cease(bgp_proto::notification::CeaseSubcode::ConnectionCollisionResolution)
@@ -334,7 +362,7 @@ impl Peer {
                             self.failures = self.failures.saturating_add(1);
                         }
                     }
-                    if self.established.is_none() && self.outgoing.is_none() && self.incoming.is_none() {
+                    if self.established.is_none() && self.conns.iter().all(Option::is_none) {
                         self.schedule_retry(now);
                     }
                 }
@@ -342,40 +370,58 @@ impl Peer {
         }
     }
 
-    /// RFC 4271 §6.8: `id` just accepted the peer's OPEN. Against an
-    /// established connection the newcomer loses; against one in
-    /// OpenConfirm, the connection dialled by the side with the higher BGP
-    /// Identifier survives (the higher AS when identifiers are equal,
-    /// RFC 6286 §2.3).
+    /// `id` just accepted the peer's OPEN; another connection of the peer
+    /// may have too.
+    ///
+    /// - Against an established session the newcomer loses (RFC 4271
+    ///   §6.8), unless graceful restart was negotiated on that session: then
+    ///   the peer has restarted, and the old session ends without a word,
+    ///   its routes kept as stale, for the new one (RFC 4724 §4.2).
+    /// - Against one in OpenConfirm, the connection dialled by the side
+    ///   with the higher BGP Identifier survives (the higher AS when
+    ///   identifiers are equal, RFC 6286 §2.3). Two connections both
+    ///   dialled by the peer: the newer one stays.
     fn resolve_collision(&mut self, id: ConnId, now: Instant, out: &mut Vec<PeerOutput>) {
-        let other = match id {
-            ConnId::Outgoing => ConnId::Incoming,
-            ConnId::Incoming => ConnId::Outgoing,
-        };
-        let Some(other_state) = self.conn(other).map(Connection::state) else {
-            return;
-        };
-        let loser = match other_state {
-            ConnState::Established => id,
-            ConnState::OpenConfirm => {
-                let Some(remote) = self.conn(id).and_then(Connection::peer_open) else {
-                    return;
-                };
-                let local = (u32::from(self.offer.router_id), self.offer.local_asn);
-                let remote = (u32::from(remote.bgp_id), remote.asn());
-                // The side with the larger (identifier, AS) keeps the
-                // connection it dialled.
-                if local > remote {
-                    ConnId::Incoming
-                } else {
-                    ConnId::Outgoing
+        for other in ConnId::ALL.into_iter().filter(|o| *o != id) {
+            let Some(other_conn) = self.conn(other) else {
+                continue;
+            };
+            let loser = match other_conn.state() {
+                ConnState::Established
+                    if !id.dialled_by_us()
+                        && other_conn
+                            .negotiated()
+                            .is_some_and(|n| n.graceful_restart.is_some()) =>
+                {
+                    if let Some(c) = self.conn_mut(other) {
+                        let res = c.replaced();
+                        self.handle(other, res, now, out);
+                    }
+                    continue;
                 }
+                ConnState::Established => id,
+                ConnState::OpenConfirm if !id.dialled_by_us() && !other.dialled_by_us() => other,
+                ConnState::OpenConfirm => {
+                    let Some(remote) = self.conn(id).and_then(Connection::peer_open) else {
+                        return;
+                    };
+                    let local = (u32::from(self.offer.router_id), self.offer.local_asn);
+                    let remote = (u32::from(remote.bgp_id), remote.asn());
+                    // The side with the larger (identifier, AS) keeps the
+                    // connection it dialled.
+                    let ours = if id.dialled_by_us() { id } else { other };
+                    let theirs = if id.dialled_by_us() { other } else { id };
+                    if local > remote { theirs } else { ours }
+                }
+                ConnState::OpenSent | ConnState::Closed => continue,
+            };
+            if let Some(c) = self.conn_mut(loser) {
+                let res = c.lose_collision();
+                self.handle(loser, res, now, out);
             }
-            ConnState::OpenSent | ConnState::Closed => return,
-        };
-        if let Some(c) = self.conn_mut(loser) {
-            let res = c.lose_collision();
-            self.handle(loser, res, now, out);
+            if loser == id {
+                return;
+            }
         }
     }
 
@@ -483,13 +529,115 @@ mod tests {
         assert_eq!(p.start(now), []);
         assert_eq!(p.state(), PeerState::Active);
         assert_eq!(p.next_deadline(), None);
-        let out = p.on_incoming(now).unwrap();
+        let (id, out) = p.on_incoming(now).unwrap();
+        assert_eq!(id, ConnId::Incoming);
         assert!(matches!(
             &out[..],
             [PeerOutput::Send(ConnId::Incoming, Message::Open(_))]
         ));
-        // A second simultaneous incoming connection is refused.
-        assert!(p.on_incoming(now).is_none());
+    }
+
+    /// A connection from the peer's address that never sends its OPEN
+    /// does not lock the real peer out: a new connection replaces it. One
+    /// that has sent its OPEN keeps its place; the newcomer takes the
+    /// spare slot, and the choice is made on its OPEN.
+    #[test]
+    fn a_silent_connection_gives_way_to_a_new_one() {
+        let now = Instant::now();
+        let mut p = Peer::new(offer([10, 0, 0, 1]), timing(true), 7);
+        p.start(now);
+        p.on_incoming(now).unwrap();
+        // Silent: a second connection takes its slot at once.
+        let (id, _) = p.on_incoming(now).expect("not refused");
+        assert_eq!(id, ConnId::Incoming);
+        let out = p.on_message(ConnId::Incoming, their_open([10, 0, 0, 2]), now);
+        assert!(closes(&out).is_empty());
+        assert_eq!(p.state(), PeerState::OpenConfirm);
+        // Now one that sent OPEN holds the slot: the next goes beside it...
+        let (id, _) = p.on_incoming(now).expect("not refused");
+        assert_eq!(id, ConnId::Another);
+        // ...replaces a silent one there...
+        assert_eq!(p.on_incoming(now).map(|(id, _)| id), Some(ConnId::Another));
+        // ...and when it sends its OPEN, the newer of the two stays.
+        let out = p.on_message(ConnId::Another, their_open([10, 0, 0, 2]), now);
+        assert_eq!(closes(&out), [ConnId::Incoming]);
+        let out = p.on_message(ConnId::Another, Message::Keepalive, now);
+        assert!(matches!(&out[..], [PeerOutput::Established(ConnId::Another, _)]));
+        // Without graceful restart, a newcomer against the established
+        // session loses when its OPEN arrives (RFC 4271 §6.8).
+        let (id, _) = p.on_incoming(now).unwrap();
+        let out = p.on_message(id, their_open([10, 0, 0, 2]), now);
+        assert_eq!(closes(&out), [id]);
+        assert_eq!(p.established_conn(), Some(ConnId::Another));
+    }
+
+    fn gr_offer(router_id: [u8; 4]) -> Offer {
+        Offer {
+            graceful_restart: Some(bgp_proto::capability::GracefulRestart {
+                restarting: false,
+                notification: true,
+                restart_time: 120,
+                families: vec![],
+            }),
+            ..offer(router_id)
+        }
+    }
+
+    fn their_gr_open(id: [u8; 4]) -> Message {
+        Message::Open(Open::new(
+            4200001000,
+            90,
+            Ipv4Addr::from(id),
+            vec![
+                Capability::Multiprotocol(Family::IPV4_UNICAST),
+                Capability::GracefulRestart(bgp_proto::capability::GracefulRestart {
+                    restarting: true,
+                    notification: true,
+                    restart_time: 120,
+                    families: vec![],
+                }),
+            ],
+        ))
+    }
+
+    /// The peer restarted while its old session still looks established
+    /// (no FIN ever came): with graceful restart negotiated, its new
+    /// connection's OPEN ends the old session without a NOTIFICATION,
+    /// routes kept as stale, and the new one comes up (RFC 4724 §4.2), on
+    /// whichever side the old session was.
+    #[test]
+    fn a_restarted_peer_replaces_its_old_session_with_graceful_restart() {
+        for old in [ConnId::Outgoing, ConnId::Incoming] {
+            let now = Instant::now();
+            let mut p = Peer::new(gr_offer([10, 0, 0, 1]), timing(old == ConnId::Incoming), 7);
+            p.start(now);
+            if old == ConnId::Outgoing {
+                p.on_connected(now);
+            } else {
+                p.on_incoming(now).unwrap();
+            }
+            p.on_message(old, their_gr_open([10, 0, 0, 2]), now);
+            p.on_message(old, Message::Keepalive, now);
+            assert_eq!(p.established_conn(), Some(old));
+            let (new, _) = p.on_incoming(now).expect("the new connection is taken");
+            assert_ne!(new, old);
+            let out = p.on_message(new, their_gr_open([10, 0, 0, 2]), now);
+            assert_eq!(closes(&out), [old], "{old:?}");
+            assert!(
+                !out.iter()
+                    .any(|o| matches!(o, PeerOutput::Send(_, Message::Notification(_)))),
+                "no NOTIFICATION on the old session: {out:?}"
+            );
+            let Some(PeerOutput::Down { reason, negotiated }) =
+                out.iter().find(|o| matches!(o, PeerOutput::Down { .. }))
+            else {
+                panic!("the old session is down: {out:?}")
+            };
+            assert_eq!(*reason, CloseReason::Replaced);
+            assert!(reason.keeps_routes(negotiated), "routes kept as stale");
+            let out = p.on_message(new, Message::Keepalive, now);
+            assert!(matches!(&out[..], [PeerOutput::Established(id, _)] if *id == new));
+        }
     }
 
     #[test]

@@ -100,7 +100,7 @@ pub fn spawn(
         from_rib,
         rib,
         status,
-        conns: [None, None],
+        conns: [None, None, None],
         seq: 0,
         dial_seq: 0,
         published: None,
@@ -140,7 +140,7 @@ struct PeerTask {
     from_rib: mpsc::UnboundedReceiver<RibToPeer>,
     rib: mpsc::Sender<RibEvent>,
     status: Arc<PeerStatus>,
-    conns: [Option<ConnIo>; 2],
+    conns: [Option<ConnIo>; 3],
     seq: u64,
     dial_seq: u64,
     published: Option<Published>,
@@ -152,13 +152,6 @@ struct Published {
     /// The established connection, by sequence number.
     conn: Option<u64>,
     error: Option<CloseReason>,
-}
-
-fn slot(id: ConnId) -> usize {
-    match id {
-        ConnId::Outgoing => 0,
-        ConnId::Incoming => 1,
-    }
 }
 
 impl PeerTask {
@@ -192,7 +185,7 @@ impl PeerTask {
         let conn = self
             .fsm
             .established_conn()
-            .and_then(|id| self.conns[slot(id)].as_ref());
+            .and_then(|id| self.conns[id.slot()].as_ref());
         let seq = conn.map(|c| c.seq);
         let unchanged = self
             .published
@@ -234,22 +227,22 @@ impl PeerTask {
                 {
                     tracing::warn!(peer = %self.settings.name, error = %e, "cannot set socket options");
                 }
-                let io = self.connection(ConnId::Incoming, stream);
-                let previous = self.conns[1].replace(io);
                 match self.fsm.on_incoming(now) {
-                    Some(out) => {
-                        if let Some(p) = previous {
+                    Some((id, out)) => {
+                        let io = self.connection(id, stream);
+                        // A connection of the peer's that never sent its
+                        // OPEN makes room for the new one.
+                        if let Some(p) = self.conns[id.slot()].replace(io) {
+                            tracing::info!(peer = %self.settings.name, %remote, "a new connection from the peer replaces one that sent no OPEN");
                             p.reader.abort();
+                            let _ = p.writer.send(WriterMsg::Close);
                         }
                         tracing::debug!(peer = %self.settings.name, %remote, "accepted connection");
                         self.apply(out).await;
                     }
                     None => {
-                        // Refused: restore the connection we had.
-                        if let Some(refused) = std::mem::replace(&mut self.conns[1], previous) {
-                            refused.reader.abort();
-                            let _ = refused.writer.send(WriterMsg::Close);
-                        }
+                        tracing::debug!(peer = %self.settings.name, %remote, "connection refused: the peer is stopped or already has connections");
+                        drop(stream);
                     }
                 }
             }
@@ -276,7 +269,7 @@ impl PeerTask {
                 }
             }
             PeerEvent::Frame(id, seq, frame) => {
-                let Some(conn) = self.conns[slot(id)].as_ref().filter(|c| c.seq == seq) else {
+                let Some(conn) = self.conns[id.slot()].as_ref().filter(|c| c.seq == seq) else {
                     return;
                 };
                 Counters::add(&self.status.counters.messages_received, 1);
@@ -299,7 +292,7 @@ impl PeerTask {
                 self.apply(out).await;
             }
             PeerEvent::ReadClosed(id, seq, err) => {
-                if self.conns[slot(id)].as_ref().is_none_or(|c| c.seq != seq) {
+                if self.conns[id.slot()].as_ref().is_none_or(|c| c.seq != seq) {
                     return;
                 }
                 if let Some(e) = err {
@@ -317,7 +310,7 @@ impl PeerTask {
                 let conn = self
                     .fsm
                     .established_conn()
-                    .and_then(|id| self.conns[slot(id)].as_ref());
+                    .and_then(|id| self.conns[id.slot()].as_ref());
                 match conn {
                     Some(c) => {
                         let _ = c.writer.send(WriterMsg::Batch(bytes));
@@ -349,7 +342,7 @@ impl PeerTask {
                     return false;
                 };
                 let can = self.fsm.negotiated().is_some_and(|n| n.route_refresh);
-                if let Some(c) = self.conns[slot(id)].as_ref().filter(|_| can) {
+                if let Some(c) = self.conns[id.slot()].as_ref().filter(|_| can) {
                     for f in families {
                         let mut buf = BytesMut::new();
                         if Message::RouteRefresh(RouteRefresh::request(f))
@@ -423,7 +416,7 @@ impl PeerTask {
             match o {
                 PeerOutput::Connect => self.dial(),
                 PeerOutput::Send(id, msg) => {
-                    let Some(c) = self.conns[slot(id)].as_ref() else {
+                    let Some(c) = self.conns[id.slot()].as_ref() else {
                         continue;
                     };
                     let mut buf = BytesMut::new();
@@ -438,13 +431,13 @@ impl PeerTask {
                     let _ = c.writer.send(WriterMsg::Bytes(buf.freeze()));
                 }
                 PeerOutput::Close(id) => {
-                    if let Some(c) = self.conns[slot(id)].take() {
+                    if let Some(c) = self.conns[id.slot()].take() {
                         c.reader.abort();
                         let _ = c.writer.send(WriterMsg::Close);
                     }
                 }
                 PeerOutput::Established(id, negotiated) => {
-                    let Some(c) = self.conns[slot(id)].as_mut() else {
+                    let Some(c) = self.conns[id.slot()].as_mut() else {
                         continue;
                     };
                     c.ctx = negotiated.rx;

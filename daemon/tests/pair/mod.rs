@@ -60,7 +60,8 @@ pub struct Speaker {
     pub alive: bool,
     /// Messages it sends are dropped (a peer that fell silent).
     pub muted: bool,
-    conns: [Option<Conn>; 2],
+    /// By [`ConnId::slot`].
+    conns: [Option<Conn>; 3],
     /// What its FIB would hold: the selected paths per prefix.
     pub routes: BTreeMap<IpNet, Selected>,
     pub notes: Vec<(Duration, Note)>,
@@ -69,11 +70,12 @@ pub struct Speaker {
 }
 
 fn slot(id: ConnId) -> usize {
-    match id {
-        ConnId::Outgoing => 0,
-        ConnId::Incoming => 1,
-    }
+    id.slot()
 }
+
+/// The far end of a connection from nobody: a silent client that never
+/// sends a byte.
+const GHOST: usize = 2;
 
 fn config(toml: &str, name: &str) -> Config {
     Config::parse(toml, Path::new(&format!("{name}.toml")), &EnvSecrets)
@@ -103,7 +105,7 @@ impl Speaker {
             graceful_restart: node.graceful_restart(pc),
             alive: false,
             muted: false,
-            conns: [None, None],
+            conns: [None, None, None],
             routes: BTreeMap::new(),
             notes: Vec::new(),
             last_received: None,
@@ -159,7 +161,8 @@ pub struct Pair {
     pub start: Instant,
     pub now: Instant,
     pub speakers: [Speaker; 2],
-    links: usize,
+    /// Each connection's two ends (speakers, or [`GHOST`]), by link id.
+    links: Vec<(usize, usize)>,
     wire: VecDeque<Delivery>,
 }
 
@@ -177,7 +180,7 @@ impl Pair {
                 Speaker::new(a.0, a.1, a.2, false, now),
                 Speaker::new(b.0, b.1, b.2, false, now),
             ],
-            links: 0,
+            links: Vec::new(),
             wire: VecDeque::new(),
         }
     }
@@ -215,13 +218,60 @@ impl Pair {
     pub fn kill(&mut self, s: usize) {
         let sp = &mut self.speakers[s];
         sp.alive = false;
-        for c in sp.conns.iter_mut().filter_map(Option::take) {
-            self.wire.push_back(Delivery::Closed {
-                to: 1 - s,
-                link: c.link,
-            });
+        let closed: Vec<usize> = sp
+            .conns
+            .iter_mut()
+            .filter_map(Option::take)
+            .map(|c| c.link)
+            .collect();
+        for link in closed {
+            let to = self.far_end(link, s);
+            self.wire.push_back(Delivery::Closed { to, link });
         }
         self.settle();
+    }
+
+    /// The process vanishes without its connections closing (a power cut,
+    /// a kernel panic): its peer sees nothing until a timer or a new
+    /// connection tells it.
+    pub fn vanish(&mut self, s: usize) {
+        let sp = &mut self.speakers[s];
+        sp.alive = false;
+        sp.conns = [None, None, None];
+    }
+
+    /// A connection to `to` from its peer's address that never sends a
+    /// byte (a stuck client, a half-open leftover).
+    pub fn ghost_connect(&mut self, to: usize) {
+        let link = self.new_link(GHOST, to);
+        if let Some((id, out)) = self.speakers[to].peer.on_incoming(self.now) {
+            self.place(to, id, link);
+            self.peer_outputs(to, out);
+        }
+        self.settle();
+    }
+
+    fn new_link(&mut self, a: usize, b: usize) -> usize {
+        self.links.push((a, b));
+        self.links.len() - 1
+    }
+
+    fn far_end(&self, link: usize, me: usize) -> usize {
+        let (a, b) = self.links[link];
+        if a == me { b } else { a }
+    }
+
+    /// Puts a connection in a slot; one it replaces is closed, as the
+    /// session task closes the socket it drops.
+    fn place(&mut self, s: usize, id: ConnId, link: usize) {
+        let old = self.speakers[s].conns[slot(id)].replace(Conn {
+            link,
+            ctx: Context::default(),
+        });
+        if let Some(old) = old {
+            let to = self.far_end(old.link, s);
+            self.wire.push_back(Delivery::Closed { to, link: old.link });
+        }
     }
 
     /// A new process of the same speaker, optionally with another
@@ -292,17 +342,15 @@ impl Pair {
                 Delivery::Connect { from } => self.connect(from),
                 Delivery::Bytes { to, link, bytes } => self.receive(to, link, bytes),
                 Delivery::Closed { to, link } => {
-                    let sp = &mut self.speakers[to];
-                    let Some(i) = (0..2).find(|i| sp.conns[*i].as_ref().is_some_and(|c| c.link == link))
+                    let Some(sp) = self.speakers.get_mut(to) else {
+                        continue;
+                    };
+                    let Some(i) = (0..3).find(|i| sp.conns[*i].as_ref().is_some_and(|c| c.link == link))
                     else {
                         continue;
                     };
                     sp.conns[i] = None;
-                    let id = if i == 0 {
-                        ConnId::Outgoing
-                    } else {
-                        ConnId::Incoming
-                    };
+                    let id = ConnId::ALL[i];
                     let out = sp.peer.on_tcp_closed(id, self.now);
                     self.peer_outputs(to, out);
                 }
@@ -312,18 +360,16 @@ impl Pair {
 
     fn receive(&mut self, to: usize, link: usize, bytes: Bytes) {
         let now = self.now;
-        let sp = &mut self.speakers[to];
+        let Some(sp) = self.speakers.get_mut(to) else {
+            return;
+        };
         if !sp.alive {
             return;
         }
-        let Some(i) = (0..2).find(|i| sp.conns[*i].as_ref().is_some_and(|c| c.link == link)) else {
+        let Some(i) = (0..3).find(|i| sp.conns[*i].as_ref().is_some_and(|c| c.link == link)) else {
             return;
         };
-        let id = if i == 0 {
-            ConnId::Outgoing
-        } else {
-            ConnId::Incoming
-        };
+        let id = ConnId::ALL[i];
         let mut rest = &bytes[..];
         while !rest.is_empty() {
             let sp = &mut self.speakers[to];
@@ -355,21 +401,17 @@ impl Pair {
             self.speakers[s].peer.on_connect_failed(self.now);
             return;
         }
-        let link = self.links;
-        self.links += 1;
+        let link = self.new_link(s, o);
         let accepted = self.speakers[o].peer.on_incoming(self.now);
         self.speakers[s].conns[0] = Some(Conn {
             link,
             ctx: Context::default(),
         });
-        if accepted.is_some() {
-            self.speakers[o].conns[1] = Some(Conn {
-                link,
-                ctx: Context::default(),
-            });
+        if let Some((id, _)) = &accepted {
+            self.place(o, *id, link);
         }
         let out = self.speakers[s].peer.on_connected(self.now);
-        if let Some(out) = accepted {
+        if let Some((_, out)) = accepted {
             self.peer_outputs(o, out);
         } else {
             // Refused: the listener closes it at once.
@@ -384,8 +426,9 @@ impl Pair {
             return;
         }
         if let Some(c) = &sp.conns[slot(id)] {
+            let to = self.far_end(c.link, s);
             self.wire.push_back(Delivery::Bytes {
-                to: 1 - s,
+                to,
                 link: c.link,
                 bytes,
             });
@@ -416,10 +459,8 @@ impl Pair {
                 }
                 PeerOutput::Close(id) => {
                     if let Some(c) = self.speakers[s].conns[slot(id)].take() {
-                        self.wire.push_back(Delivery::Closed {
-                            to: 1 - s,
-                            link: c.link,
-                        });
+                        let to = self.far_end(c.link, s);
+                        self.wire.push_back(Delivery::Closed { to, link: c.link });
                     }
                 }
                 PeerOutput::Established(id, negotiated) => {
