@@ -22,6 +22,8 @@ use serde_json::Value;
 const HOSTILE_V6: &str = "fd00:101::99";
 const HOSTILE_AS: u32 = 65099;
 const HOSTILE_ID: [u8; 4] = [10, 101, 0, 99];
+/// An address that is no configured peer.
+const STRANGER_V6: &str = "fd00:101::98";
 
 const WK: u8 = 0x40;
 const OPT: u8 = 0x80;
@@ -135,14 +137,17 @@ struct Hostile {
 
 impl Hostile {
     fn connect(lab: &Topology) -> Hostile {
+        Hostile::connect_from(lab, HOSTILE_V6)
+    }
+
+    fn connect_from(lab: &Topology, source: &'static str) -> Hostile {
         let node: Ipv6Addr = lab.node(1).id.v6().parse().expect("address");
         let s = lab
             .router(0)
             .ns
             .spawn_in(move || {
                 let sock = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None)?;
-                let local: SocketAddr =
-                    SocketAddrV6::new(HOSTILE_V6.parse().expect("address"), 0, 0, 0).into();
+                let local: SocketAddr = SocketAddrV6::new(source.parse().expect("address"), 0, 0, 0).into();
                 sock.bind(&local.into())?;
                 let remote: SocketAddr = SocketAddrV6::new(node, 179, 0, 0).into();
                 sock.connect_timeout(&remote.into(), Duration::from_secs(5))?;
@@ -315,9 +320,10 @@ fn untouched_state(lab: &Topology) -> (Vec<String>, Vec<(String, Value)>) {
     (routes, sessions)
 }
 
-#[test]
-fn a_hostile_peer_gets_the_rfc_answer_to_every_malformed_message() {
-    let Some(lab) = Topology::builder("hostile")
+/// One node (tern, its Cilium, the FRR router) whose tern has a passive
+/// peer for the hostile address, which the router's namespace also holds.
+fn lab(tag: &str) -> Option<Topology> {
+    let lab = Topology::builder(tag)
         .nodes(1)
         .tern_extra(
             1,
@@ -325,19 +331,21 @@ fn a_hostile_peer_gets_the_rfc_answer_to_every_malformed_message() {
                 "[[peer]]\nname = \"hostile\"\naddress = \"{HOSTILE_V6}\"\nremote-asn = {HOSTILE_AS}\npassive = true\nimport-default = \"accept\"\nhold-time = 30\n"
             ),
         )
-        .start()
-    else {
+        .start()?;
+    for a in [HOSTILE_V6, STRANGER_V6] {
+        lab.router(0)
+            .ns
+            .ip(&["addr", "add", &format!("{a}/64"), "dev", "eth-seg", "nodad"]);
+    }
+    lab.wait_converged();
+    Some(lab)
+}
+
+#[test]
+fn a_hostile_peer_gets_the_rfc_answer_to_every_malformed_message() {
+    let Some(lab) = lab("hostile") else {
         return;
     };
-    lab.router(0).ns.ip(&[
-        "addr",
-        "add",
-        &format!("{HOSTILE_V6}/64"),
-        "dev",
-        "eth-seg",
-        "nodad",
-    ]);
-    lab.wait_converged();
     let before = untouched_state(&lab);
 
     use Outcome::*;
@@ -537,4 +545,85 @@ fn a_hostile_peer_gets_the_rfc_answer_to_every_malformed_message() {
         failures.join("\n")
     );
     assert!(case > 40, "{case}");
+}
+
+/// Open file descriptors of a process.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Log lines of tern's about refused connections.
+fn refusal_lines(lab: &Topology) -> usize {
+    std::fs::read_dir(lab.work().path())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.contains("tern") && n.ends_with(".log")
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .map(|t| t.lines().filter(|l| l.contains("refused")).count())
+        .sum()
+}
+
+/// 1,000 connections from a source that is no peer, 100 more held open
+/// in silence, and silent connections from the peer's own address: the
+/// strangers are refused and counted to the last one, the log stays a
+/// few lines, the real peer still gets its session at once, the other
+/// sessions and the kernel never notice, and no file descriptor stays.
+#[test]
+fn connection_floods_change_nothing() {
+    let Some(lab) = lab("flood") else {
+        return;
+    };
+    let pid = lab.node(1).tern.pid().expect("tern runs");
+    let before = untouched_state(&lab);
+    let rejected = || {
+        lab.node(1)
+            .tern
+            .summary()
+            .map_or(0, |s| s["rejected_connections"].as_u64().unwrap_or(0))
+    };
+    let fds_before = fds(pid);
+    let lines_before = refusal_lines(&lab);
+    for _ in 0..1000 {
+        drop(Hostile::connect_from(&lab, STRANGER_V6));
+    }
+    let silent: Vec<Hostile> = (0..100)
+        .map(|_| Hostile::connect_from(&lab, STRANGER_V6))
+        .collect();
+    wait_until(Duration::from_secs(10), "1100 refusals counted", || {
+        let n = rejected();
+        if n == 1100 { Ok(()) } else { Err(format!("{n}")) }
+    });
+    // tern closed every one of them.
+    for mut s in silent {
+        assert!(s.read(Duration::from_secs(2)).is_none());
+    }
+    // Silent connections from the peer's own address, then the real peer.
+    let ghosts: Vec<Hostile> = (0..5).map(|_| Hostile::connect(&lab)).collect();
+    let started = Instant::now();
+    let real = Hostile::establish(&lab);
+    let took = started.elapsed();
+    println!("the real peer established {took:?} after 5 silent connections from its address");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    drop(real);
+    drop(ghosts);
+    wait_down(&lab);
+
+    let lines = refusal_lines(&lab) - lines_before;
+    println!("{} refusals, {lines} log lines about them", rejected());
+    assert!(lines <= 25, "{lines} log lines for 1100 refusals");
+    let after = untouched_state(&lab);
+    assert_eq!(after.1, before.1, "another session moved");
+    assert_eq!(after.0, before.0, "the kernel routes moved");
+    wait_until(Duration::from_secs(10), "file descriptors back", || {
+        let n = fds(pid);
+        if n <= fds_before {
+            Ok(())
+        } else {
+            Err(format!("{n} open, {fds_before} before"))
+        }
+    });
 }
