@@ -10,13 +10,11 @@
 //! routes are never installed in the kernel, so the kernel must not change
 //! at all.
 
-use std::io::{Read, Write};
-use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6, TcpStream};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use bgp_proto::{Capability, Context, Family, Message, Notification, Open};
-use bytes::BytesMut;
-use interop_tests::{Topology, wait_until};
+use interop_tests::raw::{message, open_message};
+use interop_tests::{RawPeer, Topology, wait_until};
 use serde_json::Value;
 
 const HOSTILE_V6: &str = "fd00:101::99";
@@ -62,15 +60,6 @@ fn with(code: u8, a: Vec<u8>) -> Vec<Vec<u8>> {
     attrs
 }
 
-/// A whole BGP message: marker, length, type, body.
-fn message(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![0xff; 16];
-    m.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
-    m.push(kind);
-    m.extend_from_slice(body);
-    m
-}
-
 fn update(withdrawn: &[u8], attrs: &[Vec<u8>], nlri: &[u8]) -> Vec<u8> {
     let attrs: Vec<u8> = attrs.concat();
     let mut body = (withdrawn.len() as u16).to_be_bytes().to_vec();
@@ -88,22 +77,6 @@ fn nlri(case: usize) -> [u8; 4] {
 
 fn prefix(case: usize) -> String {
     format!("10.99.{case}.0/24")
-}
-
-fn open_message(asn: u32, hold: u16, id: [u8; 4], version: u8) -> Vec<u8> {
-    let caps = vec![
-        Capability::Multiprotocol(Family::IPV4_UNICAST),
-        Capability::Multiprotocol(Family::IPV6_UNICAST),
-        Capability::RouteRefresh,
-        Capability::FourOctetAs(asn),
-    ];
-    let mut buf = BytesMut::new();
-    Message::Open(Open::new(asn, hold, id.into(), caps))
-        .encode(&Context::default(), &mut buf)
-        .expect("encode");
-    let mut m = buf.to_vec();
-    m[19] = version;
-    m
 }
 
 /// MP_REACH_NLRI for IPv6 with a 5-octet next hop.
@@ -129,105 +102,28 @@ enum Outcome {
     Reset(u8, u8),
 }
 
-/// One raw session from the hostile address to the node.
-struct Hostile {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
+/// One raw session from the hostile address (or another one) to the node.
+struct Hostile;
 
 impl Hostile {
-    fn connect(lab: &Topology) -> Hostile {
+    fn connect(lab: &Topology) -> RawPeer {
         Hostile::connect_from(lab, HOSTILE_V6)
     }
 
-    fn connect_from(lab: &Topology, source: &'static str) -> Hostile {
-        let node: Ipv6Addr = lab.node(1).id.v6().parse().expect("address");
-        let s = lab
-            .router(0)
-            .ns
-            .spawn_in(move || {
-                let sock = socket2::Socket::new(socket2::Domain::IPV6, socket2::Type::STREAM, None)?;
-                let local: SocketAddr = SocketAddrV6::new(source.parse().expect("address"), 0, 0, 0).into();
-                sock.bind(&local.into())?;
-                let remote: SocketAddr = SocketAddrV6::new(node, 179, 0, 0).into();
-                sock.connect_timeout(&remote.into(), Duration::from_secs(5))?;
-                std::io::Result::Ok(TcpStream::from(sock))
-            })
-            .join()
-            .expect("connect thread")
-            .expect("connect to tern");
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("timeout");
-        Hostile { s, buf: Vec::new() }
+    fn connect_from(lab: &Topology, source: &str) -> RawPeer {
+        let node: IpAddr = lab.node(1).id.v6().parse().expect("address");
+        RawPeer::connect(&lab.router(0).ns, source.parse().expect("address"), node)
     }
 
-    fn send(&mut self, bytes: &[u8]) {
-        // tern may have closed already; what it sent is still read.
-        let _ = self.s.write_all(bytes);
-    }
-
-    /// The next message within `within`, or None (also when tern closed).
-    fn read(&mut self, within: Duration) -> Option<Message> {
-        let deadline = Instant::now() + within;
-        let ctx = Context {
-            four_octet_as: true,
-            ..Context::default()
-        };
-        loop {
-            if self.buf.len() >= 19 {
-                let len = usize::from(u16::from_be_bytes([self.buf[16], self.buf[17]]));
-                if self.buf.len() >= len {
-                    let frame: Vec<u8> = self.buf.drain(..len).collect();
-                    return Message::decode(&frame, &ctx).ok();
-                }
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            let mut chunk = [0u8; 4096];
-            match self.s.read(&mut chunk) {
-                Ok(0) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// tern's NOTIFICATION within `within`, if it sends one.
-    fn notification(&mut self, within: Duration) -> Option<Notification> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            match self.read(deadline - Instant::now()) {
-                Some(Message::Notification(n)) => return Some(n),
-                Some(_) => {}
-                None => return None,
-            }
-        }
-        None
-    }
-
-    /// Up to Established: tern's OPEN, ours, KEEPALIVEs.
-    fn establish(lab: &Topology) -> Hostile {
-        let mut h = Hostile::connect(lab);
-        match h.read(Duration::from_secs(5)) {
-            Some(Message::Open(o)) => assert_eq!(o.asn(), lab.node(1).id.asn()),
-            other => panic!("tern's OPEN: {other:?}"),
-        }
-        h.send(&open_message(HOSTILE_AS, 30, HOSTILE_ID, 4));
-        h.send(&message(4, &[]));
-        loop {
-            match h.read(Duration::from_secs(5)) {
-                Some(Message::Keepalive) => return h,
-                Some(Message::Notification(n)) => panic!("tern refused the session: {n}"),
-                Some(_) => {}
-                None => panic!("no KEEPALIVE from tern"),
-            }
-        }
+    fn establish(lab: &Topology) -> RawPeer {
+        let node: IpAddr = lab.node(1).id.v6().parse().expect("address");
+        RawPeer::establish(
+            &lab.router(0).ns,
+            HOSTILE_V6.parse().expect("address"),
+            node,
+            lab.node(1).id.asn(),
+            &open_message(HOSTILE_AS, 30, HOSTILE_ID, 4),
+        )
     }
 }
 
@@ -590,7 +486,7 @@ fn connection_floods_change_nothing() {
     for _ in 0..1000 {
         drop(Hostile::connect_from(&lab, STRANGER_V6));
     }
-    let silent: Vec<Hostile> = (0..100)
+    let silent: Vec<RawPeer> = (0..100)
         .map(|_| Hostile::connect_from(&lab, STRANGER_V6))
         .collect();
     wait_until(Duration::from_secs(10), "1100 refusals counted", || {
@@ -602,7 +498,7 @@ fn connection_floods_change_nothing() {
         assert!(s.read(Duration::from_secs(2)).is_none());
     }
     // Silent connections from the peer's own address, then the real peer.
-    let ghosts: Vec<Hostile> = (0..5).map(|_| Hostile::connect(&lab)).collect();
+    let ghosts: Vec<RawPeer> = (0..5).map(|_| Hostile::connect(&lab)).collect();
     let started = Instant::now();
     let real = Hostile::establish(&lab);
     let took = started.elapsed();

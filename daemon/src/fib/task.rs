@@ -176,11 +176,11 @@ impl FibTask {
                         next = Followup::Reload;
                     }
                 },
-                _ = scan.tick() => self.scan().await,
+                _ = scan.tick() => next = self.scan().await,
                 _ = clock::sleep_until(self.fib.next_retry()) => self.fib.retry_due(Instant::now()),
                 _ = &mut early, if early_armed => {
                     early_armed = false;
-                    self.scan().await;
+                    next = self.scan().await;
                 }
                 ctl = control.recv() => {
                     let Some(FibControl::Stop { keep, done }) = ctl else { return };
@@ -264,13 +264,17 @@ impl FibTask {
 
     /// Compares the kernel with what tern wrote: its routes, and its
     /// nexthop objects and groups.
-    async fn scan(&mut self) {
+    /// Compares the kernel with what tern wrote. Events the kernel queued
+    /// before the dump are taken first: a change by another daemon (its
+    /// route in place of ours) must be known before the scan decides what
+    /// to write back. Returns what those events ask for.
+    async fn scan(&mut self) -> Followup {
         let nexthops = if self.nexthop_objects {
             match self.netlink.dump_nexthops(Some(self.settings.protocol)).await {
                 Ok(n) => Some(n),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot dump nexthop objects for the consistency scan");
-                    return;
+                    return Followup::None;
                 }
             }
         } else {
@@ -278,10 +282,30 @@ impl FibTask {
         };
         match dump_ours(&mut self.netlink, &self.settings).await {
             Ok(ours) => {
+                let next = self.take_queued_events().await;
                 self.scans += 1;
                 self.fib.scan(&ours, nexthops.as_deref());
+                next
             }
-            Err(e) => tracing::warn!(error = %e, "cannot dump kernel routes for the consistency scan"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot dump kernel routes for the consistency scan");
+                Followup::None
+            }
+        }
+    }
+
+    /// Feeds the FIB every kernel event already queued, without waiting.
+    async fn take_queued_events(&mut self) -> Followup {
+        let mut next = Followup::None;
+        loop {
+            tokio::select! {
+                biased;
+                ev = self.monitor.next() => match ev {
+                    Ok(e) => next = next.max(self.fib.kernel_event(e)),
+                    Err(_) => return Followup::Reload,
+                },
+                () = std::future::ready(()) => return next,
+            }
         }
     }
 

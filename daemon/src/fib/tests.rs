@@ -774,3 +774,24 @@ fn the_scan_reconciles_nexthop_objects_and_sweeps_orphans() {
     assert_eq!(f.flush(), [Op::DeleteNexthop(orphan.id)]);
     assert_eq!(f.flush(), []);
 }
+
+/// Someone puts another protocol's route in place of one of ours (same
+/// prefix, table and metric, so the kernel replaces ours): tern leaves it
+/// alone, at the event and at every scan after.
+#[test]
+fn a_route_taken_over_by_another_protocol_is_left_alone() {
+    let (mut f, _, routes) = two_routes_via_one_object();
+    let taken = KernelRoute {
+        protocol: 4,
+        nhid: None,
+        ..unicast("10.224.2.0/24", vec![via("fd00:101::1")])
+    };
+    f.kernel_event(Event::Route {
+        added: true,
+        route: taken,
+    });
+    assert_eq!(f.scan(&routes[1..], None), 1);
+    assert_eq!(f.flush(), [], "not written over");
+    assert_eq!(f.scan(&routes[1..], None), 0);
+    assert_eq!(f.flush(), []);
+}
