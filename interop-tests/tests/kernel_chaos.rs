@@ -65,10 +65,12 @@ fn objects(ns: &Netns) -> usize {
     count(ns, &["nexthop", "show", "proto", "186"])
 }
 
-/// Waits until the node holds `want` routes of tern's; returns how long.
+/// Waits until the node holds `want` routes of tern's (30 s, and a second
+/// more per 10,000 routes); returns how long.
 fn back_to(ns: &Netns, want: usize, what: &str) -> Duration {
     let t = Instant::now();
-    wait_until(Duration::from_secs(30), what, || {
+    let within = Duration::from_secs(30 + want as u64 / 10_000);
+    wait_until(within, what, || {
         let n = ours(ns);
         if n == want {
             Ok(())
@@ -236,7 +238,7 @@ fn sigkill_during_a_load_leaves_the_kernel_exact() {
         f.send(&bytes);
         // Killed partway: as the first routes arrive, or halfway.
         let partway = if trial % 2 == 0 { 1 } else { routes as usize / 2 };
-        wait_until(Duration::from_secs(60), "the load under way", || {
+        wait_until(Duration::from_secs(120), "the load under way", || {
             let n = ours(&lab.node(1).ns);
             if n >= base + partway {
                 Ok(())
