@@ -217,9 +217,10 @@ fn the_kernel_ends_as_tern_intends_after_chaos() {
 /// SIGKILL while a table loads, then a restart: tern adopts what it finds,
 /// the feeder sends the table again, and the kernel ends with exactly the
 /// table and its one nexthop object beside the router's: no orphan, no
-/// duplicate. The full run
-/// (the issue's) is `TERN_SIGKILL_TRIALS=10 TERN_SIGKILL_ROUTES=1000000`;
-/// the suite runs 2 trials of 100,000 routes.
+/// duplicate. The suite runs 2 trials of 100,000 routes; the full run is
+/// `TERN_BIN=target/release/tern TERN_SIGKILL_TRIALS=10
+/// TERN_SIGKILL_ROUTES=1000000 cargo test -p interop-tests --test
+/// kernel_chaos sigkill`.
 #[test]
 fn sigkill_during_a_load_leaves_the_kernel_exact() {
     let env = |k: &str, d: u32| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
