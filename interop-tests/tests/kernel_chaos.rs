@@ -218,7 +218,7 @@ fn the_kernel_ends_as_tern_intends_after_chaos() {
 /// the feeder sends the table again, and the kernel ends with exactly the
 /// table and its one nexthop object beside the router's: no orphan, no
 /// duplicate. The suite runs 2 trials of 100,000 routes; the full run is
-/// `TERN_BIN=target/release/tern TERN_SIGKILL_TRIALS=10
+/// `TERN_BIN=$PWD/target/release/tern TERN_SIGKILL_TRIALS=10
 /// TERN_SIGKILL_ROUTES=1000000 cargo test -p interop-tests --test
 /// kernel_chaos sigkill`.
 #[test]
