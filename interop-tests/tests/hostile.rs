@@ -180,6 +180,28 @@ fn run(lab: &Topology, case: usize, bad: &[u8]) -> Outcome {
     outcome
 }
 
+/// Sends `bytes` on the session and checks the NOTIFICATION that answers.
+fn check_answer(
+    lab: &Topology,
+    mut h: RawPeer,
+    case: usize,
+    what: &str,
+    bytes: &[u8],
+    want: &Answer,
+    failures: &mut Vec<String>,
+) {
+    h.send(bytes);
+    let got = h
+        .notification(Duration::from_secs(2))
+        .map(|n| (n.code, n.subcode, n.data.to_vec()));
+    println!("{case:>2} {what:<56} {got:?}");
+    if got.as_ref() != Some(want) {
+        failures.push(format!("{what}: got {got:?}, want {want:?}"));
+    }
+    drop(h);
+    wait_down(lab);
+}
+
 /// The node's kernel routes of protocol 186 and the other sessions.
 fn untouched_state(lab: &Topology) -> (Vec<String>, Vec<(String, Value)>) {
     let mut routes: Vec<String> = lab
@@ -350,17 +372,9 @@ fn a_hostile_peer_gets_the_rfc_answer_to_every_malformed_message() {
         ("KEEPALIVE of 20 octets", message(4, &[0]), (1, 2, vec![0, 20])),
         ("type 9", message(9, &[]), (1, 3, vec![9])),
     ];
-    for (what, bytes, (code, subcode, data)) in &header_cases {
-        let mut h = Hostile::establish(&lab);
-        h.send(bytes);
-        let n = h.notification(Duration::from_secs(2));
-        let got = n.as_ref().map(|n| (n.code, n.subcode, n.data.to_vec()));
-        println!("{case:>2} {what:<56} {got:?}");
-        if got != Some((*code, *subcode, data.clone())) {
-            failures.push(format!("{what}: got {got:?}, want {:?}", (code, subcode, data)));
-        }
-        drop(h);
-        wait_down(&lab);
+    for (what, bytes, want) in &header_cases {
+        let h = Hostile::establish(&lab);
+        check_answer(&lab, h, case, what, bytes, want, &mut failures);
         case += 1;
     }
     // An OPEN on an established session (RFC 6608: FSM error in
@@ -401,18 +415,10 @@ fn a_hostile_peer_gets_the_rfc_answer_to_every_malformed_message() {
             (2, 3, vec![]),
         ),
     ];
-    for (what, bytes, (code, subcode, data)) in &open_cases {
+    for (what, bytes, want) in &open_cases {
         let mut h = Hostile::connect(&lab);
         let _ = h.read(Duration::from_secs(5));
-        h.send(bytes);
-        let n = h.notification(Duration::from_secs(2));
-        let got = n.as_ref().map(|n| (n.code, n.subcode, n.data.to_vec()));
-        println!("{case:>2} {what:<56} {got:?}");
-        if got != Some((*code, *subcode, data.clone())) {
-            failures.push(format!("{what}: got {got:?}, want {:?}", (code, subcode, data)));
-        }
-        drop(h);
-        wait_down(&lab);
+        check_answer(&lab, h, case, what, bytes, want, &mut failures);
         case += 1;
     }
     // A silent connection from the peer's address does not lock the real
