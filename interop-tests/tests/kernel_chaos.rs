@@ -80,10 +80,11 @@ fn objects(ns: &Netns) -> usize {
 }
 
 /// Waits until the node holds `want` routes of tern's (30 s, and a second
-/// more per 10,000 routes); returns how long.
+/// more per 10,000 routes to install or remove); returns how long.
 fn back_to(ns: &Netns, want: usize, what: &str) -> Duration {
     let t = Instant::now();
-    let within = Duration::from_secs(30 + want as u64 / 10_000);
+    let work = want.max(ours(ns)) as u64;
+    let within = Duration::from_secs(30 + work / 10_000);
     wait_until(within, what, || {
         let n = ours(ns);
         if n == want {
