@@ -8,15 +8,16 @@
 //! The RIB task does the same between bursts: `Rib::release_unused`, then
 //! `memory::trim` when a table gave room back.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::time::{Duration, Instant};
+mod common;
 
-use bgp_proto::{AsPath, Attributes, Community, Context, Family, Nlri, Origin, Update};
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Instant;
+
+use bgp_proto::{AsPath, Attributes, Community, Nlri, Origin, Update};
 use ipnet::{IpNet, Ipv4Net};
 use policy::{Disposition, Role};
-use tern::config::{GracefulRestartConfig, MultipathConfig, PolicyChain};
-use tern::rib::{PeerSetup, Rib, RibSettings, SessionInfo};
-use tern::session::negotiate::Negotiated;
+use tern::config::PolicyChain;
+use tern::rib::{PeerSetup, Rib, SessionInfo};
 
 const BASE: u32 = 100;
 const FLOODED: u32 = 65_536;
@@ -24,10 +25,7 @@ const ANNOUNCEMENTS: u32 = 4_800_000;
 const PER_UPDATE: u32 = 64;
 
 fn resident_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .map_or(0.0, |p| (p * 4096) as f64 / 1e6)
+    common::resident() as f64 / 1e6
 }
 
 fn prefix(n: u32) -> Nlri {
@@ -53,24 +51,7 @@ fn update(first: u32, count: u32, set: u32) -> Update {
 
 fn main() {
     let now = Instant::now();
-    let mut rib = Rib::new(
-        RibSettings {
-            local_asn: 4210101021,
-            router_id: Ipv4Addr::new(10, 0, 0, 1),
-            multipath: MultipathConfig {
-                max_paths: 8,
-                as_path_relax: true,
-            },
-            graceful_restart: GracefulRestartConfig {
-                enabled: false,
-                restart_time: 120,
-                stale_routes_time: Duration::from_secs(360),
-                select_defer_time: Duration::from_secs(360),
-            },
-            restarting: false,
-        },
-        now,
-    );
+    let mut rib = Rib::new(common::settings(4210101021), now);
     let accept = PolicyChain {
         policies: vec![],
         default: Disposition::Accept,
@@ -90,26 +71,10 @@ fn main() {
         max_prefix: None,
         wait_for_end_of_rib: false,
     });
-    let ctx = Context::ebgp();
     rib.peer_up(
         peer,
         SessionInfo {
-            negotiated: Negotiated {
-                peer_asn: 65001,
-                peer_id: Ipv4Addr::new(10, 0, 0, 2),
-                hold_time: 90,
-                keepalive: Duration::from_secs(30),
-                families: vec![Family::IPV4_UNICAST],
-                four_octet_as: true,
-                extended_next_hop: false,
-                extended_message: false,
-                route_refresh: true,
-                enhanced_route_refresh: false,
-                graceful_restart: None,
-                peer_hostname: None,
-                rx: ctx,
-                tx: ctx,
-            },
+            negotiated: common::negotiated(65001),
             local_address: IpAddr::from([10, 0, 0, 1]),
             remote_address: IpAddr::from([10, 0, 0, 2]),
         },

@@ -7,47 +7,21 @@
 //! The side-by-side comparison with BIRD and FRR on the same table is in
 //! `interop-tests`; this isolates the RIB itself.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bgp_proto::{AsPath, Attributes, Community, Context, Family, NextHop, Nlri, Origin, Update};
+use bgp_proto::{AsPath, Attributes, Community, NextHop, Nlri, Origin, Update};
 use ipnet::{IpNet, Ipv4Net};
 use policy::{Condition, Disposition, Policy, Role, Statement, StatementResult};
-use tern::config::{GracefulRestartConfig, MultipathConfig, PolicyChain};
-use tern::rib::{PeerSetup, Rib, RibOutput, RibSettings, SessionInfo};
-use tern::session::negotiate::Negotiated;
+use tern::config::PolicyChain;
+use tern::rib::{PeerSetup, Rib, RibOutput, SessionInfo};
 
 const ROUTES: u32 = 1_000_000;
 const SETS: u32 = 3000;
 const LOCAL_AS: u32 = 4210101021;
-
-fn resident() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
-        .map_or(0, |p| p * 4096)
-}
-
-fn negotiated(asn: u32) -> Negotiated {
-    let ctx = Context::ebgp();
-    Negotiated {
-        peer_asn: asn,
-        peer_id: Ipv4Addr::new(10, 0, 0, (asn % 250) as u8),
-        hold_time: 90,
-        keepalive: Duration::from_secs(30),
-        families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
-        four_octet_as: true,
-        extended_next_hop: true,
-        extended_message: false,
-        route_refresh: true,
-        enhanced_route_refresh: false,
-        graceful_restart: None,
-        peer_hostname: None,
-        rx: ctx,
-        tx: ctx,
-    }
-}
 
 fn setup(name: &str, role: Role, export: PolicyChain) -> PeerSetup {
     PeerSetup {
@@ -69,24 +43,7 @@ fn setup(name: &str, role: Role, export: PolicyChain) -> PeerSetup {
 
 fn main() {
     let now = Instant::now();
-    let mut rib = Rib::new(
-        RibSettings {
-            local_asn: LOCAL_AS,
-            router_id: Ipv4Addr::new(10, 101, 0, 21),
-            multipath: MultipathConfig {
-                max_paths: 8,
-                as_path_relax: true,
-            },
-            graceful_restart: GracefulRestartConfig {
-                enabled: false,
-                restart_time: 120,
-                stale_routes_time: Duration::from_secs(360),
-                select_defer_time: Duration::from_secs(360),
-            },
-            restarting: false,
-        },
-        now,
-    );
+    let mut rib = Rib::new(common::settings(LOCAL_AS), now);
     let export_all = PolicyChain {
         policies: vec![Arc::new(Policy {
             name: "all".into(),
@@ -111,7 +68,7 @@ fn main() {
     rib.peer_up(
         source,
         SessionInfo {
-            negotiated: negotiated(4220101000),
+            negotiated: common::negotiated(4220101000),
             local_address: IpAddr::from([10, 0, 0, 1]),
             remote_address: IpAddr::from([10, 0, 0, 2]),
         },
@@ -145,13 +102,13 @@ fn main() {
         })
         .collect();
 
-    let before = resident();
+    let before = common::resident();
     let start = Instant::now();
     for u in updates {
         rib.update(source, u);
     }
     let import = start.elapsed();
-    let after_import = resident();
+    let after_import = common::resident();
     let summary = rib.summary();
     assert_eq!(summary.ipv4_prefixes, ROUTES as usize);
 
@@ -160,7 +117,7 @@ fn main() {
     let mut out = rib.peer_up(
         sink,
         SessionInfo {
-            negotiated: negotiated(4200001000),
+            negotiated: common::negotiated(4200001000),
             local_address: IpAddr::from([10, 0, 1, 1]),
             remote_address: IpAddr::from([10, 0, 1, 2]),
         },
@@ -181,7 +138,7 @@ fn main() {
         out = rib.written(sink);
     }
     let export = start.elapsed();
-    let after_export = resident();
+    let after_export = common::resident();
     let _ = NextHop::V4(Ipv4Addr::UNSPECIFIED);
 
     let rate = |d: Duration| f64::from(ROUTES) / d.as_secs_f64();
