@@ -130,13 +130,7 @@ fn helper_keeps_a_restarting_peers_routes_until_its_end_of_rib() {
     assert!(p.a().has_route("10.2.1.0/24"));
     assert_eq!(p.a().stale_routes(), 0);
     // The kept prefix never left a's FIB.
-    let withdrawn: Vec<_> = p.a().notes[before..]
-        .iter()
-        .filter_map(|(_, n)| match n {
-            Note::LocRib(c) if c.selected.is_none() => Some(c.prefix.to_string()),
-            _ => None,
-        })
-        .collect();
+    let withdrawn = p.a().withdrawn_since(before);
     assert_eq!(withdrawn, ["10.2.2.0/24"]);
     let down = p.a().notes_where(|n| {
         matches!(
@@ -272,13 +266,7 @@ fn a_restarted_peer_replaces_a_session_that_still_looks_established() {
     assert!(*routes_kept);
     // The prefix b still has never left a's FIB; the one it dropped went
     // at its End-of-RIB.
-    let withdrawn: Vec<String> = p.a().notes[before..]
-        .iter()
-        .filter_map(|(_, n)| match n {
-            Note::LocRib(c) if c.selected.is_none() => Some(c.prefix.to_string()),
-            _ => None,
-        })
-        .collect();
+    let withdrawn = p.a().withdrawn_since(before);
     assert_eq!(withdrawn, ["10.2.2.0/24"]);
     assert!(p.a().has_route("10.2.1.0/24"));
 }

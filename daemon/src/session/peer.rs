@@ -669,14 +669,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn session_down_reports_why_and_redials() {
-        let now = Instant::now();
+    /// An active peer whose dial reached Established.
+    fn established_outgoing(now: Instant) -> Peer {
         let mut p = Peer::new(offer([10, 0, 0, 1]), timing(false), 7);
         p.start(now);
         p.on_connected(now);
         p.on_message(ConnId::Outgoing, their_open([10, 0, 0, 2]), now);
         p.on_message(ConnId::Outgoing, Message::Keepalive, now);
+        p
+    }
+
+    #[test]
+    fn session_down_reports_why_and_redials() {
+        let now = Instant::now();
+        let mut p = established_outgoing(now);
         let out = p.on_tcp_closed(ConnId::Outgoing, now);
         assert!(matches!(
             &out[..],
@@ -773,11 +779,7 @@ mod tests {
     #[test]
     fn a_reset_with_a_hold_down_stays_down_that_long() {
         let now = Instant::now();
-        let mut p = Peer::new(offer([10, 0, 0, 1]), timing(false), 7);
-        p.start(now);
-        p.on_connected(now);
-        p.on_message(ConnId::Outgoing, their_open([10, 0, 0, 2]), now);
-        p.on_message(ConnId::Outgoing, Message::Keepalive, now);
+        let mut p = established_outgoing(now);
         let cease = Notification::cease(CeaseSubcode::MaximumPrefixesReached);
         let out = p.reset(cease, now, Some(Duration::from_secs(60)));
         assert_eq!(closes(&out), [ConnId::Outgoing]);

@@ -131,6 +131,17 @@ impl Speaker {
         self.notes.iter().filter(|(_, n)| f(n)).cloned().collect()
     }
 
+    /// Prefixes that left its FIB since its `before`th note.
+    pub fn withdrawn_since(&self, before: usize) -> Vec<String> {
+        self.notes[before..]
+            .iter()
+            .filter_map(|(_, n)| match n {
+                Note::LocRib(c) if c.selected.is_none() => Some(c.prefix.to_string()),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn has_route(&self, prefix: &str) -> bool {
         self.routes.contains_key(&prefix.parse().expect("a prefix"))
     }
