@@ -44,7 +44,6 @@
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,7 +55,7 @@ use bgp_proto::{
     UpdateBuilder,
 };
 use bytes::BytesMut;
-use interop_tests::{Bird, Frr, FrrOptions, Netns, Tern, WorkDir, run, set_tern_bin, unique_name, veth};
+use interop_tests::{Bird, Frr, FrrOptions, Netns, Tern, WorkDir, run, unique_name, veth};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 const INJECTOR_ASN: u32 = 4200000001;
@@ -79,7 +78,7 @@ fn main() {
     }
     let n4 = env_count("TERN_BENCH_V4", 1_000_000);
     let n6 = env_count("TERN_BENCH_V6", 200_000);
-    release_tern();
+    interop_tests::tern::use_release_build();
     let started = Instant::now();
     let table = Table::new(n4, n6);
     println!(
@@ -113,33 +112,6 @@ fn env_count(key: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.replace('_', "").parse().ok())
         .unwrap_or(default)
-}
-
-/// Runs `$TERN_BIN`, else `target/release/tern` (built or brought up to
-/// date first).
-fn release_tern() {
-    let bin = match std::env::var_os("TERN_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace");
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| workspace.join("target"));
-            let bin = target.join("release").join("tern");
-            // Always through cargo: a binary left from older sources would
-            // be measured instead (cargo does nothing when it is current).
-            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--release", "-p", "tern"])
-                .current_dir(workspace)
-                .status()
-                .expect("run cargo");
-            assert!(status.success(), "cargo build --release -p tern failed");
-            bin
-        }
-    };
-    assert!(bin.is_file(), "no tern binary at {}", bin.display());
-    set_tern_bin(bin);
 }
 
 /// The table as the injector sends it: UPDATEs, then End-of-RIB for both

@@ -38,6 +38,7 @@ pub mod netns;
 pub mod nft;
 pub mod process;
 pub mod raw;
+pub mod soak;
 pub mod tcp;
 pub mod tern;
 pub mod wait;

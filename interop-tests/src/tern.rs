@@ -23,6 +23,33 @@ pub fn set_tern_bin(path: PathBuf) -> bool {
     BIN.set(path).is_ok()
 }
 
+/// For benchmarks: makes [`tern_bin`] return `$TERN_BIN`, else
+/// `<target>/release/tern`, built (or brought up to date) with `cargo
+/// build --release -p tern` first, so that a binary left from older
+/// sources is never the one measured (cargo does nothing when it is
+/// current).
+pub fn use_release_build() {
+    let bin = match std::env::var_os("TERN_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace.join("target"));
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--release", "-p", "tern"])
+                .current_dir(workspace)
+                .status()
+                .expect("run cargo");
+            assert!(status.success(), "cargo build --release -p tern failed");
+            target.join("release").join("tern")
+        }
+    };
+    assert!(bin.is_file(), "no tern binary at {}", bin.display());
+    set_tern_bin(bin);
+}
+
 /// The tern binary: `$TERN_BIN`, else `<target>/debug/tern` of this
 /// workspace (`$CARGO_TARGET_DIR` or `<workspace>/target`), built with
 /// `cargo build -p tern` once if it is missing. Note that an existing
