@@ -5,6 +5,30 @@
 //! arena. musl's allocator (the static release builds) returns them by
 //! itself, and there this does nothing.
 
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+
+/// Gives a map's room back once it holds under a quarter of what it has
+/// room for (a withdrawn flood, or many keys replaced by others: a hash
+/// table that sees keys come and go grows to twice its peak). True if it
+/// shrank.
+pub fn shrink_map<K: Eq + Hash, V>(m: &mut HashMap<K, V>) -> bool {
+    let shrink = m.capacity() > 64 && m.len() * 4 < m.capacity();
+    if shrink {
+        m.shrink_to(m.len() * 2);
+    }
+    shrink
+}
+
+/// [`shrink_map`] for a set.
+pub fn shrink_set<T: Eq + Hash>(s: &mut HashSet<T>) -> bool {
+    let shrink = s.capacity() > 64 && s.len() * 4 < s.capacity();
+    if shrink {
+        s.shrink_to(s.len() * 2);
+    }
+    shrink
+}
+
 /// Returns the allocator's free memory to the system, where it keeps it.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
@@ -19,3 +43,20 @@ pub fn trim() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn trim() {}
+
+/// Bytes the allocator has handed out and not had back: the live heap,
+/// without the free memory it keeps and the pages it shares with live
+/// data. RSS well above it means fragmentation, not a leak. glibc only.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn allocated() -> Option<u64> {
+    // SAFETY: mallinfo2 takes nothing and returns a plain struct of
+    // counters; it only reads the allocator's own bookkeeping.
+    let info = unsafe { libc::mallinfo2() };
+    Some((info.uordblks + info.hblkhd) as u64)
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn allocated() -> Option<u64> {
+    None
+}

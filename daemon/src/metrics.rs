@@ -81,6 +81,7 @@ struct Scrape {
     rejected: u64,
     uptime: u64,
     rss: Option<u64>,
+    heap: Option<u64>,
 }
 
 impl Collector for Scrape {
@@ -229,6 +230,15 @@ impl Collector for Scrape {
                 g.metric_type(),
             )?)?;
         }
+        if let Some(heap) = self.heap {
+            let g = ConstGauge::new(heap as i64);
+            g.encode(encoder.encode_descriptor(
+                "tern_heap_allocated_bytes",
+                "bytes allocated and not yet freed (glibc builds); resident memory far above it is the allocator's, not tern's data",
+                None,
+                g.metric_type(),
+            )?)?;
+        }
         Ok(())
     }
 }
@@ -256,6 +266,7 @@ pub fn render(
         rejected,
         uptime,
         rss: resident_memory(),
+        heap: crate::memory::allocated(),
     };
     let mut registry = Registry::default();
     registry.register_collector(Box::new(scrape));

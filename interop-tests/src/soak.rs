@@ -116,6 +116,9 @@ pub struct Sample {
     pub cycle: u32,
     pub at: Duration,
     pub rss_kb: u64,
+    /// What tern's allocator has handed out and not had back (glibc
+    /// builds; 0 where unknown): RSS far above it is fragmentation.
+    pub heap_kb: u64,
     pub fds: usize,
     pub attribute_sets: u64,
     pub bgpd_rss_kb: u64,
@@ -182,8 +185,15 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\n{:>6} {:>9} {:>12} {:>5} {:>15} {:>14} {:>16}",
-            "cycle", "time", "tern RSS kB", "fds", "attribute sets", "bgpd RSS kB", "gobgpd RSS kB"
+            "\n{:>6} {:>9} {:>12} {:>13} {:>5} {:>15} {:>14} {:>16}",
+            "cycle",
+            "time",
+            "tern RSS kB",
+            "tern heap kB",
+            "fds",
+            "attribute sets",
+            "bgpd RSS kB",
+            "gobgpd RSS kB"
         );
         let shown = self.samples.len();
         for (i, x) in self.samples.iter().enumerate() {
@@ -193,8 +203,8 @@ impl Report {
             }
             let _ = writeln!(
                 s,
-                "{:>6} {:>8.0?} {:>12} {:>5} {:>15} {:>14} {:>16}",
-                x.cycle, x.at, x.rss_kb, x.fds, x.attribute_sets, x.bgpd_rss_kb, x.gobgpd_rss_kb
+                "{:>6} {:>8.0?} {:>12} {:>13} {:>5} {:>15} {:>14} {:>16}",
+                x.cycle, x.at, x.rss_kb, x.heap_kb, x.fds, x.attribute_sets, x.bgpd_rss_kb, x.gobgpd_rss_kb
             );
         }
         let (base, first, last) = (&self.samples[0], self.first_cycle(), self.last());
@@ -549,6 +559,10 @@ impl Lab {
             cycle,
             at: start.elapsed(),
             rss_kb: last,
+            heap_kb: self
+                .tern
+                .metric("tern_heap_allocated_bytes")
+                .map_or(0, |b| b as u64 / 1024),
             fds: open_files(pid),
             attribute_sets: self.attribute_sets(),
             bgpd_rss_kb: status_kb(self.frr.bgpd_pid(), "VmRSS:"),

@@ -22,6 +22,11 @@ pub struct NexthopTable {
 }
 
 impl NexthopTable {
+    /// Gives room back after many objects went; true if a table shrank.
+    pub fn shrink(&mut self) -> bool {
+        crate::memory::shrink_map(&mut self.by_spec) | crate::memory::shrink_map(&mut self.specs)
+    }
+
     /// Our objects as found in the kernel, each group holding one use of
     /// each of its members; routes add theirs with [`NexthopTable::add_use`].
     pub fn from_kernel(objects: &[NexthopObject], protocol: u8) -> Self {

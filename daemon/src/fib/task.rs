@@ -3,6 +3,8 @@
 //! address and route events, scans for drift periodically, and on stop
 //! leaves or removes its routes.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use bgp_proto::Family;
@@ -12,10 +14,10 @@ use tokio::task::JoinHandle;
 use super::kernel::{KernelRoute, RT_TABLE_LOCAL};
 use super::model::{Fib, Followup, KernelSnapshot};
 use super::netlink::{Monitor, Netlink};
-use crate::clock;
 use crate::config::FibSettings;
 use crate::rib::task::FibInput;
 use crate::status::FibStatus;
+use crate::{clock, memory};
 
 pub enum FibControl {
     /// Stop; remove our routes unless `keep`.
@@ -33,6 +35,9 @@ pub struct FibHandle {
 /// Dumps of the kernel's state tried at start before giving up.
 const START_DUMP_ATTEMPTS: u32 = 3;
 
+/// Between those attempts.
+const START_DUMP_PAUSE: Duration = Duration::from_millis(500);
+
 /// After a deletion of one of our routes is seen, scan this soon.
 const EARLY_SCAN: Duration = Duration::from_secs(1);
 
@@ -47,18 +52,12 @@ pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
     // What the kernel holds decides what is adopted and what is swept: a
     // dump that fails is tried again, and then tern does not start, rather
     // than take the kernel for empty.
-    let mut attempt = 1;
-    let kernel = loop {
-        match dump_kernel(&mut netlink, settings).await {
-            Ok(k) => break k,
-            Err(e) if attempt < START_DUMP_ATTEMPTS => {
-                tracing::warn!(error = %e, attempt, "cannot read the kernel's routes; trying again");
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e),
-        }
-    };
+    let owned = settings.clone();
+    let kernel = with_retries(&mut netlink, START_DUMP_ATTEMPTS, START_DUMP_PAUSE, |nl| {
+        let s = owned.clone();
+        Box::pin(async move { dump_kernel(nl, &s).await })
+    })
+    .await?;
     let ours = kernel.ours.len();
     fib.load(kernel);
     tracing::info!(
@@ -90,6 +89,28 @@ pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
         status,
         join,
     })
+}
+
+/// `op` on `ctx`, tried up to `attempts` times with `pause` in between;
+/// its last error if it never succeeds (never a default in its place).
+async fn with_retries<C, T>(
+    ctx: &mut C,
+    attempts: u32,
+    pause: Duration,
+    mut op: impl for<'a> FnMut(&'a mut C) -> Pin<Box<dyn Future<Output = std::io::Result<T>> + Send + 'a>>,
+) -> std::io::Result<T> {
+    let mut attempt = 1;
+    loop {
+        match op(ctx).await {
+            Ok(v) => return Ok(v),
+            Err(e) if attempt < attempts => {
+                tracing::warn!(error = %e, attempt, "cannot read the kernel's routes; trying again");
+                attempt += 1;
+                tokio::time::sleep(pause).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Everything the FIB needs to know of the kernel, dumped.
@@ -197,6 +218,10 @@ impl FibTask {
                 }
             }
             next = next.max(self.flush().await);
+            // Idle: what the routes left behind goes back to the system.
+            if input.is_empty() && self.fib.release_unused() {
+                memory::trim();
+            }
             // Follow up until the kernel and the FIB agree.
             for _ in 0..3 {
                 match next {
@@ -342,5 +367,39 @@ impl FibTask {
             };
             true
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::*;
+
+    /// A dump that fails its first `failures` calls, counted in `calls`.
+    fn dump(calls: &mut u32, failures: u32) -> Pin<Box<dyn Future<Output = io::Result<u32>> + Send + '_>> {
+        Box::pin(async move {
+            *calls += 1;
+            if *calls <= failures {
+                Err(io::Error::other(format!("dump {calls} interrupted")))
+            } else {
+                Ok(*calls)
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_failed_start_dump_is_tried_again() {
+        let mut calls = 0;
+        let got = with_retries(&mut calls, 3, Duration::from_millis(1), |c| dump(c, 2)).await;
+        assert_eq!(got.expect("the third attempt succeeds"), 3);
+    }
+
+    #[tokio::test]
+    async fn a_start_dump_that_keeps_failing_is_an_error_not_an_empty_kernel() {
+        let mut calls = 0;
+        let got = with_retries(&mut calls, 3, Duration::from_millis(1), |c| dump(c, 3)).await;
+        let e = got.expect_err("three failures in three attempts");
+        assert_eq!(e.to_string(), "dump 3 interrupted");
     }
 }

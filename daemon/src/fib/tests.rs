@@ -795,3 +795,43 @@ fn a_route_taken_over_by_another_protocol_is_left_alone() {
     assert_eq!(f.scan(&routes[1..], None), 0);
     assert_eq!(f.flush(), []);
 }
+
+#[test]
+fn tables_give_their_room_back_after_churn() {
+    let mut f = node(true);
+    let mut room_after_first = 0;
+    // Ten rounds of 5,000 prefixes, new ones each round, announced and
+    // withdrawn again: a hash table that sees keys come and go grows past
+    // twice its peak unless it is shrunk.
+    for round in 0..10u32 {
+        let prefixes: Vec<String> = (0..5_000u32)
+            .map(|i| {
+                let n = round * 5_000 + i;
+                format!("10.{}.{}.{}/32", 64 + n / 65_536, (n / 256) % 256, n % 256)
+            })
+            .collect();
+        for p in &prefixes {
+            f.loc_rib(&change(p, Role::Upstream, false, &["fd00:101::fffe"]));
+        }
+        let ops = f.flush();
+        f.applied(&ops, &ok(&ops), Instant::now());
+        assert!(f.room() >= 5_000);
+        for p in &prefixes {
+            f.loc_rib(&gone(p));
+        }
+        let ops = f.flush();
+        f.applied(&ops, &ok(&ops), Instant::now());
+        assert_eq!(f.counters().installed, 0);
+        assert!(f.release_unused(), "round {round}: nothing shrank");
+        if round == 0 {
+            room_after_first = f.room();
+        }
+        assert!(
+            f.room() <= room_after_first.max(256),
+            "round {round}: room for {} entries, {room_after_first} after the first round",
+            f.room()
+        );
+    }
+    // Nothing more to give back.
+    assert!(!f.release_unused());
+}

@@ -95,11 +95,11 @@ impl AdjRibIn {
     pub(super) fn shrink(&mut self) -> bool {
         let mut shrunk = false;
         if let Some(pre) = &mut self.pre {
-            shrunk |= super::shrink_map(pre);
+            shrunk |= crate::memory::shrink_map(pre);
         }
-        shrunk |= super::shrink_set(&mut self.accepted.set);
-        shrunk |= super::shrink_set(&mut self.rejected);
-        shrunk |= super::shrink_set(&mut self.stale);
+        shrunk |= crate::memory::shrink_set(&mut self.accepted.set);
+        shrunk |= crate::memory::shrink_set(&mut self.rejected);
+        shrunk |= crate::memory::shrink_set(&mut self.stale);
         shrunk
     }
 

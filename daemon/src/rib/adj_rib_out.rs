@@ -131,7 +131,7 @@ impl AdjRibOut {
 
     /// Gives back room the tables no longer need.
     pub(super) fn shrink(&mut self) -> bool {
-        super::shrink_map(&mut self.advertised) | super::shrink_set(&mut self.unsendable)
+        crate::memory::shrink_map(&mut self.advertised) | crate::memory::shrink_set(&mut self.unsendable)
     }
 
     /// Prefixes the peer should have but that could not be encoded for it.

@@ -44,7 +44,7 @@ impl ExportCache {
     pub(super) fn prune(&mut self) {
         self.entries
             .retain(|_, (source, _)| Arc::strong_count(source) > 2);
-        super::shrink_map(&mut self.entries);
+        crate::memory::shrink_map(&mut self.entries);
     }
 
     fn insert(&mut self, key: ExportKey, source: Arc<Attributes>, exported: Arc<Attributes>) {

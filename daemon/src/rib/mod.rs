@@ -570,7 +570,7 @@ impl Rib {
         self.released = 0;
         self.export_cache.prune();
         self.interner.sweep();
-        let mut shrunk = shrink_map(&mut self.loc);
+        let mut shrunk = crate::memory::shrink_map(&mut self.loc);
         for p in self.peers.iter_mut().flatten() {
             shrunk |= p.adj_in.shrink();
             shrunk |= p.adj_out.shrink();
@@ -584,21 +584,5 @@ const RELEASE_AT_LEAST: usize = 1024;
 
 /// Halves a map's room when it uses under a quarter of it; returns whether
 /// it did.
-fn shrink_map<K: Eq + std::hash::Hash, V>(m: &mut HashMap<K, V>) -> bool {
-    let shrink = m.capacity() > 64 && m.len() * 4 < m.capacity();
-    if shrink {
-        m.shrink_to(m.len() * 2);
-    }
-    shrink
-}
-
-fn shrink_set<T: Eq + std::hash::Hash>(s: &mut HashSet<T>) -> bool {
-    let shrink = s.capacity() > 64 && s.len() * 4 < s.capacity();
-    if shrink {
-        s.shrink_to(s.len() * 2);
-    }
-    shrink
-}
-
 #[cfg(test)]
 mod tests;

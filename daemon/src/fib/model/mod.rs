@@ -348,6 +348,28 @@ impl Fib {
         Followup::None
     }
 
+    /// Gives back the room of tables that emptied (routes withdrawn, or
+    /// many prefixes replaced by others: a hash table that sees keys come
+    /// and go grows to twice its peak otherwise). True if one shrank, when
+    /// the allocator may have memory to return to the system.
+    pub fn release_unused(&mut self) -> bool {
+        use crate::memory::{shrink_map, shrink_set};
+        let mut shrunk = shrink_map(&mut self.wanted) | shrink_map(&mut self.installed);
+        shrunk |= shrink_map(&mut self.resolved) | shrink_map(&mut self.users);
+        for prefixes in self.users.values_mut() {
+            shrunk |= shrink_set(prefixes);
+        }
+        shrunk | self.nexthops.shrink()
+    }
+
+    /// Entries the prefix-keyed tables have room for.
+    #[cfg(test)]
+    pub fn room(&self) -> usize {
+        self.wanted.capacity()
+            + self.installed.capacity()
+            + self.users.values().map(HashSet::capacity).sum::<usize>()
+    }
+
     /// The operations that bring the kernel to the wanted state for every
     /// key that changed since the last flush. Nexthop objects are created
     /// before the routes that use them and deleted after.
