@@ -62,6 +62,7 @@
 //! supervisor). `docs/architecture.md` says where to go to change what.
 
 pub mod api;
+pub mod bfd;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -163,6 +163,51 @@ pub struct ApiError {
     pub error: String,
 }
 
+/// One BFD session (`/api/v1/bfd`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BfdView {
+    /// The BGP peer it watches.
+    pub peer: String,
+    pub remote: String,
+    pub local: Option<String>,
+    pub multihop: bool,
+    /// `admin-down`, `down`, `init` or `up` (RFC 5880).
+    pub state: String,
+    pub remote_state: String,
+    /// Why it last left Up, or is not Up (RFC 5880 §4.1).
+    pub diagnostic: String,
+    pub remote_diagnostic: String,
+    pub local_discriminator: u32,
+    pub remote_discriminator: u32,
+    pub multiplier: u8,
+    pub remote_multiplier: u8,
+    /// Configured.
+    pub min_tx_ms: u64,
+    pub min_rx_ms: u64,
+    /// In force: our transmit interval (before jitter) and how long
+    /// without a packet before Down.
+    pub tx_interval_ms: u64,
+    pub detection_time_ms: u64,
+    pub remote_min_rx_ms: u64,
+    pub remote_min_tx_ms: u64,
+    /// Seconds in the current state.
+    pub since_secs: u64,
+    /// Times it came Up, and times it left Up.
+    pub ups: u64,
+    pub flaps: u64,
+}
+
+/// Every BFD session and the packet counters (`/api/v1/bfd`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BfdStatus {
+    pub sessions: Vec<BfdView>,
+    pub received: u64,
+    pub sent: u64,
+    pub send_errors: u64,
+    /// Received packets dropped, by reason (`ttl`, `your-discriminator`...).
+    pub dropped: BTreeMap<String, u64>,
+}
+
 /// The outcome of a reload (`POST /api/v1/reload`): the changes made, e.g.
 /// "added upstream-2, policies of cilium", or "none".
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -116,6 +116,9 @@ pub struct Sample {
     pub cycle: u32,
     pub at: Duration,
     pub rss_kb: u64,
+    /// The anonymous part of it (heap, stacks); the rest is the binary's
+    /// and the libraries' code, paged in as it first runs.
+    pub anon_kb: u64,
     /// What tern's allocator has handed out and not had back (glibc
     /// builds; 0 where unknown): RSS far above it is fragmentation.
     pub heap_kb: u64,
@@ -203,8 +206,16 @@ impl Report {
             }
             let _ = writeln!(
                 s,
-                "{:>6} {:>8.0?} {:>12} {:>13} {:>5} {:>15} {:>14} {:>16}",
-                x.cycle, x.at, x.rss_kb, x.heap_kb, x.fds, x.attribute_sets, x.bgpd_rss_kb, x.gobgpd_rss_kb
+                "{:>6} {:>8.0?} {:>12} {:>13} {:>13} {:>5} {:>15} {:>14} {:>16}",
+                x.cycle,
+                x.at,
+                x.rss_kb,
+                x.anon_kb,
+                x.heap_kb,
+                x.fds,
+                x.attribute_sets,
+                x.bgpd_rss_kb,
+                x.gobgpd_rss_kb
             );
         }
         let (base, first, last) = (&self.samples[0], self.first_cycle(), self.last());
@@ -217,6 +228,11 @@ impl Report {
             percent(last.rss_kb, first.rss_kb),
             RSS_SLACK * 100.0,
             self.peak_rss_kb
+        );
+        let _ = writeln!(
+            s,
+            "of it anonymous (heap, stacks; the rest is code paged in): {} kB after cycle 1, {} kB at the end; live heap {} kB → {} kB",
+            first.anon_kb, last.anon_kb, first.heap_kb, last.heap_kb
         );
         let _ = writeln!(
             s,
@@ -281,6 +297,7 @@ remote-asn = {FRR_AS}
 role = "upstream"
 local-address = "{TERN_V6}"
 connect-retry = 1
+hold-time = 9
 
 [[peer]]
 name = "gobgp"
@@ -289,9 +306,10 @@ remote-asn = {GOBGP_AS}
 role = "upstream"
 local-address = "{TERN_V4}"
 connect-retry = 1
+hold-time = 9
 
 [fib]
-scan-interval = 30
+scan-interval = 2
 "#
     )
 }
@@ -559,6 +577,7 @@ impl Lab {
             cycle,
             at: start.elapsed(),
             rss_kb: last,
+            anon_kb: status_kb(pid, "RssAnon:"),
             heap_kb: self
                 .tern
                 .metric("tern_heap_allocated_bytes")
