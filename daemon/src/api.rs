@@ -20,12 +20,14 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::bfd::task::BfdControl;
 use crate::config::ApiConfig;
 use crate::metrics;
 use crate::rib::RouteFilter;
 use crate::rib::task::{RibHandle, RibRequest};
 use crate::status::{
-    ApiError, FibStatus, PeerView, PrefixCounts, Reloaded, RouteView, SessionState, StatusBoard, Summary,
+    ApiError, BfdStatus, FibStatus, PeerView, PrefixCounts, Reloaded, RouteView, SessionState, StatusBoard,
+    Summary,
 };
 
 /// A reload request and where to send its outcome: the changes made, or
@@ -41,6 +43,8 @@ pub struct AppState {
     pub asn: u32,
     pub started: Instant,
     pub fib: Option<watch::Receiver<FibStatus>>,
+    /// The BFD thread, asked for its sessions.
+    pub bfd: Option<mpsc::UnboundedSender<BfdControl>>,
 }
 
 impl AppState {
@@ -59,6 +63,7 @@ impl AppState {
             asn,
             started: Instant::now(),
             fib: None,
+            bfd: None,
         }
     }
 
@@ -159,6 +164,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/peers/{name}", get(peer))
         .route("/api/v1/routes", get(routes))
         .route("/api/v1/fib", get(fib))
+        .route("/api/v1/bfd", get(bfd))
         .route("/api/v1/reload", post(reload))
         .with_state(state)
 }
@@ -292,9 +298,23 @@ async fn fib(State(s): State<AppState>) -> Response {
     }
 }
 
+/// BFD sessions: state, timers in force, diagnostics, packet counters.
+async fn bfd(State(s): State<AppState>) -> Response {
+    match s.bfd_status().await {
+        Some(b) => axum::Json(b).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "the BFD thread does not answer"),
+    }
+}
+
 impl AppState {
     fn fib_status(&self) -> Option<FibStatus> {
         self.fib.as_ref().map(|f| f.borrow().clone())
+    }
+
+    async fn bfd_status(&self) -> Option<BfdStatus> {
+        let (tx, rx) = oneshot::channel();
+        self.bfd.as_ref()?.send(BfdControl::Status(tx)).ok()?;
+        tokio::time::timeout(Duration::from_secs(2), rx).await.ok()?.ok()
     }
 }
 
@@ -302,9 +322,10 @@ async fn metrics_text(State(s): State<AppState>) -> Response {
     let peers = peer_list(&s).await;
     let rib = s.ask(RibRequest::Summary).await;
     let fib = s.fib_status();
+    let bfd = s.bfd_status().await;
     let rejected = s.board.rejected_connections.load(Relaxed);
     let uptime = s.started.elapsed().as_secs();
-    match metrics::render(&peers, rib.as_ref(), fib.as_ref(), rejected, uptime) {
+    match metrics::render(&peers, rib.as_ref(), fib.as_ref(), bfd.as_ref(), rejected, uptime) {
         Ok(text) => (
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
             text,

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::{Config, EnvSecrets};
-use crate::status::{ApiError, FibStatus, PeerView, Reloaded, RouteView, SessionState, Summary};
+use crate::status::{ApiError, BfdStatus, FibStatus, PeerView, Reloaded, RouteView, SessionState, Summary};
 
 /// Where the API of the local daemon is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -267,6 +267,64 @@ pub fn routes_table(routes: &[RouteView]) -> String {
         &rows,
     );
     out.push_str("* best, = equal-cost (ECMP), S stale (graceful restart)\n");
+    out
+}
+
+pub fn bfd_text(b: &BfdStatus) -> String {
+    let rows: Vec<Vec<String>> = b
+        .sessions
+        .iter()
+        .map(|s| {
+            vec![
+                s.peer.clone(),
+                s.remote.clone(),
+                if s.multihop { "multihop" } else { "single-hop" }.into(),
+                s.state.clone(),
+                s.remote_state.clone(),
+                duration(s.since_secs),
+                format!("{}ms", s.tx_interval_ms),
+                format!("{}ms", s.detection_time_ms),
+                format!("{}/{}", s.multiplier, s.remote_multiplier),
+                s.flaps.to_string(),
+                if s.diagnostic == "none" && s.remote_diagnostic == "none" {
+                    String::new()
+                } else {
+                    format!("{} / peer: {}", s.diagnostic, s.remote_diagnostic)
+                },
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "PEER",
+            "ADDRESS",
+            "HOPS",
+            "STATE",
+            "REMOTE",
+            "FOR",
+            "TX",
+            "DETECT",
+            "MULT",
+            "FLAPS",
+            "DIAGNOSTIC",
+        ],
+        &rows,
+    );
+    let dropped: u64 = b.dropped.values().sum();
+    out.push_str(&format!(
+        "packets: {} received, {} sent, {} dropped",
+        b.received, b.sent, dropped
+    ));
+    let reasons: Vec<String> = b
+        .dropped
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    if !reasons.is_empty() {
+        out.push_str(&format!(" ({})", reasons.join(", ")));
+    }
+    out.push('\n');
     out
 }
 

@@ -20,6 +20,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::api::{self, ReloadRequest};
+use crate::bfd::task::BfdControl;
 use crate::clock;
 use crate::config::{Config, PeerAddress, PeerConfig, RemoteAs};
 use crate::refusals::RefusalLog;
@@ -55,6 +56,7 @@ struct Supervisor {
     listeners: Vec<Arc<TcpListener>>,
     seed: u64,
     refusals: RefusalLog,
+    bfd: mpsc::UnboundedSender<BfdControl>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -139,6 +141,10 @@ pub async fn run(path: &Path) -> Result<(), String> {
         });
     }
 
+    let seed = u64::from(u32::from(router_id));
+    let bfd = crate::bfd::task::start(seed ^ u64::from(std::process::id()))
+        .map_err(|e| format!("cannot start the BFD thread: {e}"))?;
+    let mut bfd_changes = bfd.changes;
     let mut sup = Supervisor {
         config,
         router_id,
@@ -148,8 +154,9 @@ pub async fn run(path: &Path) -> Result<(), String> {
         board: board.clone(),
         peers: HashMap::new(),
         listeners,
-        seed: u64::from(u32::from(router_id)),
+        seed,
         refusals: RefusalLog::default(),
+        bfd: bfd.control,
     };
     for pc in sup.config.peers.clone() {
         if let PeerAddress::Single(ip) = pc.session.address {
@@ -158,6 +165,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         sup.set_md5_keys(None);
     }
 
+    sup.configure_bfd();
     let _ = sup.rib.requests.send(RibRequest::PeersConfigured).await;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let mut state = api::AppState::new(
@@ -168,6 +176,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         sup.config.asn,
     );
     state.fib = fib.as_ref().map(|f| f.status.clone());
+    state.bfd = Some(sup.bfd.clone());
     let _api = api::serve(&sup.config.api, state)
         .await
         .map_err(|e| format!("cannot start the API: {e}"))?;
@@ -219,6 +228,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
                 sup.restarting = false;
                 sup.reconfigure_all();
             }
+            Some(change) = bfd_changes.recv() => sup.bfd_changed(&change),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -509,12 +519,61 @@ impl Supervisor {
                 .await;
             changes.push("originate".into());
         }
+        for (name, pc) in &new_peers {
+            if old_peers.get(name.as_str()).is_some_and(|o| o.bfd != pc.bfd) {
+                changes.push(format!("bfd of {name}"));
+            }
+        }
+        self.configure_bfd();
         self.set_md5_keys(Some(&old));
         Ok(if changes.is_empty() {
             "none".into()
         } else {
             changes.join(", ")
         })
+    }
+
+    /// The BFD sessions the configuration asks for: one per peer with
+    /// `bfd`, multihop when the peer is more than one hop away.
+    fn bfd_sessions(&self) -> Vec<crate::bfd::SessionConfig> {
+        self.config
+            .peers
+            .iter()
+            .filter_map(|pc| {
+                let b = pc.bfd.as_ref()?;
+                let PeerAddress::Single(remote) = pc.session.address else {
+                    return None;
+                };
+                let s = &pc.session;
+                Some(crate::bfd::SessionConfig {
+                    peer: pc.name.clone(),
+                    remote,
+                    local: s.local_address,
+                    multihop: s.ttl.is_some_and(|t| t > 1) || s.ttl_security.is_some_and(|h| h > 1),
+                    timers: crate::bfd::Timers {
+                        min_tx: b.min_tx,
+                        min_rx: b.min_rx,
+                        multiplier: b.multiplier,
+                    },
+                    passive: b.passive,
+                })
+            })
+            .collect()
+    }
+
+    fn configure_bfd(&self) {
+        let _ = self.bfd.send(BfdControl::Configure(self.bfd_sessions()));
+    }
+
+    /// A BFD session changed state: a failure ends its BGP session (RFC
+    /// 5882 §4.3); coming Up, or a peer's AdminDown, changes nothing here.
+    fn bfd_changed(&self, change: &crate::bfd::Change) {
+        if !change.is_failure() {
+            return;
+        }
+        if let Some(e) = self.peers.get(&change.peer) {
+            let _ = e.handle.control.send(PeerControl::BfdDown);
+        }
     }
 
     /// Pushes the current offers (e.g. without the R bit) to every peer.
@@ -533,6 +592,20 @@ impl Supervisor {
     async fn shutdown(self, marker: &Path) {
         let graceful = self.config.graceful_restart.enabled;
         tracing::info!(graceful, "tern stopping");
+        // BFD stops without AdminDown: FRR 8.4 takes a peer's AdminDown for
+        // a failure and would end the BGP session that graceful restart
+        // keeps (docs/operations.md, "BFD and restarts").
+        let (done, stopped) = oneshot::channel();
+        if self
+            .bfd
+            .send(BfdControl::Stop {
+                admin_down: false,
+                done,
+            })
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(Duration::from_secs(1), stopped).await;
+        }
         let mut joins = Vec::new();
         for (_, e) in self.peers {
             let _ = e.handle.control.send(PeerControl::Shutdown {

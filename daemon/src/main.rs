@@ -83,6 +83,8 @@ enum Show {
     Summary,
     /// Kernel routes: installed, VIP routes, unresolved, repairs.
     Fib,
+    /// BFD sessions: state, the peer's state, diagnostic, timers, flaps.
+    Bfd,
 }
 
 fn main() -> ExitCode {
@@ -136,6 +138,7 @@ fn main() -> ExitCode {
                 }),
                 Show::Summary => ("/api/v1/summary".into(), |v| cli::render(v, cli::summary_text)),
                 Show::Fib => ("/api/v1/fib".into(), |v| cli::render(v, cli::fib_text)),
+                Show::Bfd => ("/api/v1/bfd".into(), |v| cli::render(v, cli::bfd_text)),
                 Show::Routes {
                     prefix,
                     peer,

@@ -7,7 +7,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::status::{FibStatus, MessageCounts, PeerView, PrefixCounts, RibSummary, SessionState};
+use crate::status::{BfdStatus, FibStatus, MessageCounts, PeerView, PrefixCounts, RibSummary, SessionState};
 
 /// A peer's message counters: metric, help, value.
 type MessageMetric = (&'static str, &'static str, fn(&MessageCounts) -> u64);
@@ -78,6 +78,7 @@ struct Scrape {
     peers: Vec<PeerView>,
     rib: Option<RibSummary>,
     fib: Option<FibStatus>,
+    bfd: Option<BfdStatus>,
     rejected: u64,
     uptime: u64,
     rss: Option<u64>,
@@ -230,6 +231,9 @@ impl Collector for Scrape {
                 g.metric_type(),
             )?)?;
         }
+        if let Some(b) = &self.bfd {
+            self.encode_bfd(b, &mut encoder)?;
+        }
         if let Some(heap) = self.heap {
             let g = ConstGauge::new(heap as i64);
             g.encode(encoder.encode_descriptor(
@@ -238,6 +242,56 @@ impl Collector for Scrape {
                 None,
                 g.metric_type(),
             )?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Scrape {
+    fn encode_bfd(&self, b: &BfdStatus, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        {
+            let mut m = encoder.encode_descriptor(
+                "tern_bfd_session_up",
+                "1 when the peer's BFD session is Up",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            for s in &b.sessions {
+                ConstGauge::new(i64::from(s.state == "up"))
+                    .encode(m.encode_family(&[("peer", s.peer.as_str())])?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "tern_bfd_session_flaps",
+                "times the peer's BFD session left Up",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
+            for s in &b.sessions {
+                ConstCounter::new(s.flaps).encode(m.encode_family(&[("peer", s.peer.as_str())])?)?;
+            }
+        }
+        for (metric, help, value) in [
+            ("tern_bfd_packets_received", "BFD packets received", b.received),
+            ("tern_bfd_packets_sent", "BFD packets sent", b.sent),
+            (
+                "tern_bfd_send_errors",
+                "BFD packets that could not be sent",
+                b.send_errors,
+            ),
+        ] {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(metric, help, None, c.metric_type())?)?;
+        }
+        let mut m = encoder.encode_descriptor(
+            "tern_bfd_packets_dropped",
+            "received BFD packets dropped, by reason",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for (reason, n) in &b.dropped {
+            ConstCounter::new(*n).encode(m.encode_family(&[("reason", reason.as_str())])?)?;
         }
         Ok(())
     }
@@ -256,6 +310,7 @@ pub fn render(
     peers: &[PeerView],
     rib: Option<&RibSummary>,
     fib: Option<&FibStatus>,
+    bfd: Option<&BfdStatus>,
     rejected: u64,
     uptime: u64,
 ) -> Result<String, std::fmt::Error> {
@@ -263,6 +318,7 @@ pub fn render(
         peers: peers.to_vec(),
         rib: rib.cloned(),
         fib: fib.cloned(),
+        bfd: bfd.cloned(),
         rejected,
         uptime,
         rss: resident_memory(),

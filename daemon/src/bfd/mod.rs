@@ -47,6 +47,18 @@ pub struct Change {
     pub from: State,
     pub to: State,
     pub diag: Diag,
+    /// The peer's state as last heard: AdminDown when it took the session
+    /// down on purpose.
+    pub remote: State,
+}
+
+impl Change {
+    /// Forwarding to the peer failed: the session left Up, and not because
+    /// the peer said AdminDown (RFC 5882 §4.2: then the client takes no
+    /// action).
+    pub fn is_failure(&self) -> bool {
+        self.from == State::Up && self.to == State::Down && self.remote != State::AdminDown
+    }
 }
 
 struct Entry {
@@ -202,7 +214,14 @@ impl Sessions {
         };
         let e = self.by_discr.get_mut(&discr).expect("found above");
         let actions = e.session.on_packet(&p, now)?;
-        collect(discr, &e.config.peer, actions, out, changes);
+        collect(
+            discr,
+            &e.config.peer,
+            e.session.remote_state(),
+            actions,
+            out,
+            changes,
+        );
         Ok(())
     }
 
@@ -211,7 +230,7 @@ impl Sessions {
         for (&d, e) in &mut self.by_discr {
             if e.session.next_deadline().is_some_and(|t| t <= now) {
                 let actions = e.session.on_timer(now);
-                collect(d, &e.config.peer, actions, out, changes);
+                collect(d, &e.config.peer, e.session.remote_state(), actions, out, changes);
             }
         }
     }
@@ -235,7 +254,14 @@ impl Sessions {
     }
 }
 
-fn collect(discr: u32, peer: &str, actions: Vec<Action>, out: &mut Vec<Outgoing>, changes: &mut Vec<Change>) {
+fn collect(
+    discr: u32,
+    peer: &str,
+    remote: State,
+    actions: Vec<Action>,
+    out: &mut Vec<Outgoing>,
+    changes: &mut Vec<Change>,
+) {
     for a in actions {
         match a {
             Action::Send(packet) => out.push(Outgoing { discr, packet }),
@@ -244,6 +270,7 @@ fn collect(discr: u32, peer: &str, actions: Vec<Action>, out: &mut Vec<Outgoing>
                 from,
                 to,
                 diag,
+                remote,
             }),
         }
     }

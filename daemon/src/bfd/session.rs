@@ -137,6 +137,11 @@ impl Session {
         self.state
     }
 
+    /// The peer's state as last heard (Down once it is forgotten).
+    pub fn remote_state(&self) -> State {
+        self.remote_state
+    }
+
     pub fn local_discr(&self) -> u32 {
         self.local_discr
     }

@@ -207,6 +207,34 @@ pub struct PeerConfig {
     pub name: String,
     pub session: SessionConfig,
     pub routing: RoutingConfig,
+    /// BFD on this peer's path; a change keeps the session (timers change
+    /// by a Poll Sequence).
+    pub bfd: Option<BfdConfig>,
+}
+
+/// A peer's BFD session (`bfd = true` or `bfd = "PROFILE"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BfdConfig {
+    /// The `[[bfd-profile]]` it comes from, `default` for `bfd = true`.
+    pub profile: String,
+    pub min_tx: Duration,
+    pub min_rx: Duration,
+    pub multiplier: u8,
+    /// Wait for the peer to speak first.
+    pub passive: bool,
+}
+
+impl BfdConfig {
+    /// 300 ms × 3, what FRR's bfdd and bird2 use.
+    pub fn default_profile() -> BfdConfig {
+        BfdConfig {
+            profile: "default".into(),
+            min_tx: Duration::from_millis(300),
+            min_rx: Duration::from_millis(300),
+            multiplier: 3,
+            passive: false,
+        }
+    }
 }
 
 /// How a peer's session is made and what it negotiates: any change needs

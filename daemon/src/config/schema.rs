@@ -31,6 +31,18 @@ pub(super) struct RawConfig {
     #[serde(default, rename = "policy")]
     pub(super) policies: Vec<Spanned<RawPolicy>>,
     pub(super) fib: Option<RawFib>,
+    #[serde(default, rename = "bfd-profile")]
+    pub(super) bfd_profiles: Vec<Spanned<RawBfdProfile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawBfdProfile {
+    pub(super) name: Spanned<String>,
+    pub(super) min_rx: Option<Spanned<u32>>,
+    pub(super) min_tx: Option<Spanned<u32>>,
+    pub(super) multiplier: Option<Spanned<u8>>,
+    pub(super) passive: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -123,6 +135,8 @@ pub(super) struct RawPeer {
     pub(super) next_hop_self: Option<bool>,
     pub(super) accept_local_next_hop: Option<bool>,
     pub(super) soft_reconfiguration: Option<bool>,
+    /// `true`, `false`, or the name of a `[[bfd-profile]]`.
+    pub(super) bfd: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]

@@ -368,3 +368,98 @@ fn max_prefix_per_family_with_an_action() {
         "{e:?}"
     );
 }
+
+#[test]
+fn bfd_true_is_300_ms_by_3_and_a_profile_is_found_by_name() {
+    let c = parse(
+        r#"
+asn = 65000
+router-id = "10.0.0.1"
+
+[[bfd-profile]]
+name = "fast"
+min-rx = 100
+min-tx = 50
+multiplier = 4
+passive = true
+
+[[peer]]
+name = "a"
+address = "10.0.0.2"
+remote-asn = 65001
+role = "upstream"
+bfd = true
+
+[[peer]]
+name = "b"
+address = "10.0.0.3"
+remote-asn = 65001
+role = "upstream"
+bfd = "fast"
+
+[[peer]]
+name = "c"
+address = "10.0.0.4"
+remote-asn = 65001
+role = "upstream"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.peers[0].bfd, Some(BfdConfig::default_profile()));
+    let fast = c.peers[1].bfd.clone().unwrap();
+    assert_eq!(
+        (
+            fast.profile.as_str(),
+            fast.min_rx,
+            fast.min_tx,
+            fast.multiplier,
+            fast.passive
+        ),
+        (
+            "fast",
+            Duration::from_millis(100),
+            Duration::from_millis(50),
+            4,
+            true
+        )
+    );
+    assert_eq!(c.peers[2].bfd, None);
+}
+
+#[test]
+fn bfd_mistakes_are_named_where_they_are() {
+    let e = errors(
+        r#"
+asn = 65000
+router-id = "10.0.0.1"
+
+[[bfd-profile]]
+name = "slow"
+min-rx = 5
+multiplier = 0
+
+[[peer]]
+name = "a"
+address = "10.0.0.2"
+remote-asn = 65001
+role = "upstream"
+bfd = "fsat"
+
+[[peer]]
+name = "b"
+address = "10.0.0.3"
+remote-asn = 65001
+role = "upstream"
+bfd = 3
+"#,
+    );
+    assert_eq!(
+        e,
+        [
+            "/etc/tern/tern.toml:7:10: min-rx is in milliseconds, from 10 to 60000",
+            "/etc/tern/tern.toml:8:14: multiplier must be at least 1",
+            "/etc/tern/tern.toml:15:7: no [[bfd-profile]] named \"fsat\" (defined: slow)",
+            "/etc/tern/tern.toml:22:7: bfd must be true, false or the name of a [[bfd-profile]], not 3",
+        ]
+    );
+}

@@ -17,9 +17,9 @@ use toml::Spanned;
 use super::Validator;
 use super::policies::Sets;
 use super::roles::preset;
-use super::schema::{RawAsn, RawConfig, RawFib, RawGracefulRestart, RawPeer, RawVip};
+use super::schema::{RawAsn, RawBfdProfile, RawConfig, RawFib, RawGracefulRestart, RawPeer, RawVip};
 use super::{
-    ApiConfig, BGP_PORT, Config, FibSettings, GracefulRestartConfig, MAX_HOSTNAME, MaxPrefix,
+    ApiConfig, BGP_PORT, BfdConfig, Config, FibSettings, GracefulRestartConfig, MAX_HOSTNAME, MaxPrefix,
     MaxPrefixAction, MultipathConfig, PeerAddress, PeerConfig, PolicyChain, RemoteAs, RoutingConfig, Secret,
     SessionConfig, VipRoute,
 };
@@ -92,12 +92,19 @@ impl Validator<'_> {
         let sets = self.sets(&raw);
         let policies = self.policies(&raw.policies, &sets);
         let fib = self.fib(raw.fib.take(), &sets, &policies, graceful_restart.enabled);
+        let bfd_profiles = self.bfd_profiles(std::mem::take(&mut raw.bfd_profiles));
         let mut peers = Vec::new();
         let mut names = HashSet::new();
         let mut addresses: Vec<(PeerAddress, String)> = Vec::new();
         for p in raw.peers {
             let span = p.span();
-            let Some(peer) = self.peer(p.into_inner(), asn, &policies, graceful_restart.enabled) else {
+            let Some(peer) = self.peer(
+                p.into_inner(),
+                asn,
+                &policies,
+                &bfd_profiles,
+                graceful_restart.enabled,
+            ) else {
                 continue;
             };
             if !names.insert(peer.name.clone()) {
@@ -308,6 +315,7 @@ impl Validator<'_> {
         p: RawPeer,
         local_asn: u32,
         policies: &BTreeMap<String, Arc<Policy>>,
+        bfd_profiles: &BTreeMap<String, BfdConfig>,
         gr: bool,
     ) -> Option<PeerConfig> {
         let name = p.name.get_ref().clone();
@@ -415,6 +423,7 @@ impl Validator<'_> {
             *t.get_ref()
         });
         let md5_password = self.md5(&p, &name);
+        let bfd = p.bfd.as_ref().and_then(|b| self.peer_bfd(b, bfd_profiles));
         let import = self.chain(
             &p.import,
             &p.import_default,
@@ -458,7 +467,89 @@ impl Validator<'_> {
                 accept_local_next_hop: p.accept_local_next_hop.unwrap_or(preset.accept_local_next_hop),
                 soft_reconfiguration: p.soft_reconfiguration.unwrap_or(true),
             },
+            bfd,
         })
+    }
+
+    /// `bfd = true` (the default profile), `false`, or a profile's name.
+    fn peer_bfd(
+        &mut self,
+        raw: &Spanned<toml::Value>,
+        profiles: &BTreeMap<String, BfdConfig>,
+    ) -> Option<BfdConfig> {
+        let name = match raw.get_ref() {
+            toml::Value::Boolean(false) => return None,
+            toml::Value::Boolean(true) => "default",
+            toml::Value::String(s) => s.as_str(),
+            other => {
+                self.error(
+                    raw.span(),
+                    format!("bfd must be true, false or the name of a [[bfd-profile]], not {other}"),
+                );
+                return None;
+            }
+        };
+        match profiles.get(name) {
+            Some(p) => Some(p.clone()),
+            None if name == "default" => Some(BfdConfig::default_profile()),
+            None => {
+                let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+                self.error(
+                    raw.span(),
+                    format!(
+                        "no [[bfd-profile]] named {name:?} (defined: {})",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `[[bfd-profile]]`: `name`, `min-rx` and `min-tx` in milliseconds
+    /// (10 to 60000, default 300), `multiplier` (1 to 255, default 3),
+    /// `passive`. One named `default` replaces the defaults of `bfd = true`.
+    fn bfd_profiles(&mut self, raw: Vec<Spanned<RawBfdProfile>>) -> BTreeMap<String, BfdConfig> {
+        let mut profiles = BTreeMap::new();
+        for r in raw {
+            let span = r.span();
+            let r = r.into_inner();
+            let mut interval = |v: &Option<Spanned<u32>>, key: &str| match v {
+                None => Duration::from_millis(300),
+                Some(ms) => {
+                    if !(10..=60_000).contains(ms.get_ref()) {
+                        self.error(ms.span(), format!("{key} is in milliseconds, from 10 to 60000"));
+                    }
+                    Duration::from_millis(u64::from(*ms.get_ref()))
+                }
+            };
+            let min_rx = interval(&r.min_rx, "min-rx");
+            let min_tx = interval(&r.min_tx, "min-tx");
+            let multiplier = match &r.multiplier {
+                None => 3,
+                Some(m) if *m.get_ref() == 0 => {
+                    self.error(m.span(), "multiplier must be at least 1");
+                    3
+                }
+                Some(m) => *m.get_ref(),
+            };
+            let name = r.name.get_ref().clone();
+            let profile = BfdConfig {
+                profile: name.clone(),
+                min_tx,
+                min_rx,
+                multiplier,
+                passive: r.passive.unwrap_or(false),
+            };
+            if profiles.insert(name.clone(), profile).is_some() {
+                self.error(span, format!("a bfd-profile named {name:?} is already defined"));
+            }
+        }
+        profiles
     }
 
     /// `max-prefix = N` (every family, reset), or a table: `limit` (every

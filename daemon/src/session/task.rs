@@ -51,6 +51,11 @@ pub enum PeerControl {
     Refresh(Vec<Family>),
     /// End every connection with this NOTIFICATION and stop.
     Stop(Notification),
+    /// The peer's BFD session went Down: end the session at once with
+    /// Cease / BFD Down (RFC 9384), as a Hard Reset (RFC 8538) when both
+    /// sides sent the N bit, so its routes go now rather than linger as
+    /// stale.
+    BfdDown,
     /// The daemon is exiting. With graceful restart the connections are
     /// closed without NOTIFICATION, so peers keep our routes (RFC 4724).
     Shutdown { graceful: bool },
@@ -353,6 +358,25 @@ impl PeerTask {
                         }
                     }
                 }
+                false
+            }
+            PeerControl::BfdDown => {
+                let Some(negotiated) = self.fsm.negotiated() else {
+                    return false;
+                };
+                let cease = Notification::cease(bgp_proto::notification::CeaseSubcode::BfdDown);
+                let n_bit = negotiated
+                    .graceful_restart
+                    .as_ref()
+                    .is_some_and(|gr| gr.notification);
+                let n = if n_bit {
+                    Notification::hard_reset(&cease)
+                } else {
+                    cease
+                };
+                tracing::warn!(peer = %self.settings.name, "BFD session down: ending the BGP session");
+                let out = self.fsm.reset(n, Instant::now(), None);
+                self.apply(out).await;
                 false
             }
             PeerControl::Stop(n) => {
