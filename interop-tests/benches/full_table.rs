@@ -287,7 +287,10 @@ impl Daemon {
                 work,
                 "frr",
                 &frr_config(),
-                &FrrOptions { install_routes: true },
+                &FrrOptions {
+                    install_routes: true,
+                    ..FrrOptions::default()
+                },
             )),
         }
     }

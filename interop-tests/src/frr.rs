@@ -22,8 +22,9 @@ use crate::{FRR_DIR, run, run_ok};
 
 pub struct Frr {
     vty: FrrVty,
-    // Fields drop in order: bgpd stops before zebra.
+    // Fields drop in order: bgpd and bfdd stop before zebra.
     bgpd: Daemon,
+    bfdd: Option<Daemon>,
     zebra: Daemon,
     reported: Cell<bool>,
 }
@@ -35,6 +36,9 @@ pub struct FrrOptions {
     /// namespace's kernel (bgpd without `-n`), so the namespace forwards
     /// like a router. Off by default: FRR only speaks BGP.
     pub install_routes: bool,
+    /// bfdd runs too (its configuration `bfdd_conf`, often empty: bgpd's
+    /// `neighbor X bfd` registers sessions through zebra).
+    pub bfd: Option<String>,
 }
 
 /// A handle on FRR's vty that can be cloned and sent to another thread
@@ -91,6 +95,18 @@ impl Frr {
         zebra.add_log(dir.join("zebra.log"));
         wait_for_socket(&mut zebra, &dir.join("zserv.api"));
 
+        let bfdd = options.bfd.as_ref().map(|conf| {
+            std::fs::write(dir.join("bfdd.conf"), conf).expect("write bfdd.conf");
+            run_ok(Command::new("chown").args(["frr:frr"]).arg(dir.join("bfdd.conf")));
+            let mut cmd = common("bfdd");
+            cmd.args(["--bfdctl", &path("bfdd.sock")]);
+            cmd.args(["--log-level", "debug"]);
+            let mut bfdd = Daemon::spawn(&format!("{name}-bfdd"), cmd, work.path());
+            bfdd.add_log(dir.join("bfdd.log"));
+            wait_for_socket(&mut bfdd, &dir.join("bfdd.vty"));
+            bfdd
+        });
+
         let mut cmd = common("bgpd");
         if !options.install_routes {
             cmd.arg("-n");
@@ -105,6 +121,7 @@ impl Frr {
                 dir,
             },
             bgpd,
+            bfdd,
             zebra,
             reported: Cell::new(false),
         };
@@ -130,6 +147,14 @@ impl Frr {
 
     pub fn bgpd_pid(&self) -> u32 {
         self.bgpd.pid()
+    }
+
+    /// `show bfd peers json`: FRR's BFD sessions.
+    pub fn bfd_peers(&self) -> Result<Vec<Value>, String> {
+        match self.json("show bfd peers json")? {
+            Value::Array(a) => Ok(a),
+            other => Err(format!("show bfd peers json: {other}")),
+        }
     }
 
     pub fn zebra_pid(&self) -> u32 {
@@ -212,7 +237,11 @@ impl Frr {
             "show bgp ipv4 unicast",
             "show bgp ipv6 unicast",
             "show bgp neighbors",
+            "show bfd peers",
         ] {
+            if c.contains("bfd") && self.bfdd.is_none() {
+                continue;
+            }
             let text = self.vtysh(&[c]).unwrap_or_else(|e| e);
             out.push_str(&format!("==== {}: {c} ====\n{text}\n", self.name()));
         }

@@ -187,6 +187,7 @@ pub struct TopologyBuilder {
     pods: Vec<(u8, u8)>,
     router_networks: Vec<String>,
     fixed: Option<(String, PathBuf)>,
+    bfd: bool,
 }
 
 impl TopologyBuilder {
@@ -253,6 +254,13 @@ impl TopologyBuilder {
         self
     }
 
+    /// BFD on every upstream session: the routers run bfdd with `neighbor
+    /// NODE bfd` (300 ms × 3), the nodes' upstream peers have `bfd = true`.
+    pub fn bfd(mut self) -> Self {
+        self.bfd = true;
+        self
+    }
+
     /// A prefix every router originates (`network`), e.g. to see ECMP.
     pub fn router_network(mut self, prefix: &str) -> Self {
         self.router_networks.push(prefix.to_owned());
@@ -291,13 +299,19 @@ impl TopologyBuilder {
             ns.add_addr("eth-seg", &format!("{}/24", up.v4));
             let speaker = match self.kind {
                 RouterKind::Frr => {
-                    let conf = frr_config(&up, &nodes, &self.router_networks);
+                    let mut conf = frr_config(&up, &nodes, &self.router_networks);
+                    if self.bfd {
+                        conf = with_bfd(&conf, &nodes);
+                    }
                     Speaker::Frr(Frr::start_with(
                         &ns,
                         &work,
                         &up.name,
                         &conf,
-                        &FrrOptions { install_routes: true },
+                        &FrrOptions {
+                            install_routes: true,
+                            bfd: self.bfd.then(String::new),
+                        },
                     ))
                 }
                 RouterKind::Bird => {
@@ -326,7 +340,7 @@ impl TopologyBuilder {
             ns.sysctl("net.ipv6.conf.all.forwarding", "1");
             ns.sysctl("net.ipv6.conf.all.keep_addr_on_down", "1");
             ns.sysctl("net.ipv6.conf.default.keep_addr_on_down", "1");
-            segment.attach(&ns, "eth-up");
+            let port = segment.attach(&ns, "eth-up");
             ns.set_mac("eth-up", &format!("02:00:0a:65:00:{:02x}", 20 + x));
             ns.add_addr("eth-up", &format!("{}/64", id.v6()));
             ns.add_addr("eth-up", &format!("{}/24", id.v4()));
@@ -338,7 +352,8 @@ impl TopologyBuilder {
             }
             let fib = self.fib.get(&x).cloned().unwrap_or_default();
             let extra = self.extra.get(&x).cloned().unwrap_or_default();
-            let config = tern_config(&id, &upstreams, "", &fib, &extra);
+            let upstream_lines = if self.bfd { "bfd = true\n" } else { "" };
+            let config = tern_config(&id, &upstreams, upstream_lines, &fib, &extra);
             let tern = Tern::start(&ns, &work, &format!("{}-tern", id.name()), &config);
             let gobgp = Gobgp::start(
                 &ns,
@@ -361,7 +376,9 @@ impl TopologyBuilder {
                 ns,
                 id,
                 upstreams,
+                upstream_lines: upstream_lines.to_owned(),
                 vips,
+                port,
             });
         }
         Some(Topology {
@@ -493,6 +510,21 @@ router bgp {asn}
     c
 }
 
+/// `conf` (bgpd's) with `neighbor NODE bfd` for every node.
+pub fn with_bfd(conf: &str, nodes: &[NodeId]) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for line in conf.lines() {
+        lines.push(line.to_owned());
+        if let Some(n) = nodes
+            .iter()
+            .find(|n| line == format!(" neighbor {} remote-as {}", n.v6(), n.asn()))
+        {
+            lines.push(format!(" neighbor {} bfd", n.v6()));
+        }
+    }
+    lines.join("\n") + "\n"
+}
+
 /// BIRD's configuration for router `up`, the counterpart of
 /// [`frr_config`]: one BGP session per node (IPv6, IPv4 with extended
 /// next hop, `next hop self`, graceful restart, timers 3/9), default
@@ -580,8 +612,12 @@ pub struct Node {
     pub id: NodeId,
     /// The routers its tern has a peer for.
     pub upstreams: Vec<Upstream>,
+    /// TOML every upstream peer of its configuration has (`bfd = true`).
+    pub upstream_lines: String,
     /// The VIPs its Cilium advertises (empty unless the lab has VIPs).
     pub vips: Vec<String>,
+    /// Its port on the segment's bridge.
+    pub port: String,
 }
 
 /// An upstream router: FRR (zebra + bgpd) or bird2.
@@ -748,6 +784,7 @@ impl Topology {
             pods: Vec::new(),
             router_networks: Vec::new(),
             fixed: None,
+            bfd: false,
         }
     }
 
@@ -918,7 +955,8 @@ impl Node {
         extra: &str,
     ) -> String {
         let fib: Vec<String> = fib.iter().map(|s| s.to_string()).collect();
-        tern_config(&self.id, upstreams, upstream_lines, &fib, extra)
+        let lines = format!("{}{upstream_lines}", self.upstream_lines);
+        tern_config(&self.id, upstreams, &lines, &fib, extra)
     }
 
     /// Writes a new tern configuration, effective at its next start.

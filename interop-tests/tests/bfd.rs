@@ -1,0 +1,231 @@
+//! BFD against FRR's bfdd (issue 11): sessions come Up for an IPv6 and an
+//! IPv4 peer and both sides agree on them; a node cut off the segment
+//! (its bridge port stops forwarding; no link goes down) leaves FRR's
+//! table within a second, where only the hold timer found it before; a
+//! router cut off the same way leaves the node's kernel as fast.
+//!
+//! Detection times are printed per trial, with and without BFD.
+
+use std::time::{Duration, Instant};
+
+use interop_tests::{Topology, timeout, wait_until};
+use serde_json::Value;
+
+/// tern's BFD sessions on node `x`.
+fn tern_bfd(lab: &Topology, x: u8) -> Result<Vec<Value>, String> {
+    let v = lab.node(x).tern.get("/api/v1/bfd")?;
+    Ok(v["sessions"].as_array().cloned().unwrap_or_default())
+}
+
+/// Waits until node `x` and the router agree that the sessions to
+/// `addresses` (FRR's peers, tern's remotes) are Up; returns (tern's, FRR's).
+fn wait_up(lab: &Topology, x: u8, pairs: &[(&str, &str)]) -> Vec<(Value, Value)> {
+    wait_until(timeout(20), "BFD Up on both sides", || {
+        let tern = tern_bfd(lab, x)?;
+        let frr = lab.router(0).frr().bfd_peers()?;
+        let mut out = Vec::new();
+        for (node_addr, router_addr) in pairs {
+            let t = tern
+                .iter()
+                .find(|s| s["remote"] == *router_addr)
+                .ok_or_else(|| format!("tern has no session to {router_addr}: {tern:?}"))?;
+            let f = frr
+                .iter()
+                .find(|p| p["peer"] == *node_addr)
+                .ok_or_else(|| format!("FRR has no session to {node_addr}: {frr:?}"))?;
+            if t["state"] != "up" || f["status"] != "up" {
+                return Err(format!("tern {} / FRR {}", t["state"], f["status"]));
+            }
+            out.push((t.clone(), f.clone()));
+        }
+        Ok(out)
+    })
+}
+
+/// The node's bridge port stops (or starts again) forwarding: the node
+/// is cut off with every link still up.
+fn cut(lab: &Topology, x: u8, off: bool) {
+    let port = lab.node(x).port.clone();
+    let state = if off { "0" } else { "3" };
+    lab.segment()
+        .netns()
+        .exec(&["bridge", "link", "set", "dev", &port, "state", state])
+        .expect("bridge link set");
+}
+
+/// Polls `done` as fast as it answers (a vtysh or `ip` call) until it
+/// holds; returns how long that took.
+#[track_caller]
+fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !done() {
+        assert!(
+            t.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t.elapsed()
+}
+
+fn router_has(lab: &Topology, prefix: &str) -> bool {
+    lab.router(0).best_path(prefix).ok().flatten().is_some()
+}
+
+#[test]
+fn bfd_comes_up_with_frr_for_ipv6_and_ipv4_and_both_agree() {
+    let up = interop_tests::lab::Upstream::nth(0);
+    let node = interop_tests::lab::NodeId { x: 1 };
+    let v4_peer = format!(
+        "[[peer]]\nname = \"upstream-v4\"\naddress = \"{}\"\nremote-asn = {}\nrole = \"upstream\"\nlocal-address = \"{}\"\nfamilies = [\"ipv4-unicast\"]\nconnect-retry = 1\nhold-time = 9\nbfd = true\n",
+        up.v4,
+        up.asn,
+        node.v4()
+    );
+    let Some(lab) = Topology::builder("bfd-up")
+        .nodes(1)
+        .bfd()
+        .tern_extra(1, &v4_peer)
+        .start()
+    else {
+        return;
+    };
+    lab.router(0).frr().configure(&[
+        &format!("router bgp {}", up.asn),
+        &format!("neighbor {} remote-as {}", node.v4(), node.asn()),
+        &format!("neighbor {} timers connect 1", node.v4()),
+        &format!("neighbor {} bfd", node.v4()),
+        "address-family ipv4 unicast",
+        &format!("neighbor {} activate", node.v4()),
+    ]);
+    lab.wait_sessions();
+    let sessions = wait_up(&lab, 1, &[(&node.v6(), &up.v6), (&node.v4(), &up.v4)]);
+    for (t, f) in &sessions {
+        println!(
+            "tern: {} {} tx {} ms detect {} ms, discriminators {}/{}; FRR: {} {} tx {} ms, remote tx {} ms",
+            t["remote"],
+            t["state"],
+            t["tx_interval_ms"],
+            t["detection_time_ms"],
+            t["local_discriminator"],
+            t["remote_discriminator"],
+            f["peer"],
+            f["status"],
+            f["transmit-interval"],
+            f["remote-transmit-interval"]
+        );
+        assert_eq!(t["remote_discriminator"], f["id"], "discriminators");
+        assert_eq!(t["local_discriminator"], f["remote-id"], "discriminators");
+        assert_eq!(t["tx_interval_ms"], 300);
+        assert_eq!(t["detection_time_ms"], 900);
+        assert_eq!(t["remote_multiplier"], 3);
+        assert_eq!(f["remote-transmit-interval"], 300, "FRR sees our timers");
+        assert_eq!(f["remote-receive-interval"], 300);
+        assert_eq!(f["remote-detect-multiplier"], 3);
+        assert_eq!(t["multihop"], false);
+    }
+    let text = lab.node(1).tern.show("bfd").expect("tern show bfd");
+    println!("{text}");
+    assert!(text.contains("upstream-v4") && text.contains(" up "), "{text}");
+    let metric = lab.node(1).tern.get_text("/metrics").expect("metrics");
+    assert!(
+        metric.contains("tern_bfd_session_up{peer=\"upstream-v4\"} 1"),
+        "{metric}"
+    );
+    // The Cilium session has no BFD and is untouched.
+    assert_eq!(
+        lab.node(1).tern.peer("cilium").expect("peer")["state"],
+        "established"
+    );
+    assert!(tern_bfd(&lab, 1).unwrap().iter().all(|s| s["peer"] != "cilium"));
+}
+
+/// Cuts node 1 off `trials` times, each time once BGP (and BFD, with
+/// `bfd`) is back up; returns how long FRR kept its pod CIDR each time
+/// (with `bfd`), or how long until FRR's session to it went down
+/// (without: graceful restart then keeps the routes, stale, for the
+/// node's restart time).
+fn node_loss_trials(lab: &Topology, trials: usize, bfd: bool, within: Duration) -> Vec<Duration> {
+    let prefix = lab.node(1).id.pod_cidrs()[0].clone();
+    let node = lab.node(1).id.v6();
+    let up = lab.router(0).up.v6.clone();
+    let mut times = Vec::new();
+    for trial in 1..=trials {
+        lab.wait_sessions();
+        if bfd {
+            wait_up(lab, 1, &[(&node, &up)]);
+        }
+        wait_until(timeout(30), "the node's pod CIDR at the router", || {
+            if router_has(lab, &prefix) {
+                Ok(())
+            } else {
+                Err("not yet".into())
+            }
+        });
+        cut(lab, 1, true);
+        let gone = if bfd {
+            let t = until(within, "the router to drop the cut-off node's routes", || {
+                !router_has(lab, &prefix)
+            });
+            println!("trial {trial}: the router dropped {prefix} after {t:.0?}");
+            t
+        } else {
+            let frr = lab.router(0).frr();
+            let t = until(within, "the router's session to the node down", || {
+                frr.neighbor(&node).is_ok_and(|n| n["bgpState"] != "Established")
+            });
+            println!(
+                "trial {trial}: the router's session went down after {t:.0?}; {prefix} kept (stale): {}",
+                router_has(lab, &prefix)
+            );
+            t
+        };
+        times.push(gone);
+        cut(lab, 1, false);
+    }
+    times
+}
+
+#[test]
+fn a_lost_node_leaves_the_router_within_a_second_with_bfd() {
+    let Some(lab) = Topology::builder("bfd-node").nodes(1).bfd().start() else {
+        return;
+    };
+    lab.wait_sessions();
+    let with = node_loss_trials(&lab, 10, true, Duration::from_secs(3));
+    drop(lab);
+    // The same without BFD: the hold timer (9 s here) finds it.
+    let Some(lab) = Topology::builder("bfd-none").nodes(1).start() else {
+        return;
+    };
+    let without = node_loss_trials(&lab, trials_without(), false, Duration::from_secs(20));
+    println!("{}", summary("with BFD (300 ms x 3)", &with));
+    println!(
+        "{}",
+        summary("without BFD (hold time 9 s), until the session is down", &without)
+    );
+    let worst = with.iter().max().copied().unwrap_or_default();
+    assert!(worst < Duration::from_secs(1), "BFD took {worst:?}");
+}
+
+/// Trials without BFD: each waits out a hold time (`TERN_BFD_TRIALS`,
+/// default 3; the issue's comparison is 10).
+fn trials_without() -> usize {
+    std::env::var("TERN_BFD_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+fn summary(what: &str, times: &[Duration]) -> String {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let ms: Vec<String> = times.iter().map(|t| format!("{}", t.as_millis())).collect();
+    format!(
+        "{what}: {} trials, median {:.0?}, worst {:.0?} (ms: {})",
+        times.len(),
+        sorted.get(sorted.len() / 2).copied().unwrap_or_default(),
+        sorted.last().copied().unwrap_or_default(),
+        ms.join(", ")
+    )
+}
