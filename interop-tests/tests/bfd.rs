@@ -229,3 +229,70 @@ fn summary(what: &str, times: &[Duration]) -> String {
         ms.join(", ")
     )
 }
+
+/// The gateways of node 1's route to `prefix` (tern's), sorted.
+fn gateways(lab: &Topology, prefix: &str) -> Vec<String> {
+    lab.node(1)
+        .bgp_routes()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|r| r.dst == prefix)
+        .map(|r| r.hops.into_iter().filter_map(|h| h.gateway).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_lost_router_leaves_the_nodes_kernel_within_a_second_and_ecmp_falls_back() {
+    let prefix = "10.99.0.0/24";
+    let Some(lab) = Topology::builder("bfd-router")
+        .nodes(1)
+        .routers(2)
+        .bfd()
+        .router_network(prefix)
+        .start()
+    else {
+        return;
+    };
+    lab.wait_sessions();
+    let both = {
+        let mut v = vec![lab.router(0).up.v6.clone(), lab.router(1).up.v6.clone()];
+        v.sort();
+        v
+    };
+    let survivor = vec![lab.router(1).up.v6.clone()];
+    let mut times = Vec::new();
+    for trial in 1..=5 {
+        wait_until(timeout(30), "BFD Up to both routers and ECMP over both", || {
+            let s = tern_bfd(&lab, 1)?;
+            let up = s.iter().filter(|s| s["state"] == "up").count();
+            let g = gateways(&lab, prefix);
+            if up == 2 && g == both {
+                Ok(())
+            } else {
+                Err(format!("{up} BFD sessions up, gateways {g:?}"))
+            }
+        });
+        let port = lab.router(0).port.clone();
+        let bridge = lab.segment().netns();
+        bridge
+            .exec(&["bridge", "link", "set", "dev", &port, "state", "0"])
+            .expect("cut");
+        let t = until(
+            Duration::from_secs(3),
+            "the route to fall back to the surviving router",
+            || gateways(&lab, prefix) == survivor,
+        );
+        println!("trial {trial}: {prefix} only via the surviving router after {t:.0?}");
+        times.push(t);
+        bridge
+            .exec(&["bridge", "link", "set", "dev", &port, "state", "3"])
+            .expect("restore");
+    }
+    println!("{}", summary("router loss with BFD (300 ms x 3)", &times));
+    let worst = times.iter().max().copied().unwrap_or_default();
+    assert!(worst < Duration::from_secs(1), "BFD took {worst:?}");
+    // The peer without BFD (Cilium) stayed up throughout.
+    let cilium = lab.node(1).tern.peer("cilium").expect("peer");
+    assert_eq!(cilium["state"], "established");
+    assert_eq!(cilium["established_transitions"], 1, "{cilium}");
+}
