@@ -35,6 +35,8 @@ use crate::status::{PeerStatus, StatusBoard};
 
 /// The file whose presence at start means tern is restarting (RFC 4724).
 const RESTART_MARKER: &str = "graceful-restart";
+/// BFD sessions waiting across a planned restart.
+const BFD_HANDOVER: &str = "bfd-sessions.json";
 
 struct PeerEntry {
     config: PeerConfig,
@@ -142,8 +144,11 @@ pub async fn run(path: &Path) -> Result<(), String> {
     }
 
     let seed = u64::from(u32::from(router_id));
-    let bfd = crate::bfd::task::start(seed ^ u64::from(std::process::id()))
-        .map_err(|e| format!("cannot start the BFD thread: {e}"))?;
+    let bfd = crate::bfd::task::start(
+        seed ^ u64::from(std::process::id()),
+        config.state_dir.join(BFD_HANDOVER),
+    )
+    .map_err(|e| format!("cannot start the BFD thread: {e}"))?;
     let mut bfd_changes = bfd.changes;
     let mut sup = Supervisor {
         config,
@@ -592,19 +597,15 @@ impl Supervisor {
     async fn shutdown(self, marker: &Path) {
         let graceful = self.config.graceful_restart.enabled;
         tracing::info!(graceful, "tern stopping");
-        // BFD stops without AdminDown: FRR 8.4 takes a peer's AdminDown for
-        // a failure and would end the BGP session that graceful restart
-        // keeps (docs/operations.md, "BFD and restarts").
+        // With graceful restart this is a planned restart: the BFD
+        // sessions are handed to the next run (their peers asked to wait
+        // the restart time), never taken down; AdminDown would end the BGP
+        // sessions at FRR 8.4 (docs/operations.md, "BFD and restarts").
+        let hand_over =
+            graceful.then(|| Duration::from_secs(u64::from(self.config.graceful_restart.restart_time)));
         let (done, stopped) = oneshot::channel();
-        if self
-            .bfd
-            .send(BfdControl::Stop {
-                admin_down: false,
-                done,
-            })
-            .is_ok()
-        {
-            let _ = tokio::time::timeout(Duration::from_secs(1), stopped).await;
+        if self.bfd.send(BfdControl::Stop { hand_over, done }).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), stopped).await;
         }
         let mut joins = Vec::new();
         for (_, e) in self.peers {

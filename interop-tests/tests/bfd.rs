@@ -8,7 +8,8 @@
 
 use std::time::{Duration, Instant};
 
-use interop_tests::{Topology, timeout, wait_until};
+use interop_tests::lab::RouterWatch;
+use interop_tests::{Monitor, Topology, timeout, wait_until};
 use serde_json::Value;
 
 /// tern's BFD sessions on node `x`.
@@ -295,4 +296,178 @@ fn a_lost_router_leaves_the_nodes_kernel_within_a_second_and_ecmp_falls_back() {
     let cilium = lab.node(1).tern.peer("cilium").expect("peer");
     assert_eq!(cilium["state"], "established");
     assert_eq!(cilium["established_transitions"], 1, "{cilium}");
+}
+
+/// Node 1's pod CIDRs at the router, best and valid.
+fn wait_at_router(lab: &Topology, prefixes: &[String]) {
+    for p in prefixes {
+        wait_until(timeout(30), &format!("{p} at the router"), || {
+            let paths = lab.router(0).frr().paths(p)?;
+            if paths.iter().any(|x| x.valid && x.best) {
+                Ok(())
+            } else {
+                Err(format!("{paths:?}"))
+            }
+        });
+    }
+}
+
+/// A route of another protocol that marks the restarts in the recording.
+const MARKER: &str = "10.250.0.1";
+
+#[test]
+fn planned_restarts_and_reloads_stay_hitless_with_bfd() {
+    let Some(mut lab) = Topology::builder("bfd-restart").nodes(1).bfd().start() else {
+        return;
+    };
+    lab.wait_converged();
+    let node = lab.node(1).id.v6();
+    let up = lab.router(0).up.v6.clone();
+    wait_up(&lab, 1, &[(&node, &up)]);
+    let own: Vec<String> = lab.node(1).id.pod_cidrs().to_vec();
+    wait_at_router(&lab, &own);
+    let before = lab.node(1).route_snapshot();
+    let monitor = Monitor::start(
+        &lab.node(1).ns,
+        lab.work(),
+        "node-21-monitor",
+        &["route", "nexthop"],
+    );
+    let begin = monitor.mark(&lab.node(1).ns, MARKER);
+    let watch = RouterWatch::start(lab.router(0), &own);
+    let c0 = frr_bfd_counters(&lab, &node);
+
+    // SIGTERM, then start, three times.
+    for round in 1..=3 {
+        let status = lab.node_mut(1).tern.stop().unwrap();
+        assert!(status.success(), "tern did not exit cleanly on SIGTERM: {status}");
+        lab.node_mut(1).tern.start_again();
+        lab.node(1).wait_restarted(before.len());
+        wait_up(&lab, 1, &[(&node, &up)]);
+        println!("restart {round}: BFD and BGP back");
+    }
+    // A reload that changes the BFD timers: a Poll Sequence, no flap.
+    let profile = "[[bfd-profile]]\nname = \"default\"\nmin-rx = 200\nmin-tx = 200\n";
+    let config = lab.node(1).tern_config(&[], profile);
+    lab.node_mut(1).tern.set_config(&config);
+    println!("{}", lab.node(1).tern.reload_cli().expect("reload"));
+    // FRR hears the new intervals (its own 300 ms still bound what is
+    // sent to it), and nothing flapped.
+    let flaps = tern_bfd(&lab, 1).expect("bfd")[0]["flaps"].clone();
+    wait_until(timeout(10), "FRR to see the new timers", || {
+        let f = lab.router(0).frr().bfd_peers()?;
+        let p = f.iter().find(|p| p["peer"] == node).ok_or("no session")?;
+        if p["remote-receive-interval"] == 200 && p["remote-transmit-interval"] == 200 && p["status"] == "up"
+        {
+            Ok(())
+        } else {
+            Err(format!("{p}"))
+        }
+    });
+    let s = tern_bfd(&lab, 1).expect("bfd");
+    assert_eq!(
+        (s[0]["state"].clone(), s[0]["flaps"].clone()),
+        ("up".into(), flaps)
+    );
+    let end = monitor.unmark(&lab.node(1).ns, MARKER, begin + 1);
+    let report = watch.finish();
+    let lines = monitor.lines();
+    let ours: Vec<&String> = lines[begin + 1..end]
+        .iter()
+        .filter(|l| l.contains("proto bgp") || l.contains(" 186"))
+        .collect();
+    println!(
+        "FRR watch: {} polls, {} saw a stale path; {} kernel changes of tern's",
+        report.polls,
+        report.stale,
+        ours.len()
+    );
+    assert!(ours.is_empty(), "node 1's kernel changed: {ours:#?}");
+    assert!(report.polls > 10, "{report:#?}");
+    assert!(
+        report.missing.is_empty(),
+        "node 1's routes left the router: {report:#?}"
+    );
+    assert_eq!(lab.node(1).route_snapshot(), before);
+    // FRR's BFD session never went down: each restart took it over.
+    let c = frr_bfd_counters(&lab, &node);
+    println!("FRR's BFD counters for the node: before the restarts {c0}, after {c}");
+    assert_eq!(
+        c["session-down"], c0["session-down"],
+        "FRR's BFD session went down: {c}"
+    );
+}
+
+/// FRR's BFD counters for its session to `peer`.
+fn frr_bfd_counters(lab: &Topology, peer: &str) -> Value {
+    let all = lab
+        .router(0)
+        .frr()
+        .json("show bfd peers counters json")
+        .expect("counters");
+    all.as_array()
+        .and_then(|a| a.iter().find(|p| p["peer"] == peer))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// SIGKILL is a crash of tern, not of the node: the kernel closes its TCP
+/// connections at once, so FRR starts helping a graceful restart (routes
+/// kept, stale) before BFD's Detection Time passes; when it passes, the
+/// BGP session is already down and FRR takes no action. tern comes back
+/// (after 2 s, as systemd's `RestartSec=2` has it) and nothing was lost:
+/// not at FRR, not in the node's kernel. (A node that dies takes no TCP
+/// connection down: BFD finds it, as `a_lost_node_...` shows.)
+#[test]
+fn sigkill_of_tern_keeps_the_routes_at_the_router_and_in_the_kernel() {
+    let Some(mut lab) = Topology::builder("bfd-kill").nodes(1).bfd().start() else {
+        return;
+    };
+    lab.wait_converged();
+    let node = lab.node(1).id.v6();
+    let up = lab.router(0).up.v6.clone();
+    wait_up(&lab, 1, &[(&node, &up)]);
+    let own: Vec<String> = lab.node(1).id.pod_cidrs().to_vec();
+    wait_at_router(&lab, &own);
+    let before = lab.node(1).route_snapshot();
+    let watch = RouterWatch::start(lab.router(0), &own);
+    let t = Instant::now();
+    lab.node_mut(1).tern.kill().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let c = frr_bfd_counters(&lab, &node);
+    println!(
+        "2 s after SIGKILL: FRR's BFD session {}, counters {c}",
+        lab.router(0)
+            .frr()
+            .bfd_peers()
+            .unwrap_or_default()
+            .iter()
+            .find(|p| p["peer"] == node)
+            .map(|p| p["status"].to_string())
+            .unwrap_or_default()
+    );
+    assert_eq!(
+        lab.node(1).route_snapshot(),
+        before,
+        "the node's kernel lost routes"
+    );
+    lab.node_mut(1).tern.start_again();
+    lab.node(1).wait_restarted(before.len());
+    wait_up(&lab, 1, &[(&node, &up)]);
+    let report = watch.finish();
+    println!(
+        "SIGKILL, 2 s, start: BGP and BFD back {:.1?} after the kill; FRR watch: {} polls, {} saw the routes stale",
+        t.elapsed(),
+        report.polls,
+        report.stale
+    );
+    assert!(
+        report.missing.is_empty(),
+        "the node's routes left the router: {report:#?}"
+    );
+    assert!(
+        report.stale > 0,
+        "FRR did not help a graceful restart: {report:#?}"
+    );
+    assert_eq!(lab.node(1).route_snapshot(), before);
 }

@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 pub use packet::{Diag, Drop, Packet, State};
-pub use session::{Action, Session, Snapshot, Timers};
+pub use session::{Action, Handover, Session, Snapshot, Timers};
 
 /// UDP ports (RFC 5881 §4, RFC 5883 §5).
 pub const SINGLE_HOP_PORT: u16 = 3784;
@@ -135,6 +135,47 @@ impl Sessions {
         let session = Session::new(discr, config.timers, config.passive, now, self.seed);
         self.by_discr.insert(discr, Entry { config, session });
         discr
+    }
+
+    /// Takes up a session the previous run handed over (Up, same
+    /// discriminators), unless `config.peer` has one already or its
+    /// discriminator is taken.
+    pub fn resume(&mut self, config: SessionConfig, h: &Handover, now: Instant) -> Option<u32> {
+        if self.by_discr.contains_key(&h.local_discr)
+            || self.by_discr.values().any(|e| e.config.peer == config.peer)
+        {
+            return None;
+        }
+        self.seed = self
+            .seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let session = Session::resume(h, config.timers, config.passive, now, self.seed);
+        self.by_discr.insert(h.local_discr, Entry { config, session });
+        Some(h.local_discr)
+    }
+
+    /// Asks every Up session's peer for a Detection Time of `hold`, ahead
+    /// of a planned restart.
+    pub fn hold_for_restart(&mut self, hold: std::time::Duration) {
+        for e in self.by_discr.values_mut() {
+            e.session.hold_for_restart(hold);
+        }
+    }
+
+    /// True when every Up session's peer has acknowledged the hold.
+    pub fn handover_ready(&self) -> bool {
+        self.by_discr
+            .values()
+            .all(|e| e.session.state() != State::Up || e.session.handover().is_some())
+    }
+
+    /// The sessions to hand to the next run.
+    pub fn handovers(&self) -> Vec<(SessionConfig, Handover)> {
+        self.by_discr
+            .values()
+            .filter_map(|e| Some((e.config.clone(), e.session.handover()?)))
+            .collect()
     }
 
     fn allocate(&mut self) -> u32 {

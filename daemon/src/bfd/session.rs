@@ -42,6 +42,17 @@ impl Default for Timers {
     }
 }
 
+/// What a session hands to the next run of tern across a planned restart
+/// (see [`Session::hold_for_restart`] and [`Session::resume`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Handover {
+    pub local_discr: u32,
+    pub remote_discr: u32,
+    pub remote_min_rx_us: u64,
+    pub remote_min_tx_us: u64,
+    pub remote_mult: u8,
+}
+
 /// What happened that the owner must act on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -287,6 +298,53 @@ impl Session {
         self.advertise(tx, config.min_rx);
     }
 
+    /// Before a planned restart (RFC 5882 §4.3.2.2): advertise a Desired
+    /// Min TX of `hold` / Detect Mult, so the peer's Detection Time covers
+    /// the restart, by a Poll Sequence. When it ends ([`Session::handover`])
+    /// the process can go; the next one [`Session::resume`]s the session
+    /// Up, and the peer never sees it fail.
+    pub fn hold_for_restart(&mut self, hold: Duration) {
+        if self.state == State::Up {
+            let tx = hold / u32::from(self.config.multiplier.max(1));
+            self.advertise(tx, self.required_min_rx);
+        }
+    }
+
+    /// What the next run needs, once the peer has acknowledged the long
+    /// interval ([`Session::hold_for_restart`]'s Poll Sequence ended).
+    pub fn handover(&self) -> Option<Handover> {
+        let done = self.state == State::Up && !self.polling && self.desired_min_tx > self.config.min_tx;
+        done.then_some(Handover {
+            local_discr: self.local_discr,
+            remote_discr: self.remote_discr,
+            remote_min_rx_us: self.remote_min_rx.as_micros() as u64,
+            remote_min_tx_us: self.remote_min_tx.as_micros() as u64,
+            remote_mult: self.remote_mult,
+        })
+    }
+
+    /// A session the previous run handed over: Up, with its
+    /// discriminators, advertising the configured timers again by a Poll
+    /// Sequence. It goes Down as usual if the peer does not answer.
+    pub fn resume(h: &Handover, config: Timers, passive: bool, now: Instant, seed: u64) -> Session {
+        let mut s = Session::new(h.local_discr, config, passive, now, seed);
+        s.state = State::Up;
+        s.remote_state = State::Up;
+        s.remote_discr = h.remote_discr;
+        s.remote_min_rx = Duration::from_micros(h.remote_min_rx_us);
+        s.remote_min_tx = Duration::from_micros(h.remote_min_tx_us);
+        s.remote_mult = h.remote_mult;
+        // The peer still expects the long interval: anything faster is
+        // safe at once; its Final makes the configured values official.
+        s.desired_min_tx = config.min_tx;
+        s.tx_in_use = config.min_tx;
+        s.polling = true;
+        s.next_tx = Some(now);
+        s.detect_at = Some(now + s.detection_time());
+        s.ups = 1;
+        s
+    }
+
     /// Stops the session for good: AdminDown (diag 7) is what the peer
     /// hears from now on.
     pub fn admin_down(&mut self, now: Instant) -> Vec<Action> {
@@ -330,6 +388,11 @@ impl Session {
         } else if from == State::Up {
             self.flaps += 1;
             self.advertise(self.config.min_tx.max(SLOW), self.config.min_rx);
+        }
+        // The peer hears of it at once, not a (maybe slow) interval later:
+        // its Detection Time may already count in the new state's terms.
+        if self.next_tx.is_some() {
+            self.next_tx = Some(now);
         }
         out.push(Action::Changed { from, to, diag });
     }
@@ -403,6 +466,8 @@ mod tests {
     fn three_way_handshake_then_poll_to_the_fast_timers() {
         let now = Instant::now();
         let mut s = up(now);
+        // The peer hears of Up at once, not an interval of 1 s later.
+        assert_eq!(s.next_deadline(), Some(now));
         // Up: the fast timers are advertised with P until F comes back.
         s.on_packet(&peer_packet(State::Up, 99, 7), now + SLOW).unwrap();
         let out = s.on_timer(now + SLOW);
@@ -579,6 +644,47 @@ mod tests {
         s.on_packet(&p, now + 800 * MS).unwrap();
         assert!(sent(&s.on_timer(now + SLOW)).is_empty());
         assert_eq!(s.state(), State::Up);
+    }
+
+    #[test]
+    fn a_planned_restart_hands_the_session_over_without_a_flap() {
+        let now = Instant::now();
+        let mut s = up(now);
+        let mut fin = peer_packet(State::Up, 99, 7);
+        fin.final_ = true;
+        s.on_packet(&fin, now).unwrap();
+        assert_eq!(s.handover(), None, "nothing to hand over before the hold");
+        // Before stopping: 120 s / 3 = 40 s advertised with P.
+        s.hold_for_restart(Duration::from_secs(120));
+        s.on_packet(&peer_packet(State::Up, 99, 7), now + 200 * MS)
+            .unwrap();
+        let t = s.next_deadline().unwrap();
+        let p = &sent(&s.on_timer(t))[0];
+        assert!(p.poll);
+        assert_eq!(p.desired_min_tx, 40_000_000);
+        assert_eq!(s.handover(), None, "not before the peer's Final");
+        s.on_packet(&fin, t).unwrap();
+        let h = s.handover().expect("handed over");
+        assert_eq!((h.local_discr, h.remote_discr, h.remote_mult), (7, 99, 3));
+
+        // The next run: Up at once with the same discriminators, the
+        // configured timers advertised again with P.
+        let later = now + Duration::from_secs(5);
+        let mut next = Session::resume(&h, Timers::default(), false, later, 5);
+        assert_eq!(next.state(), State::Up);
+        let p = &sent(&next.on_timer(later))[0];
+        assert_eq!((p.state, p.my_discr, p.your_discr), (State::Up, 7, 99));
+        assert!(p.poll);
+        assert_eq!(p.desired_min_tx, 300_000);
+        let out = next.on_packet(&fin, later + 10 * MS).unwrap();
+        assert!(changes(&out).is_empty(), "no state change: {out:?}");
+        assert_eq!(next.snapshot().tx_interval, 300 * MS);
+        // And it still fails like any session when the peer is gone.
+        let out = next.on_timer(later + 10 * MS + 900 * MS);
+        assert_eq!(
+            changes(&out),
+            [(State::Up, State::Down, Diag::DETECTION_TIME_EXPIRED)]
+        );
     }
 
     #[test]

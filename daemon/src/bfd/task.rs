@@ -13,7 +13,10 @@ use std::io;
 use std::io::IoSliceMut;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
 
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -21,7 +24,9 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Change, Datagram, MULTIHOP_PORT, Outgoing, SINGLE_HOP_PORT, SessionConfig, Sessions, State};
+use super::{
+    Change, Datagram, Handover, MULTIHOP_PORT, Outgoing, SINGLE_HOP_PORT, SessionConfig, Sessions, State,
+};
 use crate::clock;
 use crate::status::{BfdStatus, BfdView};
 
@@ -31,9 +36,11 @@ pub enum BfdControl {
     Configure(Vec<SessionConfig>),
     /// The sessions as the API shows them.
     Status(oneshot::Sender<BfdStatus>),
-    /// Stop; with `admin_down`, tell the peers first (RFC 5880 §6.8.16).
+    /// Stop. With `hand_over`, a planned restart: ask every peer to wait
+    /// that long (a Poll Sequence), then leave the sessions to the next
+    /// run in the state directory, so the peers see no failure.
     Stop {
-        admin_down: bool,
+        hand_over: Option<Duration>,
         done: oneshot::Sender<()>,
     },
 }
@@ -44,8 +51,45 @@ pub struct BfdHandle {
     pub changes: mpsc::UnboundedReceiver<Change>,
 }
 
-/// Starts the BFD thread.
-pub fn start(seed: u64) -> io::Result<BfdHandle> {
+/// A session handed over across a planned restart.
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    peer: String,
+    remote: IpAddr,
+    local: Option<IpAddr>,
+    multihop: bool,
+    /// Unix seconds until which the peer waits.
+    until: u64,
+    #[serde(flatten)]
+    handover: Handover,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Reads (and removes) what the previous run handed over; what is stale
+/// or unreadable is left out.
+fn take_handover(path: &Path) -> Vec<Saved> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    let _ = std::fs::remove_file(path);
+    let now = unix_now();
+    match serde_json::from_str::<Vec<Saved>>(&text) {
+        Ok(v) => v.into_iter().filter(|s| s.until > now + 1).collect(),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot read the BFD sessions of the previous run; starting them afresh");
+            Vec::new()
+        }
+    }
+}
+
+/// Starts the BFD thread; `handover` is where sessions wait across a
+/// planned restart.
+pub fn start(seed: u64, handover: PathBuf) -> io::Result<BfdHandle> {
     let (control, control_rx) = mpsc::unbounded_channel();
     let (changes_tx, changes) = mpsc::unbounded_channel();
     std::thread::Builder::new()
@@ -58,17 +102,19 @@ pub fn start(seed: u64) -> io::Result<BfdHandle> {
                     return;
                 }
             };
-            runtime.block_on(run(seed, control_rx, changes_tx));
+            runtime.block_on(run(seed, handover, control_rx, changes_tx));
         })?;
     Ok(BfdHandle { control, changes })
 }
 
 async fn run(
     seed: u64,
+    handover: PathBuf,
     mut control: mpsc::UnboundedReceiver<BfdControl>,
     changes_tx: mpsc::UnboundedSender<Change>,
 ) {
     let mut sessions = Sessions::new(seed);
+    let mut saved = take_handover(&handover);
     let (rx_tx, mut rx) = mpsc::channel::<Datagram>(1024);
     let mut receivers: HashMap<(bool, bool), tokio::task::JoinHandle<()>> = HashMap::new();
     let mut senders: HashMap<u32, UdpSocket> = HashMap::new();
@@ -121,7 +167,15 @@ async fn run(
                                 ),
                             }
                         }
-                        let discr = sessions.configure(c.clone(), now);
+                        let resumed = saved
+                            .iter()
+                            .position(|s| s.peer == c.peer && s.remote == c.remote && s.local == c.local && s.multihop == c.multihop)
+                            .map(|i| saved.swap_remove(i))
+                            .and_then(|s| sessions.resume(c.clone(), &s.handover, now));
+                        if resumed.is_some() {
+                            tracing::info!(peer = %c.peer, remote = %c.remote, "BFD session taken over from the previous run, up");
+                        }
+                        let discr = resumed.unwrap_or_else(|| sessions.configure(c.clone(), now));
                         if let std::collections::hash_map::Entry::Vacant(v) = senders.entry(discr) {
                             match sender(&c) {
                                 Ok(s) => {
@@ -139,17 +193,9 @@ async fn run(
                 Some(BfdControl::Status(reply)) => {
                     let _ = reply.send(status(&sessions, send_errors));
                 }
-                Some(BfdControl::Stop { admin_down, done }) => {
-                    if admin_down {
-                        let now = Instant::now();
-                        let peers: Vec<String> = sessions.peers().map(str::to_owned).collect();
-                        for peer in peers {
-                            if let Some((config, Some(p))) = sessions.remove(&peer, now)
-                                && let Ok(s) = sender(&config)
-                            {
-                                let _ = s.try_send(&p.encode());
-                            }
-                        }
+                Some(BfdControl::Stop { hand_over, done }) => {
+                    if let Some(hold) = hand_over {
+                        hand_over_sessions(&mut sessions, &senders, &mut rx, hold, &handover).await;
                     }
                     let _ = done.send(());
                     return;
@@ -172,6 +218,68 @@ async fn run(
                 tracing::info!(peer = %c.peer, from = %c.from, to = %c.to, diagnostic = %c.diag, "BFD session state changed");
             }
             let _ = changes_tx.send(c);
+        }
+    }
+}
+
+/// Asks the peers to wait `hold` (a Poll Sequence per session, answered
+/// within a transmit interval or two), then writes the sessions whose
+/// peers agreed for the next run. Gives up after two seconds: a session
+/// not handed over fails at its peer when its Detection Time passes.
+async fn hand_over_sessions(
+    sessions: &mut Sessions,
+    senders: &HashMap<u32, UdpSocket>,
+    rx: &mut mpsc::Receiver<Datagram>,
+    hold: Duration,
+    path: &Path,
+) {
+    sessions.hold_for_restart(hold);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !sessions.handover_ready() && Instant::now() < deadline {
+        let (mut out, mut changes) = (Vec::new(), Vec::new());
+        let wake = sessions.next_deadline().map_or(deadline, |t| t.min(deadline));
+        tokio::select! {
+            Some(d) = rx.recv() => {
+                let _ = sessions.receive(&d, Instant::now(), &mut out, &mut changes);
+            }
+            _ = clock::sleep_until(Some(wake)) => sessions.on_timer(Instant::now(), &mut out, &mut changes),
+        }
+        for o in out {
+            if let Some(s) = senders.get(&o.discr) {
+                let _ = s.try_send(&o.packet.encode());
+            }
+        }
+    }
+    let until = unix_now() + hold.as_secs();
+    let saved: Vec<Saved> = sessions
+        .handovers()
+        .into_iter()
+        .map(|(c, handover)| Saved {
+            peer: c.peer,
+            remote: c.remote,
+            local: c.local,
+            multihop: c.multihop,
+            until,
+            handover,
+        })
+        .collect();
+    let all = sessions
+        .snapshots()
+        .iter()
+        .filter(|(_, s)| s.state == State::Up)
+        .count();
+    match serde_json::to_string(&saved)
+        .map_err(io::Error::other)
+        .and_then(|t| std::fs::write(path, t))
+    {
+        Ok(()) => tracing::info!(
+            handed_over = saved.len(),
+            up = all,
+            hold_secs = hold.as_secs(),
+            "BFD sessions left to the next start"
+        ),
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot keep the BFD sessions for the next start; their peers will see them fail")
         }
     }
 }
