@@ -29,6 +29,7 @@
 
 pub mod bird;
 pub mod expect;
+pub mod feeder;
 pub mod frr;
 pub mod gobgp;
 mod http;

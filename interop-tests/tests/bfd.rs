@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use interop_tests::feeder::{add_feeder_addresses, connect, main_prefixes, table, with_feeder};
 use interop_tests::lab::RouterWatch;
 use interop_tests::{Monitor, Topology, timeout, wait_until};
 use serde_json::Value;
@@ -470,4 +471,70 @@ fn sigkill_of_tern_keeps_the_routes_at_the_router_and_in_the_kernel() {
         "FRR did not help a graceful restart: {report:#?}"
     );
     assert_eq!(lab.node(1).route_snapshot(), before);
+}
+
+/// Under a table load from a feeder (`TERN_BFD_LOAD_ROUTES`, default
+/// 300,000 in the suite; the run is 1,000,000 with a release
+/// build), BFD at 300 ms x 3 never goes Down: tern's session does not flap
+/// and FRR's never went down, while tern decodes, selects and installs.
+#[test]
+fn bfd_never_goes_down_while_a_full_table_loads() {
+    let routes: u32 = std::env::var("TERN_BFD_LOAD_ROUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let Some(lab) = with_feeder(Topology::builder("bfd-load").nodes(1).bfd()).start() else {
+        return;
+    };
+    add_feeder_addresses(&lab);
+    lab.wait_converged();
+    let node = lab.node(1).id.v6();
+    let up = lab.router(0).up.v6.clone();
+    wait_up(&lab, 1, &[(&node, &up)]);
+    let c0 = frr_bfd_counters(&lab, &node);
+    let flaps = |lab: &Topology| {
+        tern_bfd(lab, 1)
+            .ok()
+            .and_then(|s| s.iter().find(|s| s["peer"] == "upstream").cloned())
+            .map(|s| (s["state"].clone(), s["flaps"].clone()))
+    };
+    let before = flaps(&lab);
+    let ns = &lab.node(1).ns;
+    let target = main_prefixes(ns) + routes as usize;
+    let bytes = table(routes);
+    let mut f = connect(&lab);
+    let t = Instant::now();
+    let sender = std::thread::spawn(move || {
+        f.send(&bytes);
+        f
+    });
+    let mut checks = 0;
+    loop {
+        let now = flaps(&lab);
+        assert_eq!(
+            now,
+            before,
+            "BFD changed during the load ({checks} checks in, {:.1?})",
+            t.elapsed()
+        );
+        checks += 1;
+        if main_prefixes(ns) >= target {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(900), "the table did not load");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let loaded = t.elapsed();
+    // And a few detection times after.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(flaps(&lab), before);
+    let c = frr_bfd_counters(&lab, &node);
+    assert_eq!(
+        c["session-down"], c0["session-down"],
+        "FRR's BFD session went down: {c}"
+    );
+    println!(
+        "{routes} routes in the kernel after {loaded:.1?}; BFD (300 ms x 3) stayed up on both sides ({checks} checks of tern's, FRR's counters {c})"
+    );
+    drop(sender.join().expect("sender"));
 }

@@ -6,47 +6,14 @@
 //! must hold exactly what tern intends, well within a few scan intervals
 //! (2 s here), and the other protocols' routes are never touched.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use bgp_proto::{AsPath, Attributes, Context, Family, NextHop, Nlri, Origin, UpdateBuilder};
-use bytes::BytesMut;
-use interop_tests::raw::open_message;
+use interop_tests::feeder::{add_feeder_addresses, main_prefixes, prefix, table, with_feeder};
 use interop_tests::{Netns, RawPeer, Topology, wait_until};
-use ipnet::{IpNet, Ipv4Net};
 
-const FEEDER_V6: &str = "fd00:101::99";
-const FEEDER_V4: &str = "10.101.0.99";
-const FEEDER_AS: u32 = 65099;
-const ROUTES: u32 = 100_000;
 /// Of the table, these are taken over by another protocol.
 const TAKEN: u32 = 100;
-
-fn prefix(i: u32) -> Ipv4Net {
-    Ipv4Net::new((0x0b00_0000 + (i << 8)).into(), 24).expect("prefix")
-}
-
-/// A table of `routes` /24s as UPDATEs, then End-of-RIB.
-fn table(routes: u32) -> Vec<u8> {
-    let mut b = UpdateBuilder::new(Context::ebgp());
-    let attrs = Attributes {
-        origin: Some(Origin::Igp),
-        as_path: Some(AsPath::from_sequence([FEEDER_AS])),
-        ..Attributes::default()
-    };
-    let nlri: Vec<Nlri> = (0..routes).map(|i| Nlri::new(IpNet::V4(prefix(i)))).collect();
-    let mut buf = BytesMut::new();
-    b.announce(
-        &mut buf,
-        Family::IPV4_UNICAST,
-        &attrs,
-        NextHop::V4(FEEDER_V4.parse().expect("address")),
-        &nlri,
-    )
-    .expect("encode");
-    b.end_of_rib(&mut buf, Family::IPV4_UNICAST).expect("encode");
-    buf.to_vec()
-}
+const ROUTES: u32 = 100_000;
 
 /// Lines of `ip OBJECT show ...` in the node's namespace.
 fn count(ns: &Netns, args: &[&str]) -> usize {
@@ -59,20 +26,6 @@ fn ours(ns: &Netns) -> usize {
 
 fn statics(ns: &Netns) -> usize {
     count(ns, &["-4", "route", "show", "table", "main", "proto", "static"])
-}
-
-/// IPv4 prefixes in the node's main table, as the kernel counts them
-/// (cheap enough to poll while a table loads).
-fn main_prefixes(ns: &Netns) -> usize {
-    ns.spawn_in(|| {
-        let text = std::fs::read_to_string("/proc/thread-self/net/fib_triestat").unwrap_or_default();
-        let main = text.split("Main:").nth(1).unwrap_or_default().to_owned();
-        main.lines()
-            .find_map(|l| l.trim().strip_prefix("Prefixes:")?.trim().parse().ok())
-            .unwrap_or(0)
-    })
-    .join()
-    .expect("count")
 }
 
 fn objects(ns: &Netns) -> usize {
@@ -96,43 +49,17 @@ fn back_to(ns: &Netns, want: usize, what: &str) -> Duration {
     t.elapsed()
 }
 
-/// One node whose tern takes a passive feeder at fd00:101::99 (role
-/// upstream: its routes are installed), which the router's namespace holds.
+/// One node whose tern takes the passive feeder (role upstream: its
+/// routes are installed) in the router's namespace.
 fn lab(tag: &str) -> Option<Topology> {
-    let lab = Topology::builder(tag)
-        .nodes(1)
-        .fib(1, "scan-interval = 2")
-        .tern_extra(
-            1,
-            &format!(
-                "[[peer]]\nname = \"feeder\"\naddress = \"{FEEDER_V6}\"\nremote-asn = {FEEDER_AS}\nrole = \"upstream\"\npassive = true\n"
-            ),
-        )
-        .start()?;
-    let router = &lab.router(0).ns;
-    router.ip(&[
-        "addr",
-        "add",
-        &format!("{FEEDER_V6}/64"),
-        "dev",
-        "eth-seg",
-        "nodad",
-    ]);
-    router.ip(&["addr", "add", &format!("{FEEDER_V4}/24"), "dev", "eth-seg"]);
+    let lab = with_feeder(Topology::builder(tag).nodes(1).fib(1, "scan-interval = 2")).start()?;
+    add_feeder_addresses(&lab);
     lab.wait_converged();
     Some(lab)
 }
 
-/// A session from the feeder (hold time 0: no keepalives needed).
 fn feeder(lab: &Topology) -> RawPeer {
-    let node: IpAddr = lab.node(1).id.v6().parse().expect("address");
-    RawPeer::establish(
-        &lab.router(0).ns,
-        FEEDER_V6.parse().expect("address"),
-        node,
-        lab.node(1).id.asn(),
-        &open_message(FEEDER_AS, 0, [10, 101, 0, 99], 4),
-    )
+    interop_tests::feeder::connect(lab)
 }
 
 #[test]
