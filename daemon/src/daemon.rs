@@ -206,9 +206,13 @@ pub async fn run(path: &Path) -> Result<(), String> {
     )));
     tokio::pin!(restart_window);
     let mut restart_window_open = restarting;
+    // Memory freed by closed connections and finished work goes back to
+    // the system even when no table shrank.
+    let mut trim = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             Some((stream, remote)) = accept_rx.recv() => sup.dispatch(stream, remote).await,
+            _ = trim.tick() => crate::memory::trim(),
             _ = clock::sleep_until(sup.refusals.next_report()) => {
                 for line in sup.refusals.report(Instant::now()) {
                     tracing::warn!("{line}");

@@ -29,6 +29,26 @@ pub fn shrink_set<T: Eq + Hash>(s: &mut HashSet<T>) -> bool {
     shrink
 }
 
+/// Called once at start: fixed allocator thresholds. glibc raises its
+/// mmap threshold each time a large block is freed (up to 32 MB), after
+/// which every large buffer comes from the heap and leaves holes there; a
+/// fixed 128 kB keeps large buffers (connection buffers, table batches) in
+/// their own mappings, returned whole when freed, and a fixed 256 kB trim
+/// threshold returns a heap's free top soon.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn tune() {
+    // SAFETY: mallopt takes two plain integers and only sets allocator
+    // parameters; called before other threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 * 1024);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn tune() {}
+
 /// Returns the allocator's free memory to the system, where it keeps it.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]

@@ -559,30 +559,29 @@ impl Lab {
             .unwrap_or(0)
     }
 
-    /// A sample once tern's RSS has stayed the same for half a second
-    /// (memory is handed back when the RIB's queue runs empty).
+    /// A sample with the cycle's work done: the lowest RSS and open file
+    /// count over 6 s, which span one of tern's periodic trims (every 5 s)
+    /// and leave out a connection attempt in flight.
     fn sample(&self, cycle: u32, start: Instant) -> Sample {
         let pid = self.tern_pid();
-        let mut last = status_kb(pid, "VmRSS:");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(500));
-            let now = status_kb(pid, "VmRSS:");
-            if now == last {
-                break;
-            }
-            last = now;
+        let (mut rss, mut anon, mut fds) = (u64::MAX, u64::MAX, usize::MAX);
+        let until = Instant::now() + Duration::from_secs(6);
+        while Instant::now() < until {
+            rss = rss.min(status_kb(pid, "VmRSS:"));
+            anon = anon.min(status_kb(pid, "RssAnon:"));
+            fds = fds.min(open_files(pid));
+            std::thread::sleep(Duration::from_millis(250));
         }
         Sample {
             cycle,
             at: start.elapsed(),
-            rss_kb: last,
-            anon_kb: status_kb(pid, "RssAnon:"),
+            rss_kb: rss,
+            anon_kb: anon,
             heap_kb: self
                 .tern
                 .metric("tern_heap_allocated_bytes")
                 .map_or(0, |b| b as u64 / 1024),
-            fds: open_files(pid),
+            fds,
             attribute_sets: self.attribute_sets(),
             bgpd_rss_kb: status_kb(self.frr.bgpd_pid(), "VmRSS:"),
             gobgpd_rss_kb: status_kb(self.gobgp.pid(), "VmRSS:"),
