@@ -38,6 +38,13 @@
 //!
 //!  watchdog ×0..1 (systemd) ──RibRequest::Ping[64]+1:1──▶ RIB task
 //!
+//!  BFD THREAD ×1 (bfd/task.rs; OS thread, its own current-thread runtime,
+//!  so RIB and FIB work never delay a packet): Sessions (sans I/O);
+//!    ◀──BfdControl[∞]: Configure, Status+1:1, Stop+1:1── supervisor, API
+//!    ◀──Datagram[1024]── receiver ×0..4 (port 3784/4784 × IPv4/IPv6)
+//!    one sending socket per session
+//!    ──Change[∞]──▶ supervisor ──PeerControl::BfdDown──▶ that peer's task
+//!
 //!  API THREAD ×1 (api.rs; its own current-thread runtime, stops with the
 //!  supervisor): TCP ×1 and Unix socket ×1, axum, a task per connection
 //!    reads the StatusBoard (RwLock'd map; per-peer Mutex'd snapshot; atomics)
@@ -48,15 +55,17 @@
 //!
 //! State has one owner each: the supervisor owns the configuration and the
 //! peer list, each peer task its connections and session, the RIB task
-//! every route, the FIB task the kernel's routes. What is shared: the
+//! every route, the FIB task the kernel's routes, the BFD thread its
+//! sessions. What is shared: the
 //! status board (written by peer tasks on state changes, read by the API),
 //! and the FIB status behind a watch channel.
 //!
 //! # Rooms
 //!
 //! Data flows one way: socket → codec (`bgp-proto`) → [`session`] → [`rib`]
-//! (import policy, best path) → export policy → peers and [`fib`]. Around
-//! it: [`config`] (the file), [`setup`] (what the configuration makes of a
+//! (import policy, best path) → export policy → peers and [`fib`]. Beside
+//! the sessions, [`bfd`] watches the paths to peers. Around it: [`config`]
+//! (the file), [`setup`] (what the configuration makes of a
 //! peer), [`status`] (the typed model the [`api`], [`metrics`] and [`cli`]
 //! share), [`clock`] (where tasks meet time) and [`daemon`] (the
 //! supervisor). `docs/architecture.md` says where to go to change what.

@@ -31,6 +31,9 @@ const CLOCK_FREE: &[&str] = &[
     "fib/resolve.rs",
     "refusals.rs",
     "memory.rs",
+    "bfd/mod.rs",
+    "bfd/packet.rs",
+    "bfd/session.rs",
 ];
 
 struct SourceFile {
