@@ -538,3 +538,63 @@ fn bfd_never_goes_down_while_a_full_table_loads() {
     );
     drop(sender.join().expect("sender"));
 }
+
+/// A peer more than one hop away by configuration (`multihop = 2` here,
+/// `ebgp-multihop 2` on FRR): a multihop session (RFC 5883, port 4784) on
+/// both sides, Up, and a failure still found by it.
+#[test]
+fn a_multihop_peer_gets_a_multihop_session() {
+    let Some(mut lab) = Topology::builder("bfd-mh").nodes(1).bfd().start() else {
+        return;
+    };
+    lab.wait_sessions();
+    let node = lab.node(1).id.clone();
+    let up = lab.router(0).up.clone();
+    lab.router(0).frr().configure(&[
+        &format!("router bgp {}", up.asn),
+        &format!("neighbor {} ebgp-multihop 2", node.v6()),
+    ]);
+    let upstreams = lab.node(1).upstreams.clone();
+    let config = lab.node(1).tern_config_for(&upstreams, "multihop = 2\n", &[], "");
+    lab.node_mut(1).tern.set_config(&config);
+    println!("{}", lab.node(1).tern.reload_cli().expect("reload"));
+    let (t, f) = wait_until(timeout(30), "a multihop BFD session Up on both sides", || {
+        let t = tern_bfd(&lab, 1)?.into_iter().next().ok_or("no session")?;
+        let f = lab
+            .router(0)
+            .frr()
+            .bfd_peers()?
+            .into_iter()
+            .find(|p| p["peer"] == node.v6() && p["multihop"] == true)
+            .ok_or("FRR has no multihop session")?;
+        if t["multihop"] == true && t["state"] == "up" && f["status"] == "up" {
+            Ok((t, f))
+        } else {
+            Err(format!("tern {t}\nFRR {f}"))
+        }
+    });
+    println!(
+        "tern: {} {} multihop; FRR: {} {} multihop",
+        t["remote"], t["state"], f["peer"], f["status"]
+    );
+    assert_eq!(t["remote_discriminator"], f["id"]);
+    // Still finds a cut-off node.
+    lab.wait_sessions();
+    let prefix = node.pod_cidrs()[0].clone();
+    wait_until(timeout(30), "the pod CIDR at the router", || {
+        if router_has(&lab, &prefix) {
+            Ok(())
+        } else {
+            Err("not yet".into())
+        }
+    });
+    cut(&lab, 1, true);
+    let gone = until(
+        Duration::from_secs(3),
+        "the router to drop the node's routes",
+        || !router_has(&lab, &prefix),
+    );
+    println!("multihop: the router dropped {prefix} after {gone:.0?}");
+    cut(&lab, 1, false);
+    assert!(gone < Duration::from_secs(1), "{gone:?}");
+}
