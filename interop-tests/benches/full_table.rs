@@ -55,6 +55,7 @@ use bgp_proto::{
     UpdateBuilder,
 };
 use bytes::BytesMut;
+use interop_tests::process::status_kb;
 use interop_tests::{Bird, Frr, FrrOptions, Netns, Tern, WorkDir, run, unique_name, veth};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
@@ -460,22 +461,6 @@ struct Row {
     status_failed: usize,
     /// kB, per process: the peak (`VmHWM`).
     rss_peak: Vec<(&'static str, u64)>,
-}
-
-/// `VmRSS` or `VmHWM` of PID, in kB.
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 fn measure(kind: Kind, table: &Arc<Table>) -> Row {

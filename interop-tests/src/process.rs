@@ -144,3 +144,20 @@ impl Drop for Daemon {
         }
     }
 }
+
+/// A `kB` line of `/proc/PID/status` (`"VmRSS:"`, `"VmHWM:"`,
+/// `"RssAnon:"`...), 0 if the process or the line is gone.
+pub fn status_kb(pid: u32, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}

@@ -45,6 +45,7 @@ use serde_json::Value;
 use crate::frr::Frr;
 use crate::gobgp::Gobgp;
 use crate::netns::{Netns, veth};
+use crate::process::status_kb;
 use crate::tern::Tern;
 use crate::wait::{timeout, wait_until};
 use crate::workdir::WorkDir;
@@ -401,21 +402,6 @@ fn v4_prefix(base: bool, n: u32) -> Ipv4Addr {
 /// The attribute group of a cycle's batch, and of prefix `i` in it.
 fn attribute(cycle: u32, i: u32) -> u32 {
     (cycle % SET_GROUPS) * SETS_PER_BATCH + i % SETS_PER_BATCH
-}
-
-fn status_kb(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
 }
 
 fn open_files(pid: u32) -> usize {

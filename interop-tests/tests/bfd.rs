@@ -313,14 +313,19 @@ fn wait_at_router(lab: &Topology, prefixes: &[String]) {
     }
 }
 
-/// A route of another protocol that marks the restarts in the recording.
-const MARKER: &str = "10.250.0.1";
+/// A one-node lab with BFD, converged: BFD Up to the router and the
+/// node's pod CIDRs at the router. Returns the lab, the node's and the
+/// router's addresses, those CIDRs and the node's routes.
+struct Ready {
+    lab: Topology,
+    node: String,
+    up: String,
+    own: Vec<String>,
+    before: Vec<(String, Vec<interop_tests::Hop>)>,
+}
 
-#[test]
-fn planned_restarts_and_reloads_stay_hitless_with_bfd() {
-    let Some(mut lab) = Topology::builder("bfd-restart").nodes(1).bfd().start() else {
-        return;
-    };
+fn ready(tag: &str) -> Option<Ready> {
+    let lab = Topology::builder(tag).nodes(1).bfd().start()?;
     lab.wait_converged();
     let node = lab.node(1).id.v6();
     let up = lab.router(0).up.v6.clone();
@@ -328,6 +333,30 @@ fn planned_restarts_and_reloads_stay_hitless_with_bfd() {
     let own: Vec<String> = lab.node(1).id.pod_cidrs().to_vec();
     wait_at_router(&lab, &own);
     let before = lab.node(1).route_snapshot();
+    Some(Ready {
+        lab,
+        node,
+        up,
+        own,
+        before,
+    })
+}
+
+/// A route of another protocol that marks the restarts in the recording.
+const MARKER: &str = "10.250.0.1";
+
+#[test]
+fn planned_restarts_and_reloads_stay_hitless_with_bfd() {
+    let Some(Ready {
+        mut lab,
+        node,
+        up,
+        own,
+        before,
+    }) = ready("bfd-restart")
+    else {
+        return;
+    };
     let monitor = Monitor::start(
         &lab.node(1).ns,
         lab.work(),
@@ -421,16 +450,16 @@ fn frr_bfd_counters(lab: &Topology, peer: &str) -> Value {
 /// connection down: BFD finds it, as `a_lost_node_...` shows.)
 #[test]
 fn sigkill_of_tern_keeps_the_routes_at_the_router_and_in_the_kernel() {
-    let Some(mut lab) = Topology::builder("bfd-kill").nodes(1).bfd().start() else {
+    let Some(Ready {
+        mut lab,
+        node,
+        up,
+        own,
+        before,
+    }) = ready("bfd-kill")
+    else {
         return;
     };
-    lab.wait_converged();
-    let node = lab.node(1).id.v6();
-    let up = lab.router(0).up.v6.clone();
-    wait_up(&lab, 1, &[(&node, &up)]);
-    let own: Vec<String> = lab.node(1).id.pod_cidrs().to_vec();
-    wait_at_router(&lab, &own);
-    let before = lab.node(1).route_snapshot();
     let watch = RouterWatch::start(lab.router(0), &own);
     let t = Instant::now();
     lab.node_mut(1).tern.kill().unwrap();

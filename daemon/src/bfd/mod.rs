@@ -351,22 +351,7 @@ mod tests {
     }
 
     fn bytes(state: State, my: u32, your: u32) -> Vec<u8> {
-        Packet {
-            diag: Diag::NONE,
-            state,
-            poll: false,
-            final_: false,
-            cpi: false,
-            demand: false,
-            detect_mult: 3,
-            my_discr: my,
-            your_discr: your,
-            desired_min_tx: 300_000,
-            required_min_rx: 300_000,
-            required_min_echo_rx: 0,
-        }
-        .encode()
-        .to_vec()
+        session::tests::peer_packet(state, my, your).encode().to_vec()
     }
 
     #[test]

@@ -409,12 +409,13 @@ impl Session {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const MS: Duration = Duration::from_millis(1);
 
-    fn peer_packet(state: State, my: u32, your: u32) -> Packet {
+    /// What a peer at 300 ms × 3 sends.
+    pub(crate) fn peer_packet(state: State, my: u32, your: u32) -> Packet {
         Packet {
             diag: Diag::NONE,
             state,
