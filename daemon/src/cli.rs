@@ -26,8 +26,13 @@ impl Endpoint {
     /// else the configuration's socket, else its TCP address.
     pub fn resolve(api: Option<&str>, config: &Path) -> Endpoint {
         if let Some(a) = api {
-            let a = a.trim_start_matches("http://").trim_end_matches('/');
-            return if a.starts_with('/') {
+            // `host:port` (or `http://host:port/`) is TCP; anything with a
+            // slash, or naming an existing file, is a socket path, relative
+            // ones included.
+            if a.starts_with("http://") {
+                return Endpoint::Tcp(a.trim_start_matches("http://").trim_end_matches('/').to_owned());
+            }
+            return if a.contains('/') || Path::new(a).exists() {
                 Endpoint::Unix(a.into())
             } else {
                 Endpoint::Tcp(a.to_owned())
@@ -452,6 +457,23 @@ mod tests {
         assert_eq!(
             Endpoint::resolve(None, none),
             Endpoint::Tcp("127.0.0.1:9179".into())
+        );
+        // Relative socket paths are paths.
+        assert_eq!(
+            Endpoint::resolve(Some("run/tern.sock"), none),
+            Endpoint::Unix("run/tern.sock".into())
+        );
+        assert_eq!(
+            Endpoint::resolve(Some("./tern.sock"), none),
+            Endpoint::Unix("./tern.sock".into())
+        );
+        assert_eq!(
+            Endpoint::resolve(Some("10.101.0.21:9179"), none),
+            Endpoint::Tcp("10.101.0.21:9179".into())
+        );
+        assert_eq!(
+            Endpoint::resolve(Some("[fd00:101::21]:9179"), none),
+            Endpoint::Tcp("[fd00:101::21]:9179".into())
         );
         assert_eq!(dechunk("5\r\nhello\r\n0\r\n\r\n"), "hello");
     }
