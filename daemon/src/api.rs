@@ -318,17 +318,24 @@ impl AppState {
     }
 }
 
-async fn metrics_text(State(s): State<AppState>) -> Response {
+/// Prometheus text format 0.0.4, or OpenMetrics when the scraper asks for
+/// it (`Accept: application/openmetrics-text`).
+async fn metrics_text(State(s): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let peers = peer_list(&s).await;
     let rib = s.ask(RibRequest::Summary).await;
     let fib = s.fib_status();
     let bfd = s.bfd_status().await;
     let rejected = s.board.rejected_connections.load(Relaxed);
     let uptime = s.started.elapsed().as_secs();
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
     match metrics::render(&peers, rib.as_ref(), fib.as_ref(), bfd.as_ref(), rejected, uptime) {
+        Ok(text) if openmetrics => ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response(),
         Ok(text) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-            text,
+            [(header::CONTENT_TYPE, metrics::TEXT_004)],
+            metrics::to_text_004(&text),
         )
             .into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics"),

@@ -330,3 +330,104 @@ pub fn render(
     prometheus_client::encoding::text::encode(&mut text, &registry)?;
     Ok(text)
 }
+
+/// The content type of [`render`]'s text.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of [`to_text_004`]'s.
+pub const TEXT_004: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// OpenMetrics text (what [`render`] makes) as the Prometheus text format
+/// 0.0.4 that scrapers expect under `text/plain`: a counter's `HELP` and
+/// `TYPE` carry the `_total` name its samples have, and there is no `#
+/// EOF` or `# UNIT`.
+pub fn to_text_004(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|tag| {
+            let rest = line.strip_prefix(tag)?;
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            counters
+                .contains(name)
+                .then(|| format!("{tag}{name}_total {tail}").trim_end().to_owned())
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{BfdStatus, BfdView};
+
+    #[test]
+    fn text_004_names_counters_as_their_samples() {
+        let bfd = BfdStatus {
+            sessions: vec![BfdView {
+                peer: "upstream".into(),
+                remote: "fd00::1".into(),
+                local: None,
+                multihop: false,
+                state: "up".into(),
+                remote_state: "up".into(),
+                diagnostic: "none".into(),
+                remote_diagnostic: "none".into(),
+                local_discriminator: 1,
+                remote_discriminator: 2,
+                multiplier: 3,
+                remote_multiplier: 3,
+                min_tx_ms: 300,
+                min_rx_ms: 300,
+                tx_interval_ms: 300,
+                detection_time_ms: 900,
+                remote_min_rx_ms: 300,
+                remote_min_tx_ms: 300,
+                since_secs: 5,
+                ups: 1,
+                flaps: 0,
+            }],
+            received: 10,
+            sent: 11,
+            send_errors: 0,
+            dropped: [("ttl".to_owned(), 2)].into_iter().collect(),
+        };
+        let om = render(&[], None, None, Some(&bfd), 7, 60).unwrap();
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        let text = to_text_004(&om);
+        assert!(!text.contains("# EOF"), "{text}");
+        // Every sample's family has a TYPE line of that exact name (for a
+        // counter, the `_total` one), as the 0.0.4 parser requires.
+        let mut types = std::collections::HashMap::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                types.insert(name.to_owned(), kind.to_owned());
+            }
+        }
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap();
+            assert!(types.contains_key(name), "no TYPE for {name}:\n{text}");
+            if name.ends_with("_total") {
+                assert_eq!(types[name], "counter", "{name}");
+            }
+        }
+        assert!(
+            text.contains("# TYPE tern_bfd_packets_dropped_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tern_bfd_packets_dropped_total{reason=\"ttl\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE tern_bfd_session_up gauge"), "{text}");
+        assert!(text.contains("tern_connections_rejected_total 7"), "{text}");
+    }
+}
