@@ -45,6 +45,19 @@ struct SourceFile {
     code: String,
 }
 
+/// A source file's text before its unit tests (`mod tests`, private or
+/// shared with sibling modules' tests).
+fn without_tests(text: &str) -> &str {
+    [
+        "#[cfg(test)]\nmod tests {",
+        "#[cfg(test)]\npub(crate) mod tests {",
+    ]
+    .iter()
+    .filter_map(|m| text.find(m))
+    .min()
+    .map_or(text, |at| &text[..at])
+}
+
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -81,10 +94,7 @@ fn sources() -> Vec<SourceFile> {
                 parts.pop();
             }
             let text = std::fs::read_to_string(&p).expect("read source");
-            let code = match text.find("#[cfg(test)]\nmod tests {") {
-                Some(i) => text[..i].to_owned(),
-                None => text,
-            };
+            let code = without_tests(&text).to_owned();
             Some(SourceFile {
                 path: rel,
                 module: parts,
@@ -347,7 +357,7 @@ fn protocol_cores_never_read_the_clock() {
     let root = src();
     for file in CLOCK_FREE {
         let text = std::fs::read_to_string(root.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-        let code = text.split("#[cfg(test)]\nmod tests {").next().unwrap_or("");
+        let code = without_tests(&text);
         for needle in ["Instant::now", "SystemTime::now", "tokio::time"] {
             assert!(!code.contains(needle), "{file} uses {needle}");
         }
