@@ -349,6 +349,8 @@ impl Rib {
             .unwrap_or_default();
         peer.session = None;
         peer.adj_out.session_down();
+        let held = peer.adj_in.accepted.len();
+        let name = peer.setup.name.clone();
         match keep_routes {
             Some(restart_time) if !families.is_empty() => {
                 peer.restart = Restart::Helping {
@@ -356,10 +358,21 @@ impl Rib {
                 };
                 self.drop_routes(id, |f| !families.contains(&f));
                 self.mark_stale(id);
+                let kept = self.peer(id).map_or(0, |p| p.adj_in.accepted.len());
+                tracing::info!(
+                    peer = %name,
+                    kept_stale = kept,
+                    removed = held - kept,
+                    restart_time_secs = restart_time.as_secs(),
+                    "session down: routes kept as stale while the peer restarts"
+                );
             }
             _ => {
                 peer.restart = Restart::None;
                 self.drop_routes(id, |_| true);
+                if held > 0 {
+                    tracing::info!(peer = %name, removed = held, "session down: its routes removed");
+                }
             }
         }
         self.propagate();
