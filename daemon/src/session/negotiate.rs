@@ -191,6 +191,11 @@ pub fn negotiate(offer: &Offer, open: &Open) -> Result<Negotiated, Notification>
     if let RemoteAs::Exact(asn) = offer.remote_asn
         && asn != peer_asn
     {
+        tracing::warn!(
+            received = peer_asn,
+            expected = asn,
+            "Bad Peer AS: the peer's OPEN says AS {peer_asn}, its remote-asn is {asn}"
+        );
         return Err(open_error(
             OpenSubcode::BadPeerAs,
             open.my_as.to_be_bytes().to_vec(),
