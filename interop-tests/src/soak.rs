@@ -189,10 +189,11 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\n{:>6} {:>9} {:>12} {:>13} {:>5} {:>15} {:>14} {:>16}",
+            "\n{:>6} {:>9} {:>12} {:>13} {:>13} {:>5} {:>15} {:>14} {:>16}",
             "cycle",
             "time",
             "tern RSS kB",
+            "of it anon",
             "tern heap kB",
             "fds",
             "attribute sets",
