@@ -128,11 +128,7 @@ impl Sessions {
             self.by_discr.remove(&d);
         }
         let discr = self.allocate();
-        self.seed = self
-            .seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let session = Session::new(discr, config.timers, config.passive, now, self.seed);
+        let session = Session::new(discr, config.timers, config.passive, now, self.next_seed());
         self.by_discr.insert(discr, Entry { config, session });
         discr
     }
@@ -146,11 +142,7 @@ impl Sessions {
         {
             return None;
         }
-        self.seed = self
-            .seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let session = Session::resume(h, config.timers, config.passive, now, self.seed);
+        let session = Session::resume(h, config.timers, config.passive, now, self.next_seed());
         self.by_discr.insert(h.local_discr, Entry { config, session });
         Some(h.local_discr)
     }
@@ -176,6 +168,15 @@ impl Sessions {
             .values()
             .filter_map(|e| Some((e.config.clone(), e.session.handover()?)))
             .collect()
+    }
+
+    /// A jitter seed for a new session, different for each.
+    fn next_seed(&mut self) -> u64 {
+        self.seed = self
+            .seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.seed
     }
 
     fn allocate(&mut self) -> u32 {
@@ -204,10 +205,6 @@ impl Sessions {
     /// The peers with a session.
     pub fn peers(&self) -> impl Iterator<Item = &str> {
         self.by_discr.values().map(|e| e.config.peer.as_str())
-    }
-
-    pub fn config(&self, discr: u32) -> Option<&SessionConfig> {
-        self.by_discr.get(&discr).map(|e| &e.config)
     }
 
     /// A datagram as it arrived.

@@ -153,10 +153,6 @@ impl Session {
         self.remote_state
     }
 
-    pub fn local_discr(&self) -> u32 {
-        self.local_discr
-    }
-
     pub fn snapshot(&self) -> Snapshot {
         Snapshot {
             state: self.state,
