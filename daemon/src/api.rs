@@ -23,11 +23,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::bfd::task::BfdControl;
 use crate::config::ApiConfig;
 use crate::metrics;
-use crate::rib::RouteFilter;
 use crate::rib::task::{RibHandle, RibRequest};
+use crate::rib::{AdjSide, RouteFilter};
 use crate::status::{
-    ApiError, BfdStatus, FibStatus, PeerView, PrefixCounts, Reloaded, RouteView, SessionState, StatusBoard,
-    Summary,
+    AdjRouteView, ApiError, BfdStatus, FibStatus, PeerDetail, PeerView, PrefixCounts, Reloaded, RouteView,
+    SessionState, StatusBoard, Summary,
 };
 
 /// A reload request and where to send its outcome: the changes made, or
@@ -162,6 +162,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/summary", get(summary))
         .route("/api/v1/peers", get(peers))
         .route("/api/v1/peers/{name}", get(peer))
+        .route("/api/v1/peers/{name}/received", get(received))
+        .route("/api/v1/peers/{name}/advertised", get(advertised))
         .route("/api/v1/routes", get(routes))
         .route("/api/v1/fib", get(fib))
         .route("/api/v1/bfd", get(bfd))
@@ -209,11 +211,17 @@ async fn peers(State(s): State<AppState>) -> Response {
     axum::Json(peer_list(&s).await).into_response()
 }
 
+/// Everything about one peer, with its counts per family.
 async fn peer(State(s): State<AppState>, Path(name): Path<String>) -> Response {
-    match peer_list(&s).await.into_iter().find(|p| p.name == name) {
-        Some(p) => axum::Json(p).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no peer named {name:?}")),
-    }
+    let Some(view) = peer_list(&s).await.into_iter().find(|p| p.name == name) else {
+        return error(StatusCode::NOT_FOUND, format!("no peer named {name:?}"));
+    };
+    let families = s
+        .ask(|tx| RibRequest::FamilyCounts(name, tx))
+        .await
+        .flatten()
+        .unwrap_or_default();
+    axum::Json(PeerDetail { peer: view, families }).into_response()
 }
 
 #[derive(Deserialize)]
@@ -223,47 +231,82 @@ struct RouteQuery {
     family: Option<String>,
     #[serde(default)]
     best: bool,
+    #[serde(default)]
+    filtered: bool,
+}
+
+impl RouteQuery {
+    /// The filter it asks for: a prefix selects it and the prefixes inside
+    /// it; a bare address, the most specific route that covers it.
+    fn filter(self) -> Result<RouteFilter, &'static str> {
+        let mut filter = RouteFilter {
+            peer: self.peer,
+            best_only: self.best,
+            filtered_only: self.filtered,
+            ..RouteFilter::default()
+        };
+        if let Some(p) = self.prefix.as_deref() {
+            if let Ok(net) = p.parse::<IpNet>() {
+                filter.prefix = Some(net);
+            } else if let Ok(addr) = p.parse::<std::net::IpAddr>() {
+                filter.longest_match = Some(addr);
+            } else {
+                return Err(
+                    "prefix must be a prefix such as 10.96.0.0/16, or an address for the route that covers it",
+                );
+            }
+        }
+        if let Some(f) = self.family.as_deref() {
+            filter.family = Some(Family::from_name(f).ok_or("family must be ipv4-unicast or ipv6-unicast")?);
+        }
+        Ok(filter)
+    }
 }
 
 async fn routes(State(s): State<AppState>, Query(q): Query<RouteQuery>) -> Response {
-    let prefix = match q.prefix.as_deref().map(str::parse::<IpNet>) {
-        Some(Ok(p)) => Some(p),
-        Some(Err(_)) => {
-            // A bare address asks for the routes that cover it as a host.
-            match q
-                .prefix
-                .as_deref()
-                .and_then(|p| p.parse::<std::net::IpAddr>().ok())
-            {
-                Some(a) => Some(IpNet::from(a)),
-                None => {
-                    return error(
-                        StatusCode::BAD_REQUEST,
-                        "prefix must be a prefix such as 10.96.0.0/16",
-                    );
-                }
-            }
-        }
-        None => None,
-    };
-    let family = match q.family.as_deref().map(Family::from_name) {
-        Some(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "family must be ipv4-unicast or ipv6-unicast",
-            );
-        }
-        Some(f) => f,
-        None => None,
-    };
-    let filter = RouteFilter {
-        prefix,
-        family,
-        peer: q.peer,
-        best_only: q.best,
+    let filter = match q.filter() {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     match s.ask(|tx| RibRequest::Routes(filter, tx)).await {
         Some(routes) => axum::Json::<Vec<RouteView>>(routes).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer"),
+    }
+}
+
+/// What a peer sent (Adj-RIB-In, before import policy), with what became
+/// of each path and why; `?filtered=true` for only what was not accepted.
+async fn received(s: State<AppState>, name: Path<String>, q: Query<RouteQuery>) -> Response {
+    adj_rib(s, name, q, AdjSide::Received).await
+}
+
+/// What a peer was sent (Adj-RIB-Out), with the attributes sent.
+async fn advertised(s: State<AppState>, name: Path<String>, q: Query<RouteQuery>) -> Response {
+    adj_rib(s, name, q, AdjSide::Advertised).await
+}
+
+async fn adj_rib(
+    State(s): State<AppState>,
+    Path(peer): Path<String>,
+    Query(q): Query<RouteQuery>,
+    side: AdjSide,
+) -> Response {
+    let filter = match q.filter() {
+        Ok(f) => f,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let name = peer.clone();
+    match s
+        .ask(|reply| RibRequest::AdjRib {
+            peer,
+            side,
+            filter,
+            reply,
+        })
+        .await
+    {
+        Some(Some(routes)) => axum::Json::<Vec<AdjRouteView>>(routes).into_response(),
+        Some(None) => error(StatusCode::NOT_FOUND, format!("no peer named {name:?}")),
         None => error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer"),
     }
 }

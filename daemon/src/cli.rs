@@ -12,7 +12,10 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::config::{Config, EnvSecrets};
-use crate::status::{ApiError, BfdStatus, FibStatus, PeerView, Reloaded, RouteView, SessionState, Summary};
+use crate::status::{
+    AdjRouteView, AdjStatus, ApiError, BfdStatus, FibStatus, PeerDetail, PeerView, Reloaded, RouteView,
+    SessionState, Summary,
+};
 
 /// Where the API of the local daemon is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,6 +122,33 @@ impl std::fmt::Display for Endpoint {
     }
 }
 
+/// Percent-encodes a path segment or query value (peer names are free
+/// text).
+pub fn escape(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A query string (`?a=1&b=2`) of the parameters given, or nothing.
+pub fn query(params: &[(&str, Option<String>)]) -> String {
+    let q: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", escape(v))))
+        .collect();
+    if q.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", q.join("&"))
+    }
+}
+
 /// The reason an API error gives, or the body as is.
 fn api_error(body: &str) -> String {
     serde_json::from_str::<ApiError>(body).map_or_else(|_| body.to_owned(), |e| e.error)
@@ -186,6 +216,23 @@ fn duration(secs: u64) -> String {
     }
 }
 
+/// Seconds since a Unix time, as `duration` renders them.
+fn ago(unix: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{} ago", duration(now.saturating_sub(unix)))
+}
+
+/// The last error with how long ago it happened.
+fn last_error(snap: &crate::status::Snapshot) -> String {
+    match (&snap.last_error, snap.last_error_at) {
+        (Some(e), Some(at)) => format!("{e} ({})", ago(at)),
+        (Some(e), None) => e.clone(),
+        _ => String::new(),
+    }
+}
+
 pub fn peers_table(peers: &[PeerView]) -> String {
     let rows: Vec<Vec<String>> = peers
         .iter()
@@ -202,11 +249,7 @@ pub fn peers_table(peers: &[PeerView]) -> String {
                 pre.received.to_string(),
                 pre.accepted.to_string(),
                 pre.advertised.to_string(),
-                if snap.state == SessionState::Established {
-                    String::new()
-                } else {
-                    snap.last_error.clone().unwrap_or_default()
-                },
+                last_error(snap),
             ]
         })
         .collect();
@@ -227,6 +270,173 @@ pub fn peers_table(peers: &[PeerView]) -> String {
     )
 }
 
+/// Everything about one peer: the session, what was negotiated, the last
+/// error, message counters, and prefix counts per family.
+pub fn peer_text(d: &PeerDetail) -> String {
+    let p = &d.peer;
+    let snap = &p.snapshot;
+    let mut out = format!("peer {} ({}), configured address {}\n", p.name, p.role, p.address);
+    let up = snap.state == SessionState::Established;
+    out.push_str(&format!(
+        "  state         {}, {} {}\n",
+        snap.state,
+        if up { "up for" } else { "down for" },
+        duration(p.uptime)
+    ));
+    if let (Some(l), Some(r)) = (&snap.local_address, &snap.remote_address) {
+        out.push_str(&format!("  connection    {l} -> {r}\n"));
+    }
+    if let Some(n) = &snap.negotiated {
+        out.push_str(&format!(
+            "  remote        AS {}, router ID {}{}\n",
+            n.peer_asn,
+            n.peer_id,
+            n.peer_hostname
+                .as_deref()
+                .map(|h| format!(", hostname {h}"))
+                .unwrap_or_default()
+        ));
+        out.push_str(&format!(
+            "  timers        hold {}s, keepalive {}s\n",
+            n.hold_time,
+            n.keepalive.as_secs()
+        ));
+        let mut caps = vec![];
+        for (on, name) in [
+            (n.four_octet_as, "4-octet AS"),
+            (n.route_refresh, "route refresh"),
+            (n.enhanced_route_refresh, "enhanced route refresh"),
+            (n.extended_next_hop, "extended next hop"),
+            (n.extended_message, "extended message"),
+        ] {
+            if on {
+                caps.push(name.to_owned());
+            }
+        }
+        if let Some(gr) = &n.graceful_restart {
+            caps.push(format!("graceful restart ({}s)", gr.restart_time));
+        }
+        out.push_str(&format!("  capabilities  {}\n", caps.join(", ")));
+        let families: Vec<String> = n.families.iter().map(ToString::to_string).collect();
+        out.push_str(&format!("  families      {}\n", families.join(", ")));
+    }
+    if snap.last_error.is_some() {
+        out.push_str(&format!("  last error    {}\n", last_error(snap)));
+    }
+    let m = &p.messages;
+    out.push_str(&format!(
+        "  messages      received {} ({} updates, {} notifications), sent {} ({} updates, {} notifications)\n",
+        m.messages_received,
+        m.updates_received,
+        m.notifications_received,
+        m.messages_sent,
+        m.updates_sent,
+        m.notifications_sent
+    ));
+    let times = m.established_transitions;
+    out.push_str(&format!(
+        "  established   {times} time{}\n\n",
+        if times == 1 { "" } else { "s" }
+    ));
+    let rows: Vec<Vec<String>> = d
+        .families
+        .iter()
+        .map(|f| {
+            let c = &f.counts;
+            vec![
+                f.family.clone(),
+                c.received.to_string(),
+                c.accepted.to_string(),
+                c.filtered.to_string(),
+                c.invalid.to_string(),
+                c.stale.to_string(),
+                c.advertised.to_string(),
+                c.unsendable.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "FAMILY",
+            "RECEIVED",
+            "ACCEPTED",
+            "FILTERED",
+            "INVALID",
+            "STALE",
+            "ADVERTISED",
+            "UNSENDABLE",
+        ],
+        &rows,
+    ));
+    out
+}
+
+/// A peer's Adj-RIB-In or Adj-RIB-Out.
+pub fn adj_rib_table(routes: &[AdjRouteView]) -> String {
+    let rows: Vec<Vec<String>> = routes
+        .iter()
+        .map(|r| {
+            let a = r.attributes.clone().unwrap_or_default();
+            let why = match (&r.reason, r.modified_by.is_empty()) {
+                (Some(reason), _) => reason.clone(),
+                (None, false) => format!("modified by {}", r.modified_by.join(", ")),
+                (None, true) => String::new(),
+            };
+            vec![
+                r.prefix.to_string(),
+                r.status.name().to_owned(),
+                if r.attributes.is_some() {
+                    a.next_hop
+                } else {
+                    "-".into()
+                },
+                a.as_path,
+                a.local_pref.map_or(String::new(), |v| v.to_string()),
+                a.med.map_or(String::new(), |v| v.to_string()),
+                a.communities
+                    .iter()
+                    .chain(&a.large_communities)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                why,
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            "PREFIX",
+            "STATUS",
+            "NEXT HOP",
+            "AS PATH",
+            "LOCPRF",
+            "MED",
+            "COMMUNITIES",
+            "WHY",
+        ],
+        &rows,
+    );
+    let count = |s: AdjStatus| routes.iter().filter(|r| r.status == s).count();
+    let totals: Vec<String> = [
+        AdjStatus::Accepted,
+        AdjStatus::Stale,
+        AdjStatus::Filtered,
+        AdjStatus::Invalid,
+        AdjStatus::Advertised,
+        AdjStatus::Unsendable,
+    ]
+    .into_iter()
+    .filter(|s| count(*s) > 0)
+    .map(|s| format!("{} {}", count(s), s.name()))
+    .collect();
+    out.push_str(&format!("{} routes", routes.len()));
+    if !totals.is_empty() {
+        out.push_str(&format!(": {}", totals.join(", ")));
+    }
+    out.push('\n');
+    out
+}
+
 pub fn routes_table(routes: &[RouteView]) -> String {
     let mut rows = Vec::new();
     for r in routes {
@@ -241,17 +451,18 @@ pub fn routes_table(routes: &[RouteView]) -> String {
             if p.stale {
                 flags.push('S');
             }
+            let a = &p.attributes;
             rows.push(vec![
                 flags,
                 r.prefix.to_string(),
-                p.next_hop.clone(),
+                a.next_hop.clone(),
                 p.peer.clone(),
-                p.as_path.clone(),
-                p.local_pref.map_or(String::new(), |v| v.to_string()),
-                p.med.map_or(String::new(), |v| v.to_string()),
-                p.communities
+                a.as_path.clone(),
+                a.local_pref.map_or(String::new(), |v| v.to_string()),
+                a.med.map_or(String::new(), |v| v.to_string()),
+                a.communities
                     .iter()
-                    .chain(&p.large_communities)
+                    .chain(&a.large_communities)
                     .map(String::as_str)
                     .collect::<Vec<_>>()
                     .join(" "),
@@ -425,11 +636,10 @@ mod tests {
             });
         });
         let mut view = status.view(crate::status::PrefixCounts {
-            received: 3,
             accepted: 3,
+            received: 3,
             advertised: 0,
-            stale: 0,
-            unsendable: 0,
+            ..Default::default()
         });
         view.uptime = 75;
         let json = serde_json::to_value(vec![view]).unwrap();

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use tern::cli::{self, Endpoint};
 use tern::config::{Config, DEFAULT_PATH};
-use tern::status::{PeerView, RouteView};
+use tern::status::{AdjRouteView, PeerView, RouteView};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -64,11 +64,16 @@ enum Command {
 
 #[derive(Subcommand)]
 enum Show {
-    /// Sessions: state, negotiated AS, prefix counts, last error.
-    Peers,
+    /// Sessions: state, negotiated AS, prefix counts, last error; with a
+    /// name, everything about that peer.
+    Peers { name: Option<String> },
+    /// Everything about one peer: session, capabilities, last error,
+    /// counts per family.
+    Peer { name: String },
     /// Loc-RIB routes.
     Routes {
-        /// Only this prefix or those inside it.
+        /// A prefix: it and the prefixes inside it. An address: the most
+        /// specific route that covers it.
         prefix: Option<String>,
         #[arg(long)]
         peer: Option<String>,
@@ -78,6 +83,28 @@ enum Show {
         /// Only best and equal-cost paths.
         #[arg(long)]
         best: bool,
+    },
+    /// What a peer sent (Adj-RIB-In, before import policy), and what
+    /// became of each path: accepted, filtered (by which policy and
+    /// statement), invalid (why).
+    Received {
+        peer: String,
+        /// A prefix: it and the prefixes inside it; an address: the
+        /// prefixes that cover it.
+        prefix: Option<String>,
+        /// ipv4-unicast or ipv6-unicast.
+        #[arg(long)]
+        family: Option<String>,
+        /// Only what was not accepted.
+        #[arg(long)]
+        filtered: bool,
+    },
+    /// What a peer was sent (Adj-RIB-Out), with the attributes sent.
+    Advertised {
+        peer: String,
+        prefix: Option<String>,
+        #[arg(long)]
+        family: Option<String>,
     },
     /// Router ID, AS, peer counts and RIB size.
     Summary,
@@ -134,9 +161,14 @@ fn main() -> ExitCode {
             let endpoint = Endpoint::resolve(api.as_deref(), &args.config);
             type Render = fn(serde_json::Value) -> Result<String, String>;
             let (path, render): (String, Render) = match what {
-                Show::Peers => ("/api/v1/peers".into(), |v| {
+                Show::Peers { name: None } => ("/api/v1/peers".into(), |v| {
                     cli::render(v, |p: &Vec<PeerView>| cli::peers_table(p))
                 }),
+                Show::Peers { name: Some(name) } | Show::Peer { name } => {
+                    (format!("/api/v1/peers/{}", cli::escape(&name)), |v| {
+                        cli::render(v, cli::peer_text)
+                    })
+                }
                 Show::Summary => ("/api/v1/summary".into(), |v| cli::render(v, cli::summary_text)),
                 Show::Fib => ("/api/v1/fib".into(), |v| cli::render(v, cli::fib_text)),
                 Show::Bfd => ("/api/v1/bfd".into(), |v| cli::render(v, cli::bfd_text)),
@@ -146,22 +178,37 @@ fn main() -> ExitCode {
                     family,
                     best,
                 } => {
-                    let mut q = vec![];
-                    if let Some(p) = prefix {
-                        q.push(format!("prefix={p}"));
-                    }
-                    if let Some(p) = peer {
-                        q.push(format!("peer={p}"));
-                    }
-                    if let Some(f) = family {
-                        q.push(format!("family={f}"));
-                    }
-                    if best {
-                        q.push("best=true".into());
-                    }
-                    (format!("/api/v1/routes?{}", q.join("&")), |v| {
+                    let q = cli::query(&[
+                        ("prefix", prefix),
+                        ("peer", peer),
+                        ("family", family),
+                        ("best", best.then(|| "true".into())),
+                    ]);
+                    (format!("/api/v1/routes{q}"), |v| {
                         cli::render(v, |r: &Vec<RouteView>| cli::routes_table(r))
                     })
+                }
+                Show::Received {
+                    peer,
+                    prefix,
+                    family,
+                    filtered,
+                } => {
+                    let q = cli::query(&[
+                        ("prefix", prefix),
+                        ("family", family),
+                        ("filtered", filtered.then(|| "true".into())),
+                    ]);
+                    (format!("/api/v1/peers/{}/received{q}", cli::escape(&peer)), |v| {
+                        cli::render(v, |r: &Vec<AdjRouteView>| cli::adj_rib_table(r))
+                    })
+                }
+                Show::Advertised { peer, prefix, family } => {
+                    let q = cli::query(&[("prefix", prefix), ("family", family)]);
+                    (
+                        format!("/api/v1/peers/{}/advertised{q}", cli::escape(&peer)),
+                        |v| cli::render(v, |r: &Vec<AdjRouteView>| cli::adj_rib_table(r)),
+                    )
                 }
             };
             match endpoint.get_json(&path) {

@@ -63,11 +63,17 @@ impl std::fmt::Display for SessionState {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub state: SessionState,
-    /// Unix time of the last state change.
+    /// Unix time the session last came up or went down (moving between
+    /// the states of connecting is not a change an operator counts).
     pub since: u64,
     pub local_address: Option<String>,
     pub remote_address: Option<String>,
+    /// Why the session last went down or failed to come up; it stays
+    /// after the session recovers.
     pub last_error: Option<String>,
+    /// Unix time of the last error.
+    #[serde(default)]
+    pub last_error_at: Option<u64>,
     pub negotiated: Option<Negotiated>,
 }
 
@@ -87,8 +93,16 @@ pub struct MessageCounts {
 /// Prefix counts of one peer, from the RIB.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrefixCounts {
+    /// Every prefix the peer has announced and not withdrawn, whatever
+    /// became of it: accepted + filtered + invalid.
     pub received: usize,
     pub accepted: usize,
+    /// Rejected by import policy or discarded by a max-prefix limit.
+    #[serde(default)]
+    pub filtered: usize,
+    /// Treated as withdrawn: AS loop, wrong first AS, malformed attribute.
+    #[serde(default)]
+    pub invalid: usize,
     pub advertised: usize,
     pub stale: usize,
     /// Owed to the peer but impossible to encode for its session (e.g.
@@ -105,7 +119,7 @@ pub struct PeerView {
     pub address: String,
     #[serde(flatten)]
     pub snapshot: Snapshot,
-    /// Seconds in the current state.
+    /// Seconds since the session last came up or went down.
     pub uptime: u64,
     pub prefixes: PrefixCounts,
     #[serde(flatten)]
@@ -145,6 +159,16 @@ pub struct RouteView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PathView {
     pub peer: String,
+    #[serde(flatten)]
+    pub attributes: AttributesView,
+    pub best: bool,
+    pub multipath: bool,
+    pub stale: bool,
+}
+
+/// A path's next hop and attributes, as text.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributesView {
     pub next_hop: String,
     pub as_path: String,
     pub origin: Option<String>,
@@ -152,9 +176,72 @@ pub struct PathView {
     pub local_pref: Option<u32>,
     pub communities: Vec<String>,
     pub large_communities: Vec<String>,
-    pub best: bool,
-    pub multipath: bool,
-    pub stale: bool,
+}
+
+/// What became of a path a peer sent, or of one advertised to it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AdjStatus {
+    /// Import policy accepted it: it is a candidate in the Loc-RIB.
+    Accepted,
+    /// Accepted before the peer restarted, kept until it is sent again.
+    Stale,
+    /// Import policy rejected it, or a max-prefix limit discarded it.
+    Filtered,
+    /// Not a valid path: treated as withdrawn (AS loop, RFC 7606).
+    Invalid,
+    /// Sent to the peer (Adj-RIB-Out).
+    Advertised,
+    /// Owed to the peer but impossible to encode for its session.
+    Unsendable,
+}
+
+impl AdjStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            AdjStatus::Accepted => "accepted",
+            AdjStatus::Stale => "stale",
+            AdjStatus::Filtered => "filtered",
+            AdjStatus::Invalid => "invalid",
+            AdjStatus::Advertised => "advertised",
+            AdjStatus::Unsendable => "unsendable",
+        }
+    }
+}
+
+/// One route of a peer's Adj-RIB-In (as received, before import policy)
+/// or Adj-RIB-Out (as sent) (`/api/v1/peers/NAME/received`, `.../advertised`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdjRouteView {
+    pub prefix: IpNet,
+    /// Absent when the path was not kept (soft reconfiguration off).
+    #[serde(flatten)]
+    pub attributes: Option<AttributesView>,
+    pub status: AdjStatus,
+    /// Why it is filtered or invalid: the policy and statement that
+    /// rejected it, the max-prefix limit, the AS loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The statements (`policy/statement`) that changed it on import.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modified_by: Vec<String>,
+}
+
+/// One family's prefix counts of a peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyCounts {
+    pub family: String,
+    #[serde(flatten)]
+    pub counts: PrefixCounts,
+}
+
+/// Everything about one peer (`/api/v1/peers/NAME`): the list's view and
+/// its counts per family.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerDetail {
+    #[serde(flatten)]
+    pub peer: PeerView,
+    pub families: Vec<FamilyCounts>,
 }
 
 /// Any API error: the status code says what kind, this says why.
@@ -332,15 +419,24 @@ impl PeerStatus {
     }
 
     /// Records the current state; the "since" time moves only when the
-    /// state changes.
+    /// session comes up or goes down, not as it moves between the states
+    /// of connecting (Connect, Active, OpenSent...) on every attempt.
     pub fn update(&self, f: impl FnOnce(&mut Snapshot)) {
         let mut guard = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        let before = guard.0.state;
+        let was_up = guard.0.state == SessionState::Established;
         f(&mut guard.0);
-        if guard.0.state != before {
+        if (guard.0.state == SessionState::Established) != was_up {
             guard.0.since = unix_now();
             guard.1 = Instant::now();
         }
+    }
+
+    /// Records an error that just happened.
+    pub fn error(&self, error: String) {
+        self.update(|s| {
+            s.last_error = Some(error);
+            s.last_error_at = Some(unix_now());
+        });
     }
 
     /// The API's view, with the RIB's prefix counts.
@@ -409,9 +505,9 @@ mod tests {
         let view = status.view(PrefixCounts {
             received: 5,
             accepted: 4,
+            filtered: 1,
             advertised: 2,
-            stale: 0,
-            unsendable: 0,
+            ..PrefixCounts::default()
         });
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(json["state"], "established");

@@ -268,3 +268,171 @@ connect-retry = 30
             .is_ok_and(|s| s["rejected_connections"] == 1)
     });
 }
+
+/// `tern show` against a running daemon's socket: the text it prints.
+fn show(d: &Daemon, args: &[&str]) -> String {
+    let Endpoint::Unix(socket) = &d.api else {
+        panic!("the daemons here listen on a socket")
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+        .arg("show")
+        .args(args)
+        .arg("--api")
+        .arg(socket)
+        .output()
+        .expect("run tern show");
+    assert!(
+        out.status.success(),
+        "tern show {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// What a peer sent, what became of it and why; what it was sent; the
+/// route that covers an address; everything about one peer. API and CLI.
+#[test]
+fn received_advertised_and_longest_match_views() {
+    let dir = TempDir::new("views");
+    let a = Daemon::start(
+        &dir.0,
+        "a",
+        r#"router-id = "10.0.4.1"
+asn = 65001
+listen = ["127.0.4.1:1179"]
+originate = ["10.4.0.0/16", "10.4.1.0/24", "10.4.9.0/24"]
+[[peer]]
+name = "b"
+address = "127.0.4.2"
+port = 1179
+local-address = "127.0.4.1"
+remote-asn = 65002
+role = "upstream"
+connect-retry = 1
+"#,
+    );
+    let b = Daemon::start(
+        &dir.0,
+        "b",
+        r#"router-id = "10.0.4.2"
+asn = 65002
+listen = ["127.0.4.2:1179"]
+[[prefix-set]]
+name = "not-wanted"
+prefixes = ["10.4.9.0/24"]
+[[policy]]
+name = "from-a"
+[[policy.statement]]
+name = "drop-9"
+match.prefix-set = "not-wanted"
+action = "reject"
+[[policy.statement]]
+name = "prefer"
+set.local-pref = 200
+action = "accept"
+[[peer]]
+name = "a"
+address = "127.0.4.1"
+port = 1179
+local-address = "127.0.4.2"
+remote-asn = 65001
+role = "upstream"
+import = ["from-a"]
+accept-local-next-hop = true
+connect-retry = 1
+"#,
+    );
+    wait_until("the session", Duration::from_secs(10), || {
+        established(&a, "b") && established(&b, "a")
+    });
+    wait_until("A's routes at B", Duration::from_secs(10), || {
+        b.peer("a")["prefixes"]["received"] == 3
+    });
+
+    // B's Adj-RIB-In: the filtered route is there, with its statement.
+    let received = b.api.get_json("/api/v1/peers/a/received").expect("received");
+    let received = received.as_array().expect("a list");
+    assert_eq!(received.len(), 3, "{received:?}");
+    let nine = received
+        .iter()
+        .find(|r| r["prefix"] == "10.4.9.0/24")
+        .expect("10.4.9.0/24");
+    assert_eq!(nine["status"], "filtered");
+    assert_eq!(nine["reason"], "rejected by import policy from-a/drop-9");
+    let one = received
+        .iter()
+        .find(|r| r["prefix"] == "10.4.1.0/24")
+        .expect("10.4.1.0/24");
+    assert_eq!(one["status"], "accepted");
+    assert_eq!(one["modified_by"], serde_json::json!(["from-a/prefer"]));
+    assert_eq!(one["as_path"], "65001");
+    let filtered = b
+        .api
+        .get_json("/api/v1/peers/a/received?filtered=true")
+        .expect("filtered");
+    assert_eq!(filtered.as_array().map(Vec::len), Some(1));
+    let text = show(&b, &["received", "a", "--filtered"]);
+    assert!(
+        text.contains("10.4.9.0/24") && text.contains("filtered") && text.contains("from-a/drop-9"),
+        "{text}"
+    );
+    assert!(!text.contains("10.4.1.0/24"), "{text}");
+
+    // A's Adj-RIB-Out: what B was sent, with the attributes sent.
+    let advertised = a.api.get_json("/api/v1/peers/b/advertised").expect("advertised");
+    let advertised = advertised.as_array().expect("a list");
+    assert_eq!(advertised.len(), 3, "{advertised:?}");
+    assert!(
+        advertised
+            .iter()
+            .all(|r| r["status"] == "advertised" && r["as_path"] == "65001")
+    );
+    let text = show(&a, &["advertised", "b"]);
+    assert!(
+        text.contains("10.4.9.0/24") && text.contains("3 routes: 3 advertised"),
+        "{text}"
+    );
+
+    // Longest match: an address finds the most specific route covering it.
+    let hit = b.api.get_json("/api/v1/routes?prefix=10.4.1.7").expect("lookup");
+    assert_eq!(hit[0]["prefix"], "10.4.1.0/24", "{hit}");
+    assert_eq!(hit.as_array().map(Vec::len), Some(1));
+    // 10.4.9.0/24 was filtered at B: the /16 covers the address there.
+    let hit = b.api.get_json("/api/v1/routes?prefix=10.4.9.7").expect("lookup");
+    assert_eq!(hit[0]["prefix"], "10.4.0.0/16", "{hit}");
+    let text = show(&b, &["routes", "10.4.1.7"]);
+    assert!(
+        text.contains("10.4.1.0/24") && !text.contains("10.4.0.0/16"),
+        "{text}"
+    );
+
+    // One peer: counts per family, received counting what was filtered.
+    let detail = b.api.get_json("/api/v1/peers/a").expect("peer a");
+    let v4 = &detail["families"][0];
+    assert_eq!(v4["family"], "ipv4-unicast");
+    assert_eq!(
+        (
+            v4["received"].as_u64(),
+            v4["accepted"].as_u64(),
+            v4["filtered"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
+    let text = show(&b, &["peer", "a"]);
+    assert!(
+        text.contains("peer a (upstream)") && text.contains("AS 65001"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("ipv4-unicast")
+            && l.split_whitespace().collect::<Vec<_>>()[1..4] == ["3", "2", "1"]),
+        "{text}"
+    );
+    assert_eq!(show(&b, &["peers", "a"]), text);
+    // A peer that does not exist is an error that says so.
+    let (status, body) = b
+        .api
+        .request("GET", "/api/v1/peers/nobody/received")
+        .expect("request");
+    assert_eq!(status, 404, "{body}");
+}

@@ -134,6 +134,81 @@ pub enum Verdict<'a> {
 /// goes on, next-policy skips to the next policy. When the chain runs out,
 /// `default` decides, keeping the changes made on accept.
 pub fn evaluate<'a>(chain: &[&Policy], default: Disposition, route: &RouteInput<'a>) -> Verdict<'a> {
+    walk(chain, default, route, |_, _| {})
+}
+
+/// One statement that matched a route, in the order they ran.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub policy: String,
+    pub statement: String,
+    pub result: StatementResult,
+    /// It had actions, so it changed the route (unless it rejected it).
+    pub changed: bool,
+}
+
+/// Why a chain decided what it did for one route: what [`evaluate`]
+/// decides, with every statement that matched. The last step decided when
+/// its result is accept or reject; otherwise the chain's default did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Explanation {
+    pub accepted: bool,
+    pub steps: Vec<Step>,
+    /// The default decided: no statement accepted or rejected the route.
+    pub by_default: bool,
+}
+
+impl Explanation {
+    /// The statement that decided, as `policy/statement`, or `default`.
+    pub fn decided_by(&self) -> String {
+        match self.steps.last() {
+            Some(s) if !self.by_default => format!("{}/{}", s.policy, s.statement),
+            _ => "default".to_owned(),
+        }
+    }
+
+    /// The statements whose actions changed an accepted route.
+    pub fn changed_by(&self) -> Vec<String> {
+        if !self.accepted {
+            return Vec::new();
+        }
+        self.steps
+            .iter()
+            .filter(|s| s.changed)
+            .map(|s| format!("{}/{}", s.policy, s.statement))
+            .collect()
+    }
+}
+
+/// [`evaluate`], telling why: for showing a route's fate to an operator,
+/// never on the path a route takes.
+pub fn explain(chain: &[&Policy], default: Disposition, route: &RouteInput<'_>) -> Explanation {
+    let mut steps = Vec::new();
+    let verdict = walk(chain, default, route, |p, s| {
+        steps.push(Step {
+            policy: p.name.clone(),
+            statement: s.name.clone(),
+            result: s.result,
+            changed: !s.actions.is_empty() && s.result != StatementResult::Reject,
+        });
+    });
+    let by_default = steps
+        .last()
+        .is_none_or(|s| !matches!(s.result, StatementResult::Accept | StatementResult::Reject));
+    Explanation {
+        accepted: matches!(verdict, Verdict::Accept { .. }),
+        steps,
+        by_default,
+    }
+}
+
+/// The evaluation itself; `matched` sees each statement that matched.
+fn walk<'a>(
+    chain: &[&Policy],
+    default: Disposition,
+    route: &RouteInput<'a>,
+    mut matched: impl FnMut(&Policy, &Statement),
+) -> Verdict<'a> {
     let mut attributes = Cow::Borrowed(route.attributes);
     let mut next_hop = NextHopChange::Unchanged;
     for policy in chain {
@@ -145,6 +220,7 @@ pub fn evaluate<'a>(chain: &[&Policy], default: Disposition, route: &RouteInput<
             if !statement.matches(&current) {
                 continue;
             }
+            matched(policy, statement);
             // A rejected route's changes would be thrown away: skip them.
             if statement.result == StatementResult::Reject {
                 return Verdict::Reject;
@@ -308,7 +384,47 @@ mod tests {
                 }
             };
             assert_eq!(got.as_deref(), expected, "{name}");
+            // The explanation agrees, and names the statements that
+            // changed the route.
+            let why = explain(&chain, default, &r);
+            assert_eq!(why.accepted, expected.is_some(), "{name}: explain disagrees");
+            let changed: Vec<String> = expected
+                .unwrap_or(&[])
+                .iter()
+                .map(|t| format!("p/s{t}"))
+                .collect();
+            assert_eq!(why.changed_by(), changed, "{name}");
         }
+    }
+
+    #[test]
+    fn explain_names_what_decided() {
+        use StatementResult::*;
+        let attrs = Attributes::default();
+        let r = route("10.0.0.0/8", &attrs);
+        let named = |name: &str, statements| Policy {
+            name: name.into(),
+            statements,
+        };
+        let tag = named("tag", vec![st(true, 1, NextPolicy)]);
+        let drop = named("drop", vec![st(false, 2, Accept), st(true, 3, Reject)]);
+        let why = explain(&[&tag, &drop], Disposition::Accept, &r);
+        assert!(!why.accepted);
+        assert!(!why.by_default);
+        assert_eq!(why.decided_by(), "drop/s3");
+        assert_eq!(why.steps.len(), 2, "the unmatched statement is not a step");
+        assert!(
+            why.changed_by().is_empty(),
+            "a rejected route was changed by nothing"
+        );
+
+        let why = explain(&[&tag], Disposition::Reject, &r);
+        assert!(!why.accepted);
+        assert!(why.by_default);
+        assert_eq!(why.decided_by(), "default");
+
+        let why = explain(&[], Disposition::Accept, &r);
+        assert!(why.accepted && why.by_default && why.steps.is_empty());
     }
 
     #[test]

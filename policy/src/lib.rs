@@ -65,7 +65,9 @@ pub use community_set::{
 };
 pub use condition::Condition;
 pub use error::{PolicyError, PrefixRangeError};
-pub use evaluate::{Disposition, Policy, Statement, StatementResult, Verdict, evaluate};
+pub use evaluate::{
+    Disposition, Explanation, Policy, Statement, StatementResult, Step, Verdict, evaluate, explain,
+};
 pub use prefix_set::{PrefixEntry, PrefixSet};
 pub use route::{PeerInfo, Role, RouteInput};
 pub use vip::VipSelector;

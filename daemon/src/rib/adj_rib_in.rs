@@ -65,14 +65,26 @@ impl Accepted {
     }
 }
 
+/// A received path that is not valid (RFC 4271 §9.1.2 loop, §6.3 first
+/// AS, RFC 7606 treat-as-withdraw): never imported, kept to be shown.
+pub(super) struct InvalidPath {
+    pub(super) attrs: Arc<Attributes>,
+    pub(super) next_hop: Option<NextHop>,
+    /// Shared by every prefix of the UPDATE.
+    pub(super) reason: Arc<str>,
+}
+
 /// One peer's Adj-RIB-In.
 pub(super) struct AdjRibIn {
     /// The pre-policy copy (soft reconfiguration).
     pub(super) pre: Option<HashMap<IpNet, Advertised>>,
     /// Prefixes whose path from this peer is in the Loc-RIB.
     pub(super) accepted: Accepted,
-    /// Prefixes received and rejected by import policy or validation.
+    /// Prefixes received and rejected by import policy or a max-prefix
+    /// limit.
     pub(super) rejected: HashSet<IpNet>,
+    /// Prefixes last received with an invalid path, treated as withdrawn.
+    pub(super) invalid: HashMap<IpNet, InvalidPath>,
     /// Accepted prefixes kept for a restarting peer (RFC 4724 §4.2) or
     /// during an enhanced route refresh (RFC 7313 §4), until re-sent.
     pub(super) stale: HashSet<IpNet>,
@@ -87,6 +99,7 @@ impl AdjRibIn {
             accepted: Accepted::default(),
             over_limit: HashSet::new(),
             rejected: HashSet::new(),
+            invalid: HashMap::new(),
             stale: HashSet::new(),
         }
     }
@@ -99,19 +112,63 @@ impl AdjRibIn {
         }
         shrunk |= crate::memory::shrink_set(&mut self.accepted.set);
         shrunk |= crate::memory::shrink_set(&mut self.rejected);
+        shrunk |= crate::memory::shrink_map(&mut self.invalid);
         shrunk |= crate::memory::shrink_set(&mut self.stale);
         shrunk
     }
 
     /// Prefixes received, whatever became of them.
     pub(super) fn received(&self) -> usize {
-        self.pre
+        let valid = self
+            .pre
             .as_ref()
-            .map_or(self.accepted.len() + self.rejected.len(), HashMap::len)
+            .map_or(self.accepted.len() + self.rejected.len(), HashMap::len);
+        valid + self.invalid.len()
+    }
+
+    /// Forgets the paths that are not in the Loc-RIB: kept for a
+    /// restarting peer are only the accepted ones (it sends the rest
+    /// again, or no longer has them).
+    pub(super) fn forget_unaccepted(&mut self) {
+        if let Some(pre) = &mut self.pre {
+            for p in &self.rejected {
+                pre.remove(p);
+            }
+        }
+        self.rejected.clear();
+        self.invalid.clear();
     }
 }
 
 impl RibPeer {
+    /// A next hop on this node (loopback) is refused unless
+    /// `accept-local-next-hop` allows it.
+    pub(super) fn refuses_next_hop(&self, nh: NextHop) -> bool {
+        let local = match nh.addr() {
+            IpAddr::V4(a) => a.is_loopback(),
+            IpAddr::V6(a) => a.is_loopback() || nh.ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        };
+        local && !self.setup.accept_local_next_hop
+    }
+
+    /// A received path as import policy sees it.
+    pub(super) fn import_input<'a>(
+        &'a self,
+        prefix: IpNet,
+        attrs: &'a Attributes,
+        nh: NextHop,
+    ) -> RouteInput<'a> {
+        RouteInput {
+            prefix,
+            family: Family::unicast_of(&prefix),
+            attributes: attrs,
+            next_hop: Some(nh.addr()),
+            source: self.info(),
+            target: None,
+            local_asn: self.setup.local_asn,
+        }
+    }
+
     /// With `discard-excess`, a new prefix of a family at its limit is not
     /// accepted (those already accepted may still change).
     fn discards(&mut self, prefix: &IpNet) -> bool {
@@ -137,29 +194,45 @@ impl RibPeer {
 
 impl Rib {
     /// Checks that apply to the whole UPDATE: RFC 4271 §6.3 first AS, and
-    /// our own AS in the path (a loop, RFC 4271 §9.1.2).
-    pub(super) fn valid_path(&self, id: PeerId, attrs: &Attributes) -> bool {
-        let Some(peer) = self.peer(id) else { return false };
-        let Some(path) = attrs.as_path.as_ref() else {
-            return true;
-        };
-        if path.contains(peer.setup.local_asn) || path.contains(self.settings.local_asn) {
-            return false;
+    /// our own AS in the path (a loop, RFC 4271 §9.1.2). Says what is
+    /// wrong, if anything.
+    pub(super) fn path_problem(&self, id: PeerId, attrs: &Attributes) -> Option<String> {
+        let peer = self.peer(id)?;
+        let path = attrs.as_path.as_ref()?;
+        for asn in [peer.setup.local_asn, self.settings.local_asn] {
+            if path.contains(asn) {
+                return Some(format!("AS loop: our AS {asn} is in the AS path"));
+            }
         }
         if let Some(s) = &peer.session
             && peer.ebgp()
             && path.neighbor_asn() != Some(s.negotiated.peer_asn)
         {
             tracing::warn!(peer = %peer.setup.name, path = %path, "AS path does not start with the peer's AS; treated as withdrawn");
-            return false;
+            return Some(format!(
+                "AS path does not start with the peer's AS {}",
+                s.negotiated.peer_asn
+            ));
         }
-        true
+        None
+    }
+
+    /// A path that is not valid: treated as withdrawn, and kept to be
+    /// shown with why.
+    pub(super) fn invalid(&mut self, id: PeerId, prefix: IpNet, path: InvalidPath) {
+        self.withdraw(id, prefix);
+        if let Some(peer) = self.peer_mut(id) {
+            peer.adj_in.invalid.insert(prefix, path);
+        }
     }
 
     pub(super) fn announce(&mut self, id: PeerId, prefix: IpNet, attrs: Arc<Attributes>, nh: NextHop) {
         let Some(peer) = self.peer_mut(id) else { return };
         if let Some(pre) = &mut peer.adj_in.pre {
             pre.insert(prefix, (attrs.clone(), nh));
+        }
+        if !peer.adj_in.invalid.is_empty() {
+            peer.adj_in.invalid.remove(&prefix);
         }
         self.import(id, prefix, attrs, nh);
     }
@@ -171,6 +244,9 @@ impl Rib {
         }
         peer.adj_in.rejected.remove(&prefix);
         peer.adj_in.stale.remove(&prefix);
+        if !peer.adj_in.invalid.is_empty() {
+            peer.adj_in.invalid.remove(&prefix);
+        }
         if peer.adj_in.accepted.remove(&prefix) {
             self.remove_path(prefix, Source::Peer(id));
         }
@@ -180,22 +256,10 @@ impl Rib {
     pub(super) fn import(&mut self, id: PeerId, prefix: IpNet, attrs: Arc<Attributes>, nh: NextHop) {
         let Some(peer) = self.peer(id) else { return };
         let Some(session) = &peer.session else { return };
-        let local_nh = match nh.addr() {
-            IpAddr::V4(a) => a.is_loopback(),
-            IpAddr::V6(a) => a.is_loopback() || nh.ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-        };
-        let verdict = if local_nh && !peer.setup.accept_local_next_hop {
+        let verdict = if peer.refuses_next_hop(nh) {
             Verdict::Reject
         } else {
-            let route = RouteInput {
-                prefix,
-                family: Family::unicast_of(&prefix),
-                attributes: &attrs,
-                next_hop: Some(nh.addr()),
-                source: peer.info(),
-                target: None,
-                local_asn: peer.setup.local_asn,
-            };
+            let route = peer.import_input(prefix, &attrs, nh);
             policy::evaluate(&peer.setup.import.refs(), peer.setup.import.default, &route)
         };
         let path_peer = PathPeer {
@@ -316,6 +380,7 @@ impl Rib {
             peer.adj_in.stale.remove(p);
         }
         peer.adj_in.rejected.retain(|p| !which(Family::unicast_of(p)));
+        peer.adj_in.invalid.retain(|p, _| !which(Family::unicast_of(p)));
         if let Some(pre) = &mut peer.adj_in.pre {
             pre.retain(|p, _| !which(Family::unicast_of(p)));
         }

@@ -121,6 +121,16 @@ impl AdjRibOut {
         self.advertised.keys()
     }
 
+    /// What the peer was sent and has: each prefix with the attributes and
+    /// next hop it was sent with.
+    pub fn advertised_routes(&self) -> impl Iterator<Item = (&IpNet, &Advertised)> {
+        self.advertised.iter()
+    }
+
+    pub fn unsendable_prefixes(&self) -> impl Iterator<Item = &IpNet> {
+        self.unsendable.iter()
+    }
+
     pub fn len(&self) -> usize {
         self.advertised.len()
     }

@@ -36,14 +36,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bgp_proto::route_refresh::{RefreshSubtype, RouteRefresh};
-use bgp_proto::{AsPath, Attributes, Family, NextHop, Nlri, Notification, Origin, Update};
+use bgp_proto::{AsPath, Attributes, ErrorAction, Family, NextHop, Nlri, Notification, Origin, Update};
 use bytes::Bytes;
 use ipnet::IpNet;
 use policy::{PeerInfo, Role};
 
 use crate::config::{GracefulRestartConfig, MaxPrefix, MultipathConfig, PolicyChain};
 use crate::session::negotiate::Negotiated;
-use adj_rib_in::AdjRibIn;
+use adj_rib_in::{AdjRibIn, InvalidPath};
 use adj_rib_out::AdjRibOut;
 pub use best::PeerId;
 use best::{Path, PathPeer, Source};
@@ -51,7 +51,7 @@ use export::ExportCache;
 use graceful_restart::Restart;
 use intern::Interner;
 use loc_rib::{Dest, LocSize};
-pub use query::RouteFilter;
+pub use query::{AdjSide, RouteFilter};
 
 #[derive(Clone, Debug)]
 pub struct RibSettings {
@@ -357,6 +357,9 @@ impl Rib {
                     until: now + restart_time,
                 };
                 self.drop_routes(id, |f| !families.contains(&f));
+                if let Some(peer) = self.peer_mut(id) {
+                    peer.adj_in.forget_unaccepted();
+                }
                 self.mark_stale(id);
                 let kept = self.peer(id).map_or(0, |p| p.adj_in.accepted.len());
                 tracing::info!(
@@ -394,13 +397,31 @@ impl Rib {
         for n in update.withdrawals() {
             self.withdraw(id, n.prefix);
         }
-        let withdraw_all = update.treat_as_withdraw() || !self.valid_path(id, &update.attributes);
+        // RFC 7606 treat-as-withdraw, or a path that is not valid: every
+        // prefix is withdrawn, and kept with why to be shown.
+        let problem: Option<Arc<str>> = match update
+            .errors
+            .iter()
+            .find(|e| e.action == ErrorAction::TreatAsWithdraw)
+        {
+            Some(e) => Some(format!("treat-as-withdraw (RFC 7606): {e}").into()),
+            None => self.path_problem(id, &update.attributes).map(Into::into),
+        };
         let attrs = self.interner.intern(update.attributes.clone());
         let announce = |rib: &mut Rib, nlri: &[Nlri], nh: Option<NextHop>| {
             for n in nlri {
-                match nh {
-                    Some(nh) if !withdraw_all => rib.announce(id, n.prefix, attrs.clone(), nh),
-                    _ => rib.withdraw(id, n.prefix),
+                match (&problem, nh) {
+                    (None, Some(nh)) => rib.announce(id, n.prefix, attrs.clone(), nh),
+                    (None, None) => rib.withdraw(id, n.prefix),
+                    (Some(reason), next_hop) => rib.invalid(
+                        id,
+                        n.prefix,
+                        InvalidPath {
+                            attrs: attrs.clone(),
+                            next_hop,
+                            reason: reason.clone(),
+                        },
+                    ),
                 }
             }
         };

@@ -13,8 +13,8 @@ use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use super::{LocRibChange, PeerId, PeerSetup, Rib, RibOutput, RouteFilter, SessionInfo};
-use crate::status::{PrefixCounts, RibSummary, RouteView};
+use super::{AdjSide, LocRibChange, PeerId, PeerSetup, Rib, RibOutput, RouteFilter, SessionInfo};
+use crate::status::{AdjRouteView, FamilyCounts, PrefixCounts, RibSummary, RouteView};
 use crate::{clock, memory};
 
 /// What peer tasks tell the RIB: sessions, UPDATEs, refreshes, writes.
@@ -65,6 +65,16 @@ pub enum RibRequest {
     Routes(RouteFilter, oneshot::Sender<Vec<RouteView>>),
     Summary(oneshot::Sender<RibSummary>),
     Counts(oneshot::Sender<HashMap<String, PrefixCounts>>),
+    /// One peer's counts per family; None if there is no such peer.
+    FamilyCounts(String, oneshot::Sender<Option<Vec<FamilyCounts>>>),
+    /// One peer's Adj-RIB-In or Adj-RIB-Out; None if there is no such
+    /// peer.
+    AdjRib {
+        peer: String,
+        side: AdjSide,
+        filter: RouteFilter,
+        reply: oneshot::Sender<Option<Vec<AdjRouteView>>>,
+    },
     /// The watchdog: answered when the task's loop turns.
     Ping(oneshot::Sender<()>),
 }
@@ -201,6 +211,19 @@ fn request(rib: &mut Rib, peers: &mut PeerChannels, request: RibRequest) -> Vec<
                 .map(|(id, (name, _))| (name.to_string(), rib.counts(*id)))
                 .collect();
             let _ = reply.send(counts);
+            Vec::new()
+        }
+        RibRequest::FamilyCounts(peer, reply) => {
+            let _ = reply.send(rib.peer_named(&peer).map(|id| rib.family_counts(id)));
+            Vec::new()
+        }
+        RibRequest::AdjRib {
+            peer,
+            side,
+            filter,
+            reply,
+        } => {
+            let _ = reply.send(rib.adj_rib(&peer, side, &filter));
             Vec::new()
         }
         RibRequest::Ping(reply) => {

@@ -15,7 +15,7 @@ use super::*;
 use crate::config::{GracefulRestartConfig, MultipathConfig, PolicyChain};
 use crate::config::{MaxPrefix, MaxPrefixAction};
 use crate::session::negotiate::{Negotiated, PeerGracefulRestart};
-use crate::status::PrefixCounts;
+use crate::status::{AdjStatus, PrefixCounts};
 
 const LOCAL_AS: u32 = 4210101021;
 const CILIUM_AS: u32 = 4220101000;
@@ -339,6 +339,8 @@ fn upstream_routes_are_installed_but_not_sent_anywhere() {
         PrefixCounts {
             received: 2,
             accepted: 2,
+            filtered: 0,
+            invalid: 0,
             advertised: 0,
             stale: 0,
             unsendable: 0,
@@ -667,6 +669,8 @@ fn import_policy_change_applies_without_a_session_reset() {
         PrefixCounts {
             received: 2,
             accepted: 1,
+            filtered: 1,
+            invalid: 0,
             advertised: 0,
             stale: 0,
             unsendable: 0,
@@ -815,4 +819,206 @@ fn unused_attribute_sets_are_released_after_churn() {
     l.rib.release_unused();
     assert_eq!(l.rib.summary().attribute_sets, baseline);
     assert!(!l.rib.release_unused(), "nothing left to release");
+}
+
+fn upstream_import(policies: Vec<Arc<Policy>>, default: Disposition) -> PeerSetup {
+    PeerSetup {
+        import: PolicyChain { policies, default },
+        ..setup("upstream", Role::Upstream)
+    }
+}
+
+#[test]
+fn received_routes_say_what_became_of_them() {
+    let mut l = lab();
+    let import = Arc::new(Policy {
+        name: "upstream-in".into(),
+        statements: vec![
+            Statement {
+                name: "no-bogons".into(),
+                conditions: vec![Condition::Prefix(Arc::new(
+                    policy::PrefixSet::new("bogons", vec!["10.224.9.0/24".parse().unwrap()]).unwrap(),
+                ))],
+                actions: vec![],
+                result: StatementResult::Reject,
+            },
+            Statement {
+                name: "tag".into(),
+                conditions: vec![],
+                actions: vec![policy::Action::AddCommunities(vec![Community::new(65000, 1)])],
+                result: StatementResult::Accept,
+            },
+        ],
+    });
+    l.rib
+        .update_peer(l.frr, upstream_import(vec![import], Disposition::Reject));
+    l.rib.update(
+        l.frr,
+        frr_announce(FRR_AS, &["10.224.2.0/24", "10.224.9.0/24"], &[]),
+    );
+    // Our own AS in the path: a loop, treated as withdrawn.
+    l.rib
+        .update(l.frr, frr_announce(FRR_AS, &["10.224.7.0/24"], &[LOCAL_AS]));
+
+    let all = l
+        .rib
+        .adj_rib("upstream", AdjSide::Received, &RouteFilter::default())
+        .unwrap();
+    let by = |p: &str| all.iter().find(|r| r.prefix == net(p)).unwrap();
+    let ok = by("10.224.2.0/24");
+    assert_eq!(ok.status, AdjStatus::Accepted);
+    assert_eq!(ok.modified_by, ["upstream-in/tag"]);
+    // Shown as received, before the policy added its community.
+    assert!(ok.attributes.as_ref().unwrap().communities.is_empty());
+    let dropped = by("10.224.9.0/24");
+    assert_eq!(dropped.status, AdjStatus::Filtered);
+    assert_eq!(
+        dropped.reason.as_deref(),
+        Some("rejected by import policy upstream-in/no-bogons")
+    );
+    let looped = by("10.224.7.0/24");
+    assert_eq!(looped.status, AdjStatus::Invalid);
+    assert!(
+        looped
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains(&format!("our AS {LOCAL_AS}")),
+        "{looped:?}"
+    );
+    assert_eq!(all.len(), 3);
+
+    let counts = l.rib.counts(l.frr);
+    assert_eq!(
+        (counts.received, counts.accepted, counts.filtered, counts.invalid),
+        (3, 1, 1, 1)
+    );
+    let v4 = &l.rib.family_counts(l.frr)[0];
+    assert_eq!(v4.family, "ipv4-unicast");
+    assert_eq!(
+        (v4.counts.received, v4.counts.filtered, v4.counts.invalid),
+        (3, 1, 1)
+    );
+
+    // Only what was not accepted.
+    let filter = RouteFilter {
+        filtered_only: true,
+        ..RouteFilter::default()
+    };
+    let not_accepted = l.rib.adj_rib("upstream", AdjSide::Received, &filter).unwrap();
+    assert_eq!(not_accepted.len(), 2);
+
+    // A loop-free re-announcement makes it valid; a withdrawal forgets it.
+    l.rib.update(l.frr, frr_announce(FRR_AS, &["10.224.7.0/24"], &[]));
+    assert_eq!(l.rib.counts(l.frr).invalid, 0);
+    l.rib.update(l.frr, withdraw(&["10.224.9.0/24", "10.224.7.0/24"]));
+    let counts = l.rib.counts(l.frr);
+    assert_eq!((counts.received, counts.filtered), (1, 0));
+    assert!(l.rib.adj_rib("nobody", AdjSide::Received, &filter).is_none());
+}
+
+#[test]
+fn the_import_default_is_named_when_it_rejects() {
+    let mut l = lab();
+    l.rib
+        .update_peer(l.frr, upstream_import(vec![], Disposition::Reject));
+    l.rib.update(l.frr, frr_announce(FRR_AS, &["10.224.2.0/24"], &[]));
+    let got = l
+        .rib
+        .adj_rib("upstream", AdjSide::Received, &RouteFilter::default())
+        .unwrap();
+    assert_eq!(got[0].status, AdjStatus::Filtered);
+    assert!(
+        got[0].reason.as_deref().unwrap().contains("import default"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn advertised_routes_carry_what_was_sent() {
+    let mut l = lab();
+    let out = l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]));
+    let on_wire = sent(&out, l.frr);
+    let got = l
+        .rib
+        .adj_rib("upstream", AdjSide::Advertised, &RouteFilter::default())
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].status, AdjStatus::Advertised);
+    let a = got[0].attributes.as_ref().unwrap();
+    assert_eq!(
+        a.as_path,
+        on_wire[0].attributes.as_path.as_ref().unwrap().to_string()
+    );
+    assert_eq!(a.next_hop, announced(&on_wire)[0].1.to_string());
+    // Cilium is sent nothing.
+    let none = l
+        .rib
+        .adj_rib("cilium", AdjSide::Advertised, &RouteFilter::default())
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[test]
+fn an_address_finds_its_longest_match() {
+    let mut l = lab();
+    l.rib.update(
+        l.frr,
+        frr_announce(FRR_AS, &["10.0.0.0/8", "10.224.0.0/16", "10.224.2.0/24"], &[]),
+    );
+    let lookup = |rib: &Rib, a: &str| {
+        let filter = RouteFilter {
+            longest_match: Some(a.parse().unwrap()),
+            ..RouteFilter::default()
+        };
+        rib.routes(&filter)
+            .iter()
+            .map(|r| r.prefix.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(lookup(&l.rib, "10.224.2.7"), ["10.224.2.0/24"]);
+    assert_eq!(lookup(&l.rib, "10.224.3.7"), ["10.224.0.0/16"]);
+    assert_eq!(lookup(&l.rib, "10.1.1.1"), ["10.0.0.0/8"]);
+    assert!(lookup(&l.rib, "192.0.2.1").is_empty());
+    assert!(lookup(&l.rib, "fd00::1").is_empty());
+}
+
+#[test]
+fn a_restarting_peer_keeps_only_its_accepted_paths() {
+    let mut l = lab();
+    l.rib.update_peer(
+        l.frr,
+        PeerSetup {
+            import: PolicyChain {
+                policies: vec![Arc::new(Policy {
+                    name: "in".into(),
+                    statements: vec![Statement {
+                        name: "drop-9".into(),
+                        conditions: vec![Condition::Prefix(Arc::new(
+                            policy::PrefixSet::new("p", vec!["10.224.9.0/24".parse().unwrap()]).unwrap(),
+                        ))],
+                        actions: vec![],
+                        result: StatementResult::Reject,
+                    }],
+                })],
+                default: Disposition::Accept,
+            },
+            ..setup("upstream", Role::Upstream)
+        },
+    );
+    l.rib.update(
+        l.frr,
+        frr_announce(FRR_AS, &["10.224.2.0/24", "10.224.9.0/24"], &[]),
+    );
+    l.rib
+        .update(l.frr, frr_announce(FRR_AS, &["10.224.7.0/24"], &[LOCAL_AS]));
+    assert_eq!(l.rib.counts(l.frr).received, 3);
+    l.rib.peer_down(l.frr, Some(Duration::from_secs(120)), l.now);
+    // The filtered and the invalid path are forgotten; the peer sends
+    // again what it still has.
+    let c = l.rib.counts(l.frr);
+    assert_eq!(
+        (c.received, c.accepted, c.stale, c.filtered, c.invalid),
+        (1, 1, 1, 0, 0)
+    );
 }

@@ -199,22 +199,25 @@ impl PeerTask {
         if unchanged {
             return;
         }
+        let new_error = self
+            .published
+            .as_ref()
+            .is_none_or(|p| p.error.as_ref() != self.fsm.last_error());
         self.published = Some(Published {
             state,
             conn: seq,
             error: self.fsm.last_error().cloned(),
         });
         let negotiated = self.fsm.negotiated().cloned();
-        let last_error = self.fsm.last_error().map(ToString::to_string);
         self.status.update(|s| {
             s.state = state.into();
             s.local_address = conn.map(|c| c.local.to_string());
             s.remote_address = conn.map(|c| c.remote.to_string());
             s.negotiated = negotiated;
-            if last_error.is_some() {
-                s.last_error = last_error;
-            }
         });
+        if let Some(e) = self.fsm.last_error().filter(|_| new_error) {
+            self.status.error(e.to_string());
+        }
     }
 
     async fn on_event(&mut self, ev: PeerEvent) {
