@@ -329,6 +329,7 @@ async fn summary(State(s): State<AppState>) -> Response {
         peers_established: established,
         rejected_connections: s.board.rejected_connections.load(Relaxed),
         rib,
+        reloads: s.board.reloads(),
     })
     .into_response()
 }
@@ -368,13 +369,16 @@ async fn metrics_text(State(s): State<AppState>, headers: axum::http::HeaderMap)
     let rib = s.ask(RibRequest::Summary).await;
     let fib = s.fib_status();
     let bfd = s.bfd_status().await;
-    let rejected = s.board.rejected_connections.load(Relaxed);
-    let uptime = s.started.elapsed().as_secs();
+    let process = metrics::Process {
+        rejected: s.board.rejected_connections.load(Relaxed),
+        uptime: s.started.elapsed().as_secs(),
+        reloads: s.board.reloads(),
+    };
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("application/openmetrics-text"));
-    match metrics::render(&peers, rib.as_ref(), fib.as_ref(), bfd.as_ref(), rejected, uptime) {
+    match metrics::render(&peers, rib.as_ref(), fib.as_ref(), bfd.as_ref(), process) {
         Ok(text) if openmetrics => ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response(),
         Ok(text) => (
             [(header::CONTENT_TYPE, metrics::TEXT_004)],

@@ -219,18 +219,10 @@ pub async fn run(path: &Path) -> Result<(), String> {
                 }
             }
             _ = hup.recv() => {
-                match sup.reload().await {
-                    Ok(summary) => tracing::info!(changes = %summary, "configuration reloaded"),
-                    Err(e) => tracing::error!(errors = %e, "configuration not reloaded; the running configuration stays"),
-                }
+                let _ = sup.reload().await;
             }
             Some(reply) = reload_rx.recv() => {
-                let result = sup.reload().await;
-                match &result {
-                    Ok(summary) => tracing::info!(changes = %summary, "configuration reloaded"),
-                    Err(e) => tracing::error!(errors = %e, "configuration not reloaded; the running configuration stays"),
-                }
-                let _ = reply.send(result);
+                let _ = reply.send(sup.reload().await);
             }
             _ = &mut restart_window, if restart_window_open => {
                 restart_window_open = false;
@@ -415,10 +407,26 @@ impl Supervisor {
         }
     }
 
-    /// Re-reads the file. Peers added or removed are the only ones whose
+    /// Re-reads the file (SIGHUP, the API), logs and counts the outcome: one
+    /// line per problem of a bad file.
+    async fn reload(&mut self) -> Result<String, String> {
+        let result = self.apply_reload().await;
+        self.board.reloaded(result.is_ok());
+        match &result {
+            Ok(summary) => tracing::info!(changes = %summary, "configuration reloaded"),
+            Err(e) => {
+                for problem in e.lines() {
+                    tracing::error!(%problem, "configuration not reloaded; the running configuration stays");
+                }
+            }
+        }
+        result
+    }
+
+    /// Applies the file. Peers added or removed are the only ones whose
     /// sessions change; policy changes apply without resets. A bad file
     /// changes nothing.
-    async fn reload(&mut self) -> Result<String, String> {
+    async fn apply_reload(&mut self) -> Result<String, String> {
         let new = Config::load(&self.config.path).map_err(|e| e.to_string())?;
         let mut changes = Vec::new();
         for (what, changed) in [
@@ -475,12 +483,16 @@ impl Supervisor {
                     changes.push(format!("removed {name}"));
                 }
                 Some(new_pc) if old_pc.session != new_pc.session => {
+                    let before = self.board.peer(name);
                     self.remove_peer(name, changed_config.clone()).await;
                     for d in dynamic {
                         self.remove_peer(&d, changed_config.clone()).await;
                     }
                     if let PeerAddress::Single(ip) = new_pc.session.address {
                         self.add_peer(new_pc.clone(), ip, None).await;
+                    }
+                    if let (Some(before), Some(now)) = (before, self.board.peer(name)) {
+                        now.carry_over(&before);
                     }
                     changes.push(format!("restarted {name}"));
                 }

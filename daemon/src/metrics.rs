@@ -7,7 +7,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::status::{BfdStatus, FibStatus, MessageCounts, PeerView, PrefixCounts, RibSummary, SessionState};
+use crate::status::{
+    BfdStatus, FibStatus, MessageCounts, PeerView, PrefixCounts, ReloadStatus, RibSummary, SessionState,
+};
 
 /// A peer's message counters: metric, help, value.
 type MessageMetric = (&'static str, &'static str, fn(&MessageCounts) -> u64);
@@ -45,16 +47,26 @@ const MESSAGE_METRICS: [MessageMetric; 7] = [
 /// A peer's prefix counts: metric, help, value.
 type PrefixMetric = (&'static str, &'static str, fn(&PrefixCounts) -> usize);
 
-const PREFIX_METRICS: [PrefixMetric; 5] = [
+const PREFIX_METRICS: [PrefixMetric; 7] = [
     (
         "tern_peer_prefixes_received",
-        "prefixes received from the peer",
+        "prefixes received from the peer: accepted, filtered and invalid",
         |c| c.received,
     ),
     (
         "tern_peer_prefixes_accepted",
         "prefixes accepted by import policy",
         |c| c.accepted,
+    ),
+    (
+        "tern_peer_prefixes_filtered",
+        "prefixes rejected by import policy or discarded by a max-prefix limit",
+        |c| c.filtered,
+    ),
+    (
+        "tern_peer_prefixes_invalid",
+        "prefixes treated as withdrawn: AS loop, wrong first AS, malformed attribute",
+        |c| c.invalid,
     ),
     (
         "tern_peer_prefixes_advertised",
@@ -73,14 +85,22 @@ const PREFIX_METRICS: [PrefixMetric; 5] = [
     ),
 ];
 
+/// Process-wide facts of one scrape.
+#[derive(Clone, Debug, Default)]
+pub struct Process {
+    /// Connections refused because their source is no configured peer.
+    pub rejected: u64,
+    pub uptime: u64,
+    pub reloads: ReloadStatus,
+}
+
 #[derive(Debug)]
 struct Scrape {
     peers: Vec<PeerView>,
     rib: Option<RibSummary>,
     fib: Option<FibStatus>,
     bfd: Option<BfdStatus>,
-    rejected: u64,
-    uptime: u64,
+    process: Process,
     rss: Option<u64>,
     heap: Option<u64>,
 }
@@ -113,6 +133,18 @@ impl Collector for Scrape {
                     ConstGauge::new(v)
                         .encode(m.encode_family(&[("peer", p.name.as_str()), ("state", s.name())])?)?;
                 }
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "tern_peer_last_change_timestamp_seconds",
+                "Unix time the session last came up or went down",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            for p in &self.peers {
+                ConstGauge::new(p.snapshot.since as i64)
+                    .encode(m.encode_family(&[("peer", p.name.as_str())])?)?;
             }
         }
         for (metric, help, value) in MESSAGE_METRICS {
@@ -208,20 +240,33 @@ impl Collector for Scrape {
                 m.encode(encoder.encode_descriptor(metric, help, None, m.metric_type())?)?;
             }
         }
-        let c = ConstCounter::new(self.rejected);
+        let c = ConstCounter::new(self.process.rejected);
         c.encode(encoder.encode_descriptor(
             "tern_connections_rejected",
             "connections refused because the source is not a configured peer",
             None,
             c.metric_type(),
         )?)?;
-        let g = ConstGauge::new(self.uptime as i64);
+        let g = ConstGauge::new(self.process.uptime as i64);
         g.encode(encoder.encode_descriptor(
             "tern_uptime_seconds",
             "seconds since tern started",
             None,
             g.metric_type(),
         )?)?;
+        {
+            let mut m = encoder.encode_descriptor(
+                "tern_build_info",
+                "always 1; the labels say which tern runs",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            ConstGauge::new(1i64).encode(m.encode_family(&[
+                ("version", env!("CARGO_PKG_VERSION")),
+                ("arch", std::env::consts::ARCH),
+            ])?)?;
+        }
+        self.encode_reloads(&mut encoder)?;
         if let Some(rss) = self.rss {
             let g = ConstGauge::new(rss as i64);
             g.encode(encoder.encode_descriptor(
@@ -248,6 +293,38 @@ impl Collector for Scrape {
 }
 
 impl Scrape {
+    fn encode_reloads(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let r = &self.process.reloads;
+        {
+            let mut m = encoder.encode_descriptor(
+                "tern_config_reloads",
+                "configuration reloads (SIGHUP, tern reload, the API), by result",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
+            ConstCounter::new(r.succeeded).encode(m.encode_family(&[("result", "success")])?)?;
+            ConstCounter::new(r.failed).encode(m.encode_family(&[("result", "failure")])?)?;
+        }
+        if let (Some(at), Some(ok)) = (r.last_at, r.last_ok) {
+            for (metric, help, v) in [
+                (
+                    "tern_config_last_reload_timestamp_seconds",
+                    "Unix time of the last reload",
+                    at as i64,
+                ),
+                (
+                    "tern_config_last_reload_successful",
+                    "1 if the last reload applied, 0 if the file was refused and the running configuration kept",
+                    i64::from(ok),
+                ),
+            ] {
+                let g = ConstGauge::new(v);
+                g.encode(encoder.encode_descriptor(metric, help, None, g.metric_type())?)?;
+            }
+        }
+        Ok(())
+    }
+
     fn encode_bfd(&self, b: &BfdStatus, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         {
             let mut m = encoder.encode_descriptor(
@@ -311,16 +388,14 @@ pub fn render(
     rib: Option<&RibSummary>,
     fib: Option<&FibStatus>,
     bfd: Option<&BfdStatus>,
-    rejected: u64,
-    uptime: u64,
+    process: Process,
 ) -> Result<String, std::fmt::Error> {
     let scrape = Scrape {
         peers: peers.to_vec(),
         rib: rib.cloned(),
         fib: fib.cloned(),
         bfd: bfd.cloned(),
-        rejected,
-        uptime,
+        process,
         rss: resident_memory(),
         heap: crate::memory::allocated(),
     };
@@ -399,7 +474,17 @@ mod tests {
             send_errors: 0,
             dropped: [("ttl".to_owned(), 2)].into_iter().collect(),
         };
-        let om = render(&[], None, None, Some(&bfd), 7, 60).unwrap();
+        let process = Process {
+            rejected: 7,
+            uptime: 60,
+            reloads: ReloadStatus {
+                succeeded: 2,
+                failed: 1,
+                last_at: Some(1_790_000_000),
+                last_ok: Some(false),
+            },
+        };
+        let om = render(&[], None, None, Some(&bfd), process).unwrap();
         assert!(om.ends_with("# EOF\n"), "{om}");
         let text = to_text_004(&om);
         assert!(!text.contains("# EOF"), "{text}");
@@ -429,5 +514,11 @@ mod tests {
         );
         assert!(text.contains("# TYPE tern_bfd_session_up gauge"), "{text}");
         assert!(text.contains("tern_connections_rejected_total 7"), "{text}");
+        assert!(
+            text.contains("tern_config_reloads_total{result=\"failure\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("tern_config_last_reload_successful 0"), "{text}");
+        assert!(text.contains("tern_build_info{version=\""), "{text}");
     }
 }

@@ -147,6 +147,8 @@ pub struct Summary {
     pub peers_established: usize,
     pub rejected_connections: u64,
     pub rib: RibSummary,
+    #[serde(default)]
+    pub reloads: ReloadStatus,
 }
 
 /// One prefix of the Loc-RIB with its paths (`/api/v1/routes`).
@@ -431,6 +433,30 @@ impl PeerStatus {
         }
     }
 
+    /// A peer restarted by a reload goes on counting where its previous
+    /// session's status left off, and keeps its last error.
+    pub fn carry_over(&self, old: &PeerStatus) {
+        let (o, n) = (&old.counters, &self.counters);
+        for (to, from) in [
+            (&n.messages_received, &o.messages_received),
+            (&n.messages_sent, &o.messages_sent),
+            (&n.updates_received, &o.updates_received),
+            (&n.updates_sent, &o.updates_sent),
+            (&n.notifications_received, &o.notifications_received),
+            (&n.notifications_sent, &o.notifications_sent),
+            (&n.established, &o.established),
+        ] {
+            to.fetch_add(from.load(Relaxed), Relaxed);
+        }
+        let (before, _) = old.snapshot();
+        self.update(|s| {
+            if s.last_error.is_none() {
+                s.last_error = before.last_error;
+                s.last_error_at = before.last_error_at;
+            }
+        });
+    }
+
     /// Records an error that just happened.
     pub fn error(&self, error: String) {
         self.update(|s| {
@@ -454,10 +480,21 @@ impl PeerStatus {
     }
 }
 
+/// Reloads so far and how the last one went.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Unix time of the last reload, and whether it applied.
+    pub last_at: Option<u64>,
+    pub last_ok: Option<bool>,
+}
+
 /// Every peer's status, plus process-wide facts.
 #[derive(Debug, Default)]
 pub struct StatusBoard {
     peers: RwLock<BTreeMap<String, Arc<PeerStatus>>>,
+    reloads: Mutex<ReloadStatus>,
     /// Connections refused because their source is not a configured peer.
     pub rejected_connections: AtomicU64,
     /// Listeners are bound and the configuration is loaded.
@@ -465,6 +502,22 @@ pub struct StatusBoard {
 }
 
 impl StatusBoard {
+    /// Counts a reload and remembers when it was and how it went.
+    pub fn reloaded(&self, ok: bool) {
+        let mut r = self.reloads.lock().unwrap_or_else(|p| p.into_inner());
+        if ok {
+            r.succeeded += 1;
+        } else {
+            r.failed += 1;
+        }
+        r.last_at = Some(unix_now());
+        r.last_ok = Some(ok);
+    }
+
+    pub fn reloads(&self) -> ReloadStatus {
+        self.reloads.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn insert(&self, status: Arc<PeerStatus>) {
         if let Ok(mut peers) = self.peers.write() {
             peers.insert(status.name.clone(), status);

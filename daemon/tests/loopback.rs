@@ -229,6 +229,35 @@ connect-retry = 1
     assert!(established(&a, "b"));
     assert_eq!(at_b(&b).len(), 2);
     assert_eq!(b.peer("a")["established_transitions"], 1);
+    let reloads = &a.api.get_json("/api/v1/summary").expect("summary")["reloads"];
+    assert_eq!(
+        (&reloads["succeeded"], &reloads["failed"], &reloads["last_ok"]),
+        (
+            &serde_json::json!(1),
+            &serde_json::json!(1),
+            &serde_json::json!(false)
+        ),
+        "{reloads}"
+    );
+
+    // The refused hold time is fixed: a session setting changed, so the
+    // session restarts, and the peer's counters go on from where they were.
+    let before = a.peer("b");
+    let (status, body) = a.reload(|t| t.replace("hold-time = 2", "hold-time = 30"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("restarted b"), "{body}");
+    wait_until("the session again", Duration::from_secs(10), || {
+        established(&a, "b") && a.peer("b")["established_transitions"] == 2
+    });
+    let after = a.peer("b");
+    for counter in ["messages_received", "messages_sent", "updates_received"] {
+        assert!(
+            after[counter].as_u64() >= before[counter].as_u64(),
+            "{counter}: {} before, {} after",
+            before[counter],
+            after[counter]
+        );
+    }
 }
 
 /// A connection from an address that is no peer is closed without a word

@@ -77,7 +77,13 @@ const PACKAGES: &[&str] = &[
     "tcpdump",
     "nftables",
     "iputils-ping",
+    // promtool, and the reference Python parser of the exposition format.
+    "prometheus",
+    "python3-prometheus-client",
 ];
+
+/// Where Debian's `python3-prometheus-client` puts the module.
+pub const PYTHON_PROMETHEUS_CLIENT: &str = "/usr/lib/python3/dist-packages/prometheus_client";
 
 /// True when the labs can run: we are root and the peers are installed
 /// (installing them with apt-get if needed, once per process).
@@ -113,6 +119,8 @@ pub fn ensure_packages() {
             "ip".into(),
             "nft".into(),
             "ping".into(),
+            "promtool".into(),
+            PYTHON_PROMETHEUS_CLIENT.into(),
         ];
         let missing: Vec<&String> = needed.iter().filter(|p| !program_exists(p)).collect();
         if missing.is_empty() {

@@ -100,6 +100,11 @@ impl Daemon {
         status
     }
 
+    /// What the daemon wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.logs[0]).unwrap_or_default()
+    }
+
     /// The last `lines` lines of each log, with headers.
     pub fn log_tail(&self, lines: usize) -> String {
         let mut out = String::new();

@@ -193,6 +193,11 @@ impl Tern {
         &self.dir
     }
 
+    /// The current run's log (text format, no colour).
+    pub fn log(&self) -> String {
+        self.daemon.as_ref().map(Daemon::log).unwrap_or_default()
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.daemon.as_ref().map(Daemon::pid)
     }

@@ -393,3 +393,91 @@ fn withdrawals_propagate_both_ways() {
     lab.wait_tern_has(&withdrawn, false);
     lab.wait_tern_has(&["0.0.0.0/0", "::/0"], true);
 }
+
+/// `/metrics` from a tern with live sessions and routes is valid text
+/// format 0.0.4 as Prometheus's own `promtool` checks it (format and lint),
+/// and the reference Python parser reads counters as counters.
+#[test]
+fn metrics_pass_promtool_and_the_reference_parser() {
+    let Some(lab) = Lab::start("metrics") else { return };
+    lab.sessions_up();
+    lab.gobgp.add_route("10.96.1.10/32", &[]);
+    lab.wait_frr_has(&["10.96.1.10/32"], true);
+    let text = lab.tern.get_text("/metrics").expect("metrics");
+    let file = lab._work.path().join("metrics.txt");
+    std::fs::write(&file, &text).expect("write metrics");
+
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).expect("metrics file"))
+        .output()
+        .expect("run promtool");
+    assert!(
+        promtool.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&promtool.stdout),
+        String::from_utf8_lossy(&promtool.stderr)
+    );
+
+    // Each family as the parser sees it: name, type, and its samples' names.
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+for f in text_string_to_metric_families(open(sys.argv[1]).read()):
+    names = sorted({s.name for s in f.samples})
+    print(f.name, f.type, ",".join(names))
+"#;
+    // Debian's interpreter, where Debian's module is.
+    let parsed = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&file)
+        .output()
+        .expect("run python3");
+    assert!(
+        parsed.status.success(),
+        "the parser refused the text: {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let families: Vec<(String, String, String)> = String::from_utf8_lossy(&parsed.stdout)
+        .lines()
+        .map(|l| {
+            let mut w = l.splitn(3, ' ');
+            let mut next = || w.next().unwrap_or_default().to_owned();
+            (next(), next(), next())
+        })
+        .collect();
+    let family = |name: &str| {
+        families
+            .iter()
+            .find(|f| f.0 == name)
+            .unwrap_or_else(|| panic!("no family {name} in {families:#?}"))
+    };
+    for counter in [
+        "tern_peer_updates_received",
+        "tern_peer_established",
+        "tern_connections_rejected",
+        "tern_config_reloads",
+        "tern_fib_repairs",
+    ] {
+        let f = family(counter);
+        assert_eq!(f.1, "counter", "{f:?}");
+        assert_eq!(f.2, format!("{counter}_total"), "{f:?}");
+    }
+    for gauge in [
+        "tern_peer_up",
+        "tern_peer_prefixes_filtered",
+        "tern_peer_last_change_timestamp_seconds",
+        "tern_build_info",
+        "tern_fib_routes",
+    ] {
+        assert_eq!(family(gauge).1, "gauge", "{gauge}");
+    }
+    // And the values are the ones the API gives.
+    let up = lab.tern.peer("upstream").expect("upstream");
+    let line = format!(
+        "tern_peer_updates_received_total{{peer=\"upstream\"}} {}",
+        up["updates_received"]
+    );
+    let again = lab.tern.get_text("/metrics").expect("metrics");
+    assert!(again.contains(&line), "{line} not in:\n{again}");
+}

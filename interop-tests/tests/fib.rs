@@ -363,6 +363,13 @@ fn drift_is_repaired() {
     );
     // Well before the first periodic scan (60 s after start).
     assert!(took < Duration::from_secs(5), "took {took:?}");
+    // The log names what was repaired.
+    let log = n1.tern.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("drifted") && remote.iter().all(|p| l.contains(p.as_str())))
+        .unwrap_or_else(|| panic!("no repair line naming {remote:?} in:\n{log}"));
+    println!("{line}");
 
     // Someone deletes tern's nexthop objects on node 1: the kernel drops
     // every route that uses them, without a word about the routes. tern

@@ -109,6 +109,7 @@ pub fn spawn(
         seq: 0,
         dial_seq: 0,
         published: None,
+        connect_error: None,
     };
     let join = tokio::spawn(task.run());
     PeerHandle {
@@ -149,6 +150,8 @@ struct PeerTask {
     seq: u64,
     dial_seq: u64,
     published: Option<Published>,
+    /// The last dial's failure, to log a failure once, not every retry.
+    connect_error: Option<String>,
 }
 
 /// What was last published on the status board.
@@ -260,6 +263,7 @@ impl PeerTask {
                 }
                 match result {
                     Ok(stream) => {
+                        self.connect_error = None;
                         let io = self.connection(ConnId::Outgoing, stream);
                         if let Some(old) = self.conns[0].replace(io) {
                             old.reader.abort();
@@ -268,10 +272,17 @@ impl PeerTask {
                         self.apply(out).await;
                     }
                     Err(e) => {
-                        tracing::debug!(peer = %self.settings.name, remote = %self.settings.remote, error = %e, "connect failed");
-                        self.status.update(|s| {
-                            s.last_error = Some(format!("connect to {}: {e}", self.settings.remote))
-                        });
+                        // Said once when dialling starts to fail or fails
+                        // differently; the retries that fail alike are
+                        // debug.
+                        let error = format!("connect to {}: {e}", self.settings.remote);
+                        if self.connect_error.as_ref() != Some(&error) {
+                            tracing::info!(peer = %self.settings.name, %error, "cannot connect; retrying");
+                        } else {
+                            tracing::debug!(peer = %self.settings.name, %error, "connect failed");
+                        }
+                        self.connect_error = Some(error.clone());
+                        self.status.error(error);
                         self.fsm.on_connect_failed(now);
                     }
                 }
@@ -516,7 +527,7 @@ impl PeerTask {
                         routes_kept = keep.is_some(),
                         "session down"
                     );
-                    self.status.update(|s| s.last_error = Some(reason.to_string()));
+                    self.status.error(reason.to_string());
                     let _ = self
                         .rib
                         .send(RibEvent::PeerDown {

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{Fib, Installed, KernelSnapshot, RouteKey, same_route};
-use crate::fib::kernel::{KernelRoute, NexthopObject, RT_TABLE_LOCAL};
+use crate::fib::kernel::{KernelRoute, NexthopObject, RT_TABLE_LOCAL, RT_TABLE_MAIN};
 
 impl Fib {
     /// The kernel as it is now, after events were lost or the kernel
@@ -86,8 +86,22 @@ impl Fib {
             self.dirty.insert(*key);
         }
         if !repairs.is_empty() {
+            // Named, the first few: enough to find what else edits the table.
+            const NAMED: usize = 10;
+            let mut named: Vec<String> = repairs
+                .iter()
+                .take(NAMED)
+                .map(|k| match k.table {
+                    RT_TABLE_MAIN => k.prefix.to_string(),
+                    t => format!("{} (table {t})", k.prefix),
+                })
+                .collect();
+            if repairs.len() > NAMED {
+                named.push(format!("and {} more", repairs.len() - NAMED));
+            }
             tracing::warn!(
                 routes = repairs.len(),
+                prefixes = %named.join(", "),
                 "kernel routes drifted from tern's state; repairing"
             );
             self.counters.repairs += repairs.len() as u64;
