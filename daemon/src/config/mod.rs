@@ -23,6 +23,7 @@
 mod policies;
 mod roles;
 mod schema;
+mod structure;
 #[cfg(test)]
 mod tests;
 mod validate;
@@ -359,18 +360,23 @@ impl Config {
             out.sort_by_key(|e| (e.line, e.column));
             ConfigErrors(out)
         };
-        let raw: RawConfig =
-            toml::from_str(text).map_err(|e| locate(vec![(e.span(), e.message().trim().to_owned())]))?;
+        // Every structural problem first; what could be read is then
+        // validated, so both kinds are reported together.
+        let (raw, mut problems) = structure::read(text);
+        let Some(raw): Option<RawConfig> = raw else {
+            return Err(locate(problems));
+        };
         let mut v = Validator {
             errors: Vec::new(),
             secrets,
             base: path.parent().unwrap_or(Path::new(".")),
         };
         let config = v.config(raw, path);
-        if v.errors.is_empty() {
+        problems.append(&mut v.errors);
+        if problems.is_empty() {
             Ok(config)
         } else {
-            Err(locate(v.errors))
+            Err(locate(problems))
         }
     }
 

@@ -149,9 +149,9 @@ fn syntax_errors_name_file_line_and_column() {
         ["/etc/tern/tern.toml:2:13: string values must be quoted, expected literal string"]
     );
     let e = errors("asn = 65000\nrouterid = \"1.2.3.4\"\n");
-    assert!(
-        e[0].starts_with("/etc/tern/tern.toml:2:1: unknown field `routerid`"),
-        "{e:?}"
+    assert_eq!(
+        e,
+        ["/etc/tern/tern.toml:2:1: unknown key `routerid`; did you mean `router-id`?"]
     );
     let e = errors("asn = \"x\"\n");
     assert!(e[0].starts_with("/etc/tern/tern.toml:1:7: "), "{e:?}");
@@ -460,6 +460,66 @@ bfd = 3
             "/etc/tern/tern.toml:8:14: multiplier must be at least 1",
             "/etc/tern/tern.toml:15:7: no [[bfd-profile]] named \"fsat\" (defined: slow)",
             "/etc/tern/tern.toml:22:7: bfd must be true, false or the name of a [[bfd-profile]], not 3",
+        ]
+    );
+}
+
+/// A file with ten different mistakes, of every kind: misspelt keys
+/// (suggested, and read as meant so their tables are checked too), values
+/// of the wrong type, bad values, references to nothing, a duplicate name.
+/// Ten messages, in file order.
+#[test]
+fn ten_mistakes_make_ten_messages() {
+    let text = include_str!("../../tests/ten-mistakes.toml");
+    let e = errors(text);
+    let expected = [
+        "2:1: unknown key `router-idd`; did you mean `router-id`?",
+        "6:11: invalid address \"10.0.0.300\"",
+        "7:1: unknown key `remote-as`; did you mean `remote-asn`?",
+        "8:13: invalid type: string \"ninety\", expected u16",
+        "9:11: unknown policy \"from-fabirc\"",
+        "10:7: no [[bfd-profile]] named \"fast\"",
+        "12:1: a peer named \"fabric\" is already defined",
+        "16:11: invalid type: string \"yes\", expected a boolean",
+        "20:13: invalid prefix \"10.224.0.0/33\"",
+        "27:1: unknown key `actoin`; did you mean `action`?",
+    ];
+    assert_eq!(e.len(), expected.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(expected) {
+        assert!(
+            got.starts_with(&format!("/etc/tern/tern.toml:{want}")),
+            "got {got:?}, want {want:?}"
+        );
+    }
+}
+
+/// A table without a required key is reported and left out; the rest of
+/// the file is still checked. A misspelt required key is one problem, not
+/// two (no "missing field" beside "did you mean").
+#[test]
+fn a_missing_key_does_not_hide_the_rest() {
+    let e = errors(
+        r#"asn = 65000
+[[peer]]
+name = "a"
+remote-asn = 65001
+[[peer]]
+name = "b"
+adress = "10.0.0.2"
+remote-asn = 65002
+[[peer]]
+name = "c"
+address = "10.0.0.3"
+remote-asn = 65003
+hold-time = 1
+"#,
+    );
+    assert_eq!(
+        e,
+        [
+            "/etc/tern/tern.toml:2:1: missing field `address`",
+            "/etc/tern/tern.toml:7:1: unknown key `adress`; did you mean `address`?",
+            "/etc/tern/tern.toml:13:13: hold-time must be 0 or at least 3 seconds (RFC 4271 §4.2)",
         ]
     );
 }

@@ -98,6 +98,11 @@ impl Validator<'_> {
         let mut addresses: Vec<(PeerAddress, String)> = Vec::new();
         for p in raw.peers {
             let span = p.span();
+            // A name is taken even by a peer with mistakes of its own.
+            let name = p.get_ref().name.get_ref().clone();
+            if !names.insert(name.clone()) {
+                self.error(span.clone(), format!("a peer named {name:?} is already defined"));
+            }
             let Some(peer) = self.peer(
                 p.into_inner(),
                 asn,
@@ -107,12 +112,6 @@ impl Validator<'_> {
             ) else {
                 continue;
             };
-            if !names.insert(peer.name.clone()) {
-                self.error(
-                    span.clone(),
-                    format!("a peer named {:?} is already defined", peer.name),
-                );
-            }
             if let Some((_, other)) = addresses.iter().find(|(a, _)| *a == peer.session.address) {
                 self.error(
                     span,
