@@ -342,6 +342,7 @@ fn tern(
         metric: METRIC,
         nexthops: nexthops.clone(),
         nhid,
+        prefsrc: None,
     };
     let installs: Vec<Op> = prefixes.iter().map(|&p| Op::ReplaceRoute(route(p))).collect();
     let removes: Vec<Op> = prefixes.iter().map(|&p| Op::DeleteRoute(route(p))).collect();

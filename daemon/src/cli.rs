@@ -547,9 +547,10 @@ pub fn bfd_text(b: &BfdStatus) -> String {
 pub fn fib_text(f: &FibStatus) -> String {
     let c = &f.counters;
     let mut out = format!(
-        "installed   {} routes ({} VIP routes), nexthop objects {}\nunresolved  {}\nrepaired    {} (drift put back), {} failed writes, {} adopted after a restart, {} scans\n",
+        "installed   {} routes ({} VIP routes, {} static), nexthop objects {}\nunresolved  {}\nrepaired    {} (drift put back), {} failed writes, {} adopted after a restart, {} scans\n",
         c.installed,
         c.vip_routes,
+        c.static_routes,
         if f.nexthop_objects { "on" } else { "off" },
         c.unresolved,
         c.repairs,

@@ -59,6 +59,8 @@ struct Supervisor {
     seed: u64,
     refusals: RefusalLog,
     bfd: mpsc::UnboundedSender<BfdControl>,
+    /// The FIB task's control channel, for static routes on reload.
+    fib: Option<mpsc::UnboundedSender<crate::fib::task::FibControl>>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -103,7 +105,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
     };
     let rib = Rib::new(node.rib_settings(), Instant::now());
     let fib = if config.fib.enabled {
-        let handle = crate::fib::task::start(&config.fib).await.map_err(|e| {
+        let handle = crate::fib::task::start(&config.fib, &config.static_routes).await.map_err(|e| {
             format!("cannot program the kernel (netlink: {e}); tern needs CAP_NET_ADMIN, or set `[fib] enabled = false`")
         })?;
         Some(handle)
@@ -114,7 +116,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
     let (rib_tx, _rib_join) = crate::rib::task::spawn(rib, fib.as_ref().map(|f| f.input.clone()));
     let _ = rib_tx
         .requests
-        .send(RibRequest::SetOriginate(config.originate.clone()))
+        .send(RibRequest::SetOriginate(config.originated()))
         .await;
     let board = Arc::new(StatusBoard::default());
 
@@ -162,6 +164,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         seed,
         refusals: RefusalLog::default(),
         bfd: bfd.control,
+        fib: fib.as_ref().map(|f| f.control.clone()),
     };
     for pc in sup.config.peers.clone() {
         if let PeerAddress::Single(ip) = pc.session.address {
@@ -532,13 +535,21 @@ impl Supervisor {
                 changes.push(format!("added {name}"));
             }
         }
-        if old.originate != self.config.originate {
+        if old.originated() != self.config.originated() {
             let _ = self
                 .rib
                 .requests
-                .send(RibRequest::SetOriginate(self.config.originate.clone()))
+                .send(RibRequest::SetOriginate(self.config.originated()))
                 .await;
             changes.push("originate".into());
+        }
+        if old.static_routes != self.config.static_routes {
+            if let Some(fib) = &self.fib {
+                let _ = fib.send(crate::fib::task::FibControl::Statics(
+                    self.config.static_routes.clone(),
+                ));
+            }
+            changes.push("static routes".into());
         }
         for (name, pc) in &new_peers {
             if old_peers.get(name.as_str()).is_some_and(|o| o.bfd != pc.bfd) {

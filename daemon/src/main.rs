@@ -118,6 +118,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match args.command.unwrap_or(Command::Run) {
         Command::Run => {
+            tern::memory::exec_with_tunables();
             tern::memory::tune();
             init_logging(args.log_format, &args.log_level);
             let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -310,6 +310,9 @@ pub struct Reloaded {
 pub struct FibCounters {
     pub installed: usize,
     pub vip_routes: usize,
+    /// Configured static routes (`[[static-route]]`).
+    #[serde(default)]
+    pub static_routes: usize,
     pub unresolved: usize,
     /// Routes of ours that someone else changed or deleted, put back.
     pub repairs: u64,

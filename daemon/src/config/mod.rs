@@ -67,6 +67,27 @@ pub struct Config {
     pub peers: Vec<PeerConfig>,
     pub policies: BTreeMap<String, Arc<Policy>>,
     pub fib: FibSettings,
+    /// Routes tern installs itself (`[[static-route]]`); reloadable.
+    pub static_routes: Vec<StaticRoute>,
+}
+
+/// A route tern installs whatever BGP says (bird's static protocol),
+/// optionally also announced over BGP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticRoute {
+    pub prefix: IpNet,
+    pub target: StaticTarget,
+    /// Announced to peers as tern's own, like an `originate` prefix (the
+    /// aggregate-plus-blackhole pattern).
+    pub originate: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum StaticTarget {
+    /// Forwarded to this next hop, resolved like a BGP next hop.
+    NextHop(IpAddr),
+    Blackhole,
+    Unreachable,
 }
 
 /// How the kernel is programmed (`[fib]`).
@@ -87,6 +108,11 @@ pub struct FibSettings {
     /// Leave our routes in the kernel when tern stops, for the next start
     /// to adopt (the default with graceful restart).
     pub keep_routes_on_stop: bool,
+    /// The preferred source address of installed routes, per family
+    /// (bird's `krt_prefsrc`): what the node's own traffic over BGP routes
+    /// leaves from.
+    pub source_address_ipv4: Option<Ipv4Addr>,
+    pub source_address_ipv6: Option<std::net::Ipv6Addr>,
 }
 
 /// The kind of route a local VIP gets.
@@ -382,6 +408,18 @@ impl Config {
 
     pub fn peer(&self, name: &str) -> Option<&PeerConfig> {
         self.peers.iter().find(|p| p.name == name)
+    }
+
+    /// What tern announces as its own: `originate`, and the static routes
+    /// marked `originate`.
+    pub fn originated(&self) -> Vec<IpNet> {
+        let mut out = self.originate.clone();
+        for s in self.static_routes.iter().filter(|s| s.originate) {
+            if !out.contains(&s.prefix) {
+                out.push(s.prefix);
+            }
+        }
+        out
     }
 }
 

@@ -33,6 +33,18 @@ pub(super) struct RawConfig {
     pub(super) fib: Option<RawFib>,
     #[serde(default, rename = "bfd-profile")]
     pub(super) bfd_profiles: Vec<Spanned<RawBfdProfile>>,
+    #[serde(default, rename = "static-route")]
+    pub(super) static_routes: Vec<Spanned<RawStaticRoute>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawStaticRoute {
+    pub(super) prefix: Spanned<String>,
+    pub(super) next_hop: Option<Spanned<String>>,
+    pub(super) blackhole: Option<bool>,
+    pub(super) unreachable: Option<bool>,
+    pub(super) originate: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -59,6 +71,8 @@ pub(super) struct RawFib {
     pub(super) scan_interval: Option<Spanned<u64>>,
     pub(super) keep_routes_on_stop: Option<bool>,
     pub(super) vip: Option<RawVip>,
+    pub(super) source_address_ipv4: Option<Spanned<String>>,
+    pub(super) source_address_ipv6: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -523,3 +523,85 @@ hold-time = 1
         ]
     );
 }
+
+#[test]
+fn static_routes_and_source_addresses() {
+    let c = parse(
+        r#"asn = 65000
+router-id = "10.0.0.1"
+originate = ["10.0.0.1/32"]
+[fib]
+source-address-ipv4 = "10.101.0.21"
+source-address-ipv6 = "fd00:101::21"
+[[static-route]]
+prefix = "10.96.0.0/16"
+blackhole = true
+originate = true
+[[static-route]]
+prefix = "fd00:96::/48"
+unreachable = true
+[[static-route]]
+prefix = "10.250.0.0/16"
+next-hop = "fd00:101::fffe"
+"#,
+    )
+    .unwrap();
+    assert_eq!(c.fib.source_address_ipv4, Some("10.101.0.21".parse().unwrap()));
+    assert_eq!(c.fib.source_address_ipv6, Some("fd00:101::21".parse().unwrap()));
+    let targets: Vec<(String, StaticTarget, bool)> = c
+        .static_routes
+        .iter()
+        .map(|s| (s.prefix.to_string(), s.target, s.originate))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            ("10.96.0.0/16".into(), StaticTarget::Blackhole, true),
+            ("fd00:96::/48".into(), StaticTarget::Unreachable, false),
+            (
+                "10.250.0.0/16".into(),
+                StaticTarget::NextHop("fd00:101::fffe".parse().unwrap()),
+                false
+            ),
+        ]
+    );
+    // The aggregate is announced beside the originate prefixes.
+    let originated: Vec<String> = c.originated().iter().map(ToString::to_string).collect();
+    assert_eq!(originated, ["10.0.0.1/32", "10.96.0.0/16"]);
+
+    let e = errors(
+        r#"asn = 65000
+[fib]
+source-address-ipv4 = "fd00::1"
+[[static-route]]
+prefix = "10.96.0.0/16"
+[[static-route]]
+prefix = "10.97.0.0/16"
+blackhole = true
+next-hop = "10.0.0.1"
+[[static-route]]
+prefix = "fd00:96::/48"
+next-hop = "10.0.0.1"
+[[static-route]]
+prefix = "10.98.0.1/16"
+blackhole = true
+[[static-route]]
+prefix = "10.97.0.0/16"
+unreachable = true
+"#,
+    );
+    let expected = [
+        "3:23: invalid IPv4 source address \"fd00::1\"",
+        "4:1: static route 10.96.0.0/16: give exactly one of",
+        "6:1: static route 10.97.0.0/16: give exactly one of",
+        "12:12: fd00:96::/48 cannot go via an IPv4 next hop",
+        "14:10: 10.98.0.1/16 has host bits set",
+    ];
+    assert_eq!(e.len(), expected.len(), "{e:#?}");
+    for (got, want) in e.iter().zip(expected) {
+        assert!(
+            got.starts_with(&format!("/etc/tern/tern.toml:{want}")),
+            "got {got:?}, want {want:?}"
+        );
+    }
+}

@@ -17,11 +17,13 @@ use toml::Spanned;
 use super::Validator;
 use super::policies::Sets;
 use super::roles::preset;
-use super::schema::{RawAsn, RawBfdProfile, RawConfig, RawFib, RawGracefulRestart, RawPeer, RawVip};
+use super::schema::{
+    RawAsn, RawBfdProfile, RawConfig, RawFib, RawGracefulRestart, RawPeer, RawStaticRoute, RawVip,
+};
 use super::{
     ApiConfig, BGP_PORT, BfdConfig, Config, FibSettings, GracefulRestartConfig, MAX_HOSTNAME, MaxPrefix,
     MaxPrefixAction, MultipathConfig, PeerAddress, PeerConfig, PolicyChain, RemoteAs, RoutingConfig, Secret,
-    SessionConfig, VipRoute,
+    SessionConfig, StaticRoute, StaticTarget, VipRoute,
 };
 
 impl Validator<'_> {
@@ -93,6 +95,7 @@ impl Validator<'_> {
         let policies = self.policies(&raw.policies, &sets);
         let fib = self.fib(raw.fib.take(), &sets, &policies, graceful_restart.enabled);
         let bfd_profiles = self.bfd_profiles(std::mem::take(&mut raw.bfd_profiles));
+        let static_routes = self.static_routes(std::mem::take(&mut raw.static_routes));
         let mut peers = Vec::new();
         let mut names = HashSet::new();
         let mut addresses: Vec<(PeerAddress, String)> = Vec::new();
@@ -135,6 +138,7 @@ impl Validator<'_> {
             peers,
             policies,
             fib,
+            static_routes,
         }
     }
 
@@ -253,7 +257,73 @@ impl Validator<'_> {
             vip,
             scan_interval,
             keep_routes_on_stop: raw.keep_routes_on_stop.unwrap_or(graceful_restart),
+            source_address_ipv4: raw
+                .source_address_ipv4
+                .as_ref()
+                .and_then(|a| self.parse(a, "IPv4 source address")),
+            source_address_ipv6: raw
+                .source_address_ipv6
+                .as_ref()
+                .and_then(|a| self.parse(a, "IPv6 source address")),
         }
+    }
+
+    /// `[[static-route]]`: a prefix and exactly one of a next hop,
+    /// `blackhole` or `unreachable`.
+    fn static_routes(&mut self, raw: Vec<Spanned<RawStaticRoute>>) -> Vec<StaticRoute> {
+        let mut out: Vec<StaticRoute> = Vec::new();
+        for r in raw {
+            let span = r.span();
+            let r = r.into_inner();
+            let Some(prefix) = self.parse::<IpNet>(&r.prefix, "prefix") else {
+                continue;
+            };
+            if prefix.trunc() != prefix {
+                self.error(
+                    r.prefix.span(),
+                    format!("{prefix} has host bits set; the network is {}", prefix.trunc()),
+                );
+                continue;
+            }
+            let targets = [
+                r.next_hop.is_some(),
+                r.blackhole == Some(true),
+                r.unreachable == Some(true),
+            ];
+            if targets.iter().filter(|t| **t).count() != 1 {
+                self.error(
+                    span,
+                    format!("static route {prefix}: give exactly one of next-hop, blackhole = true or unreachable = true"),
+                );
+                continue;
+            }
+            let target = match &r.next_hop {
+                Some(nh) => {
+                    let Some(a) = self.parse::<IpAddr>(nh, "next-hop") else {
+                        continue;
+                    };
+                    // An IPv4 prefix may go via IPv6 (RFC 8950), not the
+                    // other way round.
+                    if prefix.addr().is_ipv6() && a.is_ipv4() {
+                        self.error(nh.span(), format!("{prefix} cannot go via an IPv4 next hop"));
+                        continue;
+                    }
+                    StaticTarget::NextHop(a)
+                }
+                None if r.blackhole == Some(true) => StaticTarget::Blackhole,
+                None => StaticTarget::Unreachable,
+            };
+            if out.iter().any(|s| s.prefix == prefix) {
+                self.error(span, format!("a static route to {prefix} is already defined"));
+                continue;
+            }
+            out.push(StaticRoute {
+                prefix,
+                target,
+                originate: r.originate.unwrap_or(false),
+            });
+        }
+        out
     }
 
     fn listen_address(&mut self, s: &Spanned<String>, default_port: u16) -> Option<SocketAddr> {

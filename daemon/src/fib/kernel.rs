@@ -15,7 +15,7 @@ pub const RT_TABLE_LOCAL: u32 = 255;
 pub const RTPROT_BGP: u8 = 186;
 
 /// The route's type (`rtm_type`).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RouteKind {
     /// `RTN_UNICAST`: forwarded to its next hops.
     Unicast,
@@ -23,6 +23,8 @@ pub enum RouteKind {
     Local,
     /// `RTN_BLACKHOLE`: silently dropped.
     Blackhole,
+    /// `RTN_UNREACHABLE`: dropped with ICMP unreachable to the sender.
+    Unreachable,
 }
 
 /// One next hop of a route, or the single next hop of a nexthop object.
@@ -78,6 +80,9 @@ pub struct KernelRoute {
     /// When the route points at a nexthop object or group instead
     /// (`RTA_NH_ID`); `nexthops` is then empty.
     pub nhid: Option<u32>,
+    /// `RTA_PREFSRC`: the source address for traffic the host itself sends
+    /// over the route (bird's `krt_prefsrc`).
+    pub prefsrc: Option<IpAddr>,
 }
 
 /// What a nexthop object forwards to.

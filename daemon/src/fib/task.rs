@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::kernel::{KernelRoute, RT_TABLE_LOCAL};
 use super::model::{Fib, Followup, KernelSnapshot};
 use super::netlink::{Monitor, Netlink};
-use crate::config::FibSettings;
+use crate::config::{FibSettings, StaticRoute};
 use crate::rib::task::FibInput;
 use crate::status::FibStatus;
 use crate::{clock, memory};
@@ -22,6 +22,8 @@ use crate::{clock, memory};
 pub enum FibControl {
     /// Stop; remove our routes unless `keep`.
     Stop { keep: bool, done: oneshot::Sender<()> },
+    /// The static routes changed (a reload).
+    Statics(Vec<StaticRoute>),
 }
 
 pub struct FibHandle {
@@ -43,7 +45,7 @@ const EARLY_SCAN: Duration = Duration::from_secs(1);
 
 /// Opens the kernel sockets, loads what the kernel holds and starts the
 /// task. Fails when netlink cannot be opened (no CAP_NET_ADMIN).
-pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
+pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::Result<FibHandle> {
     let mut netlink = Netlink::open()?;
     // Subscribe before dumping, so nothing happens unseen in between.
     let monitor = Monitor::open()?;
@@ -60,6 +62,7 @@ pub async fn start(settings: &FibSettings) -> std::io::Result<FibHandle> {
     .await?;
     let ours = kernel.ours.len();
     fib.load(kernel);
+    fib.set_statics(statics);
     tracing::info!(
         table = settings.table,
         protocol = settings.protocol,
@@ -203,19 +206,22 @@ impl FibTask {
                     early_armed = false;
                     next = self.scan().await;
                 }
-                ctl = control.recv() => {
-                    let Some(FibControl::Stop { keep, done }) = ctl else { return };
-                    if !keep {
-                        let ops = self.fib.withdraw_all();
-                        let n = ops.len();
-                        let results = self.netlink.apply(&ops).await;
-                        tracing::info!(operations = n, failed = results.iter().filter(|r| r.is_err()).count(), "kernel routes removed");
-                    } else {
-                        tracing::info!("kernel routes left in place for the next start");
+                ctl = control.recv() => match ctl {
+                    Some(FibControl::Statics(routes)) => self.fib.set_statics(&routes),
+                    Some(FibControl::Stop { keep, done }) => {
+                        if !keep {
+                            let ops = self.fib.withdraw_all();
+                            let n = ops.len();
+                            let results = self.netlink.apply(&ops).await;
+                            tracing::info!(operations = n, failed = results.iter().filter(|r| r.is_err()).count(), "kernel routes removed");
+                        } else {
+                            tracing::info!("kernel routes left in place for the next start");
+                        }
+                        let _ = done.send(());
+                        return;
                     }
-                    let _ = done.send(());
-                    return;
-                }
+                    None => return,
+                },
             }
             next = next.max(self.flush().await);
             // Idle: what the routes left behind goes back to the system.

@@ -14,7 +14,7 @@ use super::model::{Fib, Followup, KernelSnapshot, RT_TABLE_LOCAL};
 use super::netlink::{
     Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, NexthopSpec, Op, OpError, RouteKind,
 };
-use crate::config::{FibSettings, VipRoute};
+use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
 use crate::rib::{LocRibChange, Selected};
 
 const ETH: u32 = 2;
@@ -35,6 +35,8 @@ fn config() -> FibSettings {
         vip: Some((VipSelector::default(), VipRoute::Local)),
         scan_interval: Duration::from_secs(60),
         keep_routes_on_stop: true,
+        source_address_ipv4: None,
+        source_address_ipv6: None,
     }
 }
 
@@ -130,6 +132,7 @@ fn unicast(prefix: &str, nexthops: Vec<KernelNextHop>) -> KernelRoute {
         metric: METRIC,
         nexthops,
         nhid: None,
+        prefsrc: None,
     }
 }
 
@@ -146,6 +149,7 @@ fn local_vip(prefix: &str) -> KernelRoute {
             weight: 1,
         }],
         nhid: None,
+        prefsrc: None,
     }
 }
 
@@ -834,4 +838,121 @@ fn tables_give_their_room_back_after_churn() {
     }
     // Nothing more to give back.
     assert!(!f.release_unused());
+}
+
+fn static_route(prefix: &str, target: StaticTarget) -> StaticRoute {
+    StaticRoute {
+        prefix: net(prefix),
+        target,
+        originate: false,
+    }
+}
+
+#[test]
+fn static_routes_are_installed_and_win_over_bgp() {
+    let mut f = node(false);
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    let ops = f.flush();
+    f.applied(&ops, &ok(&ops), Instant::now());
+    f.set_statics(&[
+        static_route("10.96.0.0/16", StaticTarget::Blackhole),
+        static_route("fd00:96::/48", StaticTarget::Unreachable),
+        // Over the BGP route to the same prefix, via another next hop.
+        static_route("10.224.2.0/24", StaticTarget::NextHop(ip("10.101.0.254"))),
+    ]);
+    let ops = f.flush();
+    let reject = |prefix: &str, kind| KernelRoute {
+        prefix: net(prefix),
+        table: 254,
+        protocol: PROTO,
+        kind,
+        metric: METRIC,
+        nexthops: vec![],
+        nhid: None,
+        prefsrc: None,
+    };
+    assert_eq!(
+        ops,
+        [
+            Op::ReplaceRoute(reject("10.96.0.0/16", RouteKind::Blackhole)),
+            Op::ReplaceRoute(unicast("10.224.2.0/24", vec![via("10.101.0.254")])),
+            Op::ReplaceRoute(reject("fd00:96::/48", RouteKind::Unreachable)),
+        ]
+    );
+    f.applied(&ops, &ok(&ops), Instant::now());
+    assert_eq!(f.counters().static_routes, 3);
+    // BGP changes under a static route change nothing in the kernel.
+    f.loc_rib(&change("10.224.2.0/24", Role::Upstream, false, &["fd00:101::1"]));
+    assert!(f.flush().is_empty());
+    // The static route goes: BGP's latest route comes back; the others go.
+    f.set_statics(&[static_route("10.96.0.0/16", StaticTarget::Blackhole)]);
+    let ops = f.flush();
+    assert_eq!(
+        ops,
+        [
+            Op::ReplaceRoute(unicast("10.224.2.0/24", vec![via("fd00:101::1")])),
+            Op::DeleteRoute(reject("fd00:96::/48", RouteKind::Unreachable)),
+        ]
+    );
+}
+
+#[test]
+fn installed_routes_carry_the_configured_source_address() {
+    let mut config = config();
+    config.source_address_ipv4 = Some("10.101.0.21".parse().unwrap());
+    config.source_address_ipv6 = Some("fd00:101::21".parse().unwrap());
+    let mut f = Fib::new(config, false);
+    f.load(KernelSnapshot {
+        links: links(true),
+        addresses: addresses(),
+        ..KernelSnapshot::default()
+    });
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    f.loc_rib(&change(
+        "fd00:101:224:2::/64",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    f.loc_rib(&change("10.96.1.10/32", Role::Cilium, false, &["::1"]));
+    let ops = f.flush();
+    let src: Vec<(String, Option<IpAddr>)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::ReplaceRoute(r) => Some((r.prefix.to_string(), r.prefsrc)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        src,
+        [
+            // The VIP's local route has no source address of its own.
+            ("10.96.1.10/32".to_owned(), None),
+            ("10.224.2.0/24".to_owned(), Some(ip("10.101.0.21"))),
+            ("fd00:101:224:2::/64".to_owned(), Some(ip("fd00:101::21"))),
+        ]
+    );
+    // A route someone changed to another source address is drift.
+    f.applied(&ops, &ok(&ops), Instant::now());
+    let mut changed = unicast("10.224.2.0/24", vec![via("fd00:101::fffe")]);
+    changed.prefsrc = Some(ip("10.101.0.99"));
+    let ours = vec![
+        changed,
+        KernelRoute {
+            prefsrc: Some(ip("fd00:101::21")),
+            ..unicast("fd00:101:224:2::/64", vec![via("fd00:101::fffe")])
+        },
+        local_vip("10.96.1.10/32"),
+    ];
+    assert_eq!(f.scan(&ours, None), 1);
 }

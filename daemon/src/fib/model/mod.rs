@@ -16,6 +16,10 @@
 //! - Routes found in the kernel at start are adopted when they match; the
 //!   rest stay until routing has converged, then go (restarts change
 //!   nothing that did not change).
+//! - Static routes (`[[static-route]]`) are installed whatever BGP says,
+//!   and win over a BGP route to the same prefix, as bird's static
+//!   protocol does with its higher preference; a next hop resolves like a
+//!   BGP one.
 
 mod reconcile;
 mod retry;
@@ -33,7 +37,7 @@ use super::kernel::{
 pub use super::kernel::{RT_TABLE_LOCAL, RT_TABLE_MAIN};
 use super::nexthop_table::NexthopTable;
 use super::resolve::KernelView;
-use crate::config::{FibSettings, VipRoute};
+use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
 use crate::rib::LocRibChange;
 use crate::status::FibCounters;
 use retry::Failing;
@@ -43,6 +47,8 @@ use retry::Failing;
 enum Wanted {
     Forward(Vec<NextHop>),
     Vip,
+    /// A static blackhole or unreachable route.
+    Reject(RouteKind),
 }
 
 /// The kernel as dumped: our routes and nexthop objects, other daemons'
@@ -87,6 +93,11 @@ pub struct Fib {
     /// the same next hops) instead of carrying the next hops themselves.
     nexthop_objects: bool,
     wanted: HashMap<IpNet, Wanted>,
+    /// Static routes; each one's prefix is in `wanted` with it.
+    statics: HashMap<IpNet, Wanted>,
+    /// What BGP wants for a prefix a static route holds, for when the
+    /// static route goes.
+    shadowed: HashMap<IpNet, Wanted>,
     installed: HashMap<RouteKey, Installed>,
     dirty: BTreeSet<RouteKey>,
     converged: bool,
@@ -121,6 +132,8 @@ impl Fib {
             config,
             nexthop_objects,
             wanted: HashMap::new(),
+            statics: HashMap::new(),
+            shadowed: HashMap::new(),
             installed: HashMap::new(),
             dirty: BTreeSet::new(),
             converged: false,
@@ -139,6 +152,7 @@ impl Fib {
         FibCounters {
             installed: self.installed.values().filter(|i| !i.leftover).count(),
             vip_routes: self.wanted.values().filter(|w| **w == Wanted::Vip).count(),
+            static_routes: self.statics.len(),
             unresolved: self.unresolved.len(),
             failing: self.failing.len(),
             ..self.counters.clone()
@@ -190,14 +204,6 @@ impl Fib {
     /// A change of the Loc-RIB.
     pub fn loc_rib(&mut self, change: &LocRibChange) {
         let prefix = change.prefix;
-        let old = self.wanted.remove(&prefix);
-        if let Some(Wanted::Forward(nhs)) = &old {
-            for nh in nhs {
-                if let Some(u) = self.users.get_mut(&nh_address(nh)) {
-                    u.remove(&prefix);
-                }
-            }
-        }
         let new = change.selected.as_ref().and_then(|sel| {
             let family_on = match prefix {
                 IpNet::V4(_) => self.config.ipv4,
@@ -240,6 +246,27 @@ impl Fib {
             });
             (role_ok && policy_ok).then(|| Wanted::Forward(sel.next_hops.clone()))
         });
+        if self.statics.contains_key(&prefix) {
+            match new {
+                Some(w) => self.shadowed.insert(prefix, w),
+                None => self.shadowed.remove(&prefix),
+            };
+            return;
+        }
+        self.set_wanted(prefix, new);
+    }
+
+    /// Sets what a prefix should become: next hops are resolved, and both
+    /// of its keys (our table, the local table) are marked for a write.
+    fn set_wanted(&mut self, prefix: IpNet, new: Option<Wanted>) {
+        if let Some(Wanted::Forward(nhs)) = &self.wanted.get(&prefix) {
+            for nh in nhs {
+                if let Some(u) = self.users.get_mut(&nh_address(nh)) {
+                    u.remove(&prefix);
+                }
+            }
+        }
+        self.wanted.remove(&prefix);
         if let Some(Wanted::Forward(nhs)) = &new {
             for nh in nhs {
                 let a = nh_address(nh);
@@ -266,6 +293,51 @@ impl Fib {
             prefix,
             table: RT_TABLE_LOCAL,
         });
+    }
+
+    /// The configured static routes (at start and on reload): those added
+    /// or changed are installed over whatever BGP wants for their prefix,
+    /// and a prefix whose static route went gets BGP's route back.
+    pub fn set_statics(&mut self, routes: &[StaticRoute]) {
+        let family_on = |p: &IpNet| match p {
+            IpNet::V4(_) => self.config.ipv4,
+            IpNet::V6(_) => self.config.ipv6,
+        };
+        let new: HashMap<IpNet, Wanted> = routes
+            .iter()
+            .filter(|r| family_on(&r.prefix))
+            .map(|r| {
+                let w = match r.target {
+                    StaticTarget::NextHop(a) => Wanted::Forward(vec![NextHop::from(a)]),
+                    StaticTarget::Blackhole => Wanted::Reject(RouteKind::Blackhole),
+                    StaticTarget::Unreachable => Wanted::Reject(RouteKind::Unreachable),
+                };
+                (r.prefix, w)
+            })
+            .collect();
+        let gone: Vec<IpNet> = self
+            .statics
+            .keys()
+            .filter(|p| !new.contains_key(*p))
+            .copied()
+            .collect();
+        for p in gone {
+            self.statics.remove(&p);
+            let bgp = self.shadowed.remove(&p);
+            self.set_wanted(p, bgp);
+        }
+        for (p, w) in new {
+            if self.statics.get(&p) == Some(&w) {
+                continue;
+            }
+            if !self.statics.contains_key(&p)
+                && let Some(bgp) = self.wanted.get(&p).cloned()
+            {
+                self.shadowed.insert(p, bgp);
+            }
+            self.statics.insert(p, w.clone());
+            self.set_wanted(p, Some(w));
+        }
     }
 
     /// Routing converged after start: leftovers that are not wanted go.
@@ -567,8 +639,19 @@ impl Fib {
                     metric: self.config.metric,
                     nexthops,
                     nhid: None,
+                    prefsrc: None,
                 })
             }
+            Wanted::Reject(kind) => (key.table == self.config.table).then(|| KernelRoute {
+                prefix: key.prefix,
+                table: key.table,
+                protocol: self.config.protocol,
+                kind: *kind,
+                metric: self.config.metric,
+                nexthops: vec![],
+                nhid: None,
+                prefsrc: None,
+            }),
             Wanted::Forward(nhs) => {
                 if key.table != self.config.table {
                     return None;
@@ -584,6 +667,10 @@ impl Fib {
                     return None;
                 }
                 self.unresolved.remove(&key.prefix);
+                let prefsrc = match key.prefix {
+                    IpNet::V4(_) => self.config.source_address_ipv4.map(IpAddr::V4),
+                    IpNet::V6(_) => self.config.source_address_ipv6.map(IpAddr::V6),
+                };
                 Some(KernelRoute {
                     prefix: key.prefix,
                     table: key.table,
@@ -592,6 +679,7 @@ impl Fib {
                     metric: self.config.metric,
                     nexthops: set.into_iter().collect(),
                     nhid: None,
+                    prefsrc,
                 })
             }
         }
@@ -626,6 +714,7 @@ fn same_route(a: &KernelRoute, b: &KernelRoute) -> bool {
         && a.kind == b.kind
         && a.metric == b.metric
         && a.nexthops == b.nexthops
+        && a.prefsrc == b.prefsrc
 }
 
 fn same_key_kind(a: &KernelRoute, b: &KernelRoute) -> bool {

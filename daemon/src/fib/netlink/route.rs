@@ -78,6 +78,7 @@ fn message(route: &KernelRoute, delete: bool) -> RouteMessage {
         RouteKind::Unicast => RouteType::Unicast,
         RouteKind::Local => RouteType::Local,
         RouteKind::Blackhole => RouteType::BlackHole,
+        RouteKind::Unreachable => RouteType::Unreachable,
     };
     // As iproute2: a delete matches any scope; host scope for local routes,
     // link scope for a device route, universe for the rest.
@@ -96,12 +97,15 @@ fn message(route: &KernelRoute, delete: bool) -> RouteMessage {
     if delete {
         return msg;
     }
+    if let Some(src) = route.prefsrc {
+        attributes.push(RouteAttribute::PrefSource(src.into()));
+    }
     if let Some(id) = route.nhid {
         attributes.push(RouteAttribute::NhId(id));
         return msg;
     }
     match (&route.kind, route.nexthops.as_slice()) {
-        (RouteKind::Blackhole, _) | (_, []) => {}
+        (RouteKind::Blackhole | RouteKind::Unreachable, _) | (_, []) => {}
         (RouteKind::Local, [first, ..]) | (RouteKind::Unicast, [first]) => {
             if let Some(gw) = first.gateway {
                 attributes.push(gateway(&route.prefix, gw));
@@ -166,6 +170,7 @@ pub fn decode(msg: &RouteMessage) -> Option<KernelRoute> {
         RouteType::Unicast => RouteKind::Unicast,
         RouteType::Local => RouteKind::Local,
         RouteType::BlackHole => RouteKind::Blackhole,
+        RouteType::Unreachable => RouteKind::Unreachable,
         _ => return None,
     };
     let mut destination = match header.address_family {
@@ -175,6 +180,7 @@ pub fn decode(msg: &RouteMessage) -> Option<KernelRoute> {
     };
     let mut table = u32::from(header.table);
     let (mut metric, mut nhid, mut gw, mut oif, mut multipath) = (0, None, None, None, None);
+    let mut prefsrc = None;
     for attribute in &msg.attributes {
         match attribute {
             RouteAttribute::Destination(a) => destination = address(a)?,
@@ -185,13 +191,14 @@ pub fn decode(msg: &RouteMessage) -> Option<KernelRoute> {
             RouteAttribute::Via(v) => gw = via(v),
             RouteAttribute::Oif(i) => oif = Some(*i),
             RouteAttribute::MultiPath(hops) => multipath = Some(hops),
+            RouteAttribute::PrefSource(a) => prefsrc = address(a),
             _ => {}
         }
     }
     let prefix = IpNet::new(destination, header.destination_prefix_length).ok()?;
     let nexthops = match (&kind, multipath) {
         _ if nhid.is_some() => vec![],
-        (RouteKind::Blackhole, _) => vec![],
+        (RouteKind::Blackhole | RouteKind::Unreachable, _) => vec![],
         (RouteKind::Local, _) => oif.map(KernelNextHop::device).into_iter().collect(),
         (RouteKind::Unicast, Some(hops)) => {
             let mut nexthops: Vec<KernelNextHop> = hops
@@ -226,6 +233,7 @@ pub fn decode(msg: &RouteMessage) -> Option<KernelRoute> {
         metric,
         nexthops,
         nhid,
+        prefsrc,
     })
 }
 
@@ -244,6 +252,7 @@ mod tests {
             metric: 20,
             nexthops,
             nhid: None,
+            prefsrc: None,
         }
     }
 

@@ -106,6 +106,7 @@ fn unicast(prefix: &str, nexthops: Vec<KernelNextHop>) -> KernelRoute {
         metric: 20,
         nexthops,
         nhid: None,
+        prefsrc: None,
     }
 }
 
@@ -749,5 +750,44 @@ fn links_and_addresses() {
             };
             assert!(addresses.contains(&want), "{want:?} not in {addresses:?}");
         }
+    });
+}
+
+/// Static unreachable routes, and routes with a preferred source address
+/// (bird's `krt_prefsrc`), as the kernel stores and reports them.
+#[test]
+fn unreachable_routes_and_preferred_sources() {
+    let Some(lab) = Lab::new("prefsrc") else { return };
+    lab.run(|| async {
+        let mut nl = Netlink::open().unwrap();
+        let v0 = ifindex(&mut nl, "v0").await;
+        let unreachable = |prefix: &str| KernelRoute {
+            kind: RouteKind::Unreachable,
+            ..unicast(prefix, vec![])
+        };
+        let (u4, u6) = (unreachable("10.6.0.0/16"), unreachable("fd00:6::/48"));
+        let r4 = KernelRoute {
+            prefsrc: Some("10.0.0.1".parse().unwrap()),
+            ..unicast("10.1.0.0/24", vec![via("10.0.0.2", Some(v0), 1)])
+        };
+        let r6 = KernelRoute {
+            prefsrc: Some("fd00::1".parse().unwrap()),
+            ..unicast("fd00:1::/48", vec![via("fd00::2", Some(v0), 1)])
+        };
+        apply_ok(&mut nl, &replace(&[&u4, &u6, &r4, &r6])).await;
+        let mut v4 = ours(&mut nl, Family::IPV4_UNICAST).await;
+        v4.sort_by_key(|r| r.prefix);
+        assert_eq!(v4, vec![r4.clone(), u4.clone()]);
+        let mut v6 = ours(&mut nl, Family::IPV6_UNICAST).await;
+        v6.sort_by_key(|r| r.prefix);
+        assert_eq!(v6, vec![r6.clone(), u6.clone()]);
+        // A source address the host does not have is refused, and says so.
+        let bad = KernelRoute {
+            prefsrc: Some("10.9.9.9".parse().unwrap()),
+            ..unicast("10.2.0.0/24", vec![via("10.0.0.2", Some(v0), 1)])
+        };
+        let results = nl.apply(&replace(&[&bad])).await;
+        assert!(results[0].is_err(), "{results:?}");
+        apply_ok(&mut nl, &delete(&[&u4, &u6, &r4, &r6])).await;
     });
 }
