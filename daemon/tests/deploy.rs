@@ -267,6 +267,17 @@ fn talos_extension_tree_follows_the_schema() {
         depends.contains("configuration") && depends.contains("network"),
         "{depends:?}"
     );
+    // Talos's `connectivity` waits for a default route; on a node whose
+    // default route is learned over BGP only tern installs it.
+    let network: Vec<&str> = spec["depends"]
+        .as_vec()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["network"].as_vec())
+        .flatten()
+        .filter_map(|n| n.as_str())
+        .collect();
+    assert_eq!(network, ["addresses"], "tern must not wait for what it provides");
     // The example configuration keeps its state where the mount is.
     let node = Config::load(&repo().join("deploy/examples/tern/node-21.toml")).expect("node config");
     assert_eq!(node.state_dir, Path::new("/var/run/tern"));
