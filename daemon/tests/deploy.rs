@@ -513,8 +513,8 @@ fn systemd_unit_verifies_and_is_hardened() {
         unit_dir.join("tern.service"),
     )
     .expect("unit");
-    std::fs::create_dir_all(root.join("usr/local/bin")).expect("root");
-    std::fs::copy(env!("CARGO_BIN_EXE_tern"), root.join("usr/local/bin/tern")).expect("binary");
+    std::fs::create_dir_all(root.join("usr/bin")).expect("root");
+    std::fs::copy(env!("CARGO_BIN_EXE_tern"), root.join("usr/bin/tern")).expect("binary");
     std::fs::create_dir_all(root.join("bin")).expect("root");
     std::fs::copy("/bin/kill", root.join("bin/kill")).expect("kill");
     let units = root.join("lib/systemd/system");

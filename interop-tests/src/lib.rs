@@ -32,7 +32,7 @@ pub mod expect;
 pub mod feeder;
 pub mod frr;
 pub mod gobgp;
-mod http;
+pub mod http;
 pub mod kernel;
 pub mod lab;
 pub mod netns;

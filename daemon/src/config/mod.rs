@@ -435,6 +435,19 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 pub trait SecretSource {
     fn file(&self, path: &Path) -> Result<String, String>;
     fn env(&self, name: &str) -> Result<String, String>;
+
+    /// A systemd credential (`LoadCredential=NAME:PATH` in the unit): a
+    /// file in `$CREDENTIALS_DIRECTORY`, readable by the service's user
+    /// only, whatever the source file's owner.
+    fn credential(&self, name: &str) -> Result<String, String> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err("a credential is named by a plain name such as upstream.md5".into());
+        }
+        let dir = self
+            .env("CREDENTIALS_DIRECTORY")
+            .map_err(|_| "no credentials were passed to tern (CREDENTIALS_DIRECTORY is not set; the unit needs LoadCredential=)".to_owned())?;
+        self.file(&Path::new(&dir).join(name))
+    }
 }
 
 /// Secrets from the file system and the process environment.

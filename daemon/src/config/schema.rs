@@ -144,6 +144,7 @@ pub(super) struct RawPeer {
     pub(super) md5_password: Option<Spanned<String>>,
     pub(super) md5_password_file: Option<Spanned<String>>,
     pub(super) md5_password_env: Option<Spanned<String>>,
+    pub(super) md5_password_credential: Option<Spanned<String>>,
     pub(super) extended_next_hop: Option<bool>,
     pub(super) extended_message: Option<bool>,
     pub(super) next_hop_self: Option<bool>,

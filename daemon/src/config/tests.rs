@@ -25,6 +25,8 @@ impl SecretSource for TestSecrets {
     fn env(&self, name: &str) -> Result<String, String> {
         if name == "TERN_MD5" {
             Ok("from-env".into())
+        } else if name == "CREDENTIALS_DIRECTORY" {
+            Ok("/run/credentials/tern.service".into())
         } else {
             Err("environment variable not found".into())
         }
@@ -604,4 +606,28 @@ unreachable = true
             "got {got:?}, want {want:?}"
         );
     }
+}
+
+/// The MD5 key as a systemd credential: read from `$CREDENTIALS_DIRECTORY`,
+/// so the key file itself can stay readable by root only.
+#[test]
+fn md5_from_a_systemd_credential() {
+    let peer = |extra: &str| {
+        format!(
+            "asn = 65000\nrouter-id = \"10.0.0.1\"\n[[peer]]\nname = \"fabric\"\naddress = \"10.0.0.2\"\nremote-asn = 65001\n{extra}\n"
+        )
+    };
+    let c = parse(&peer("md5-password-credential = \"upstream.md5\"")).unwrap();
+    assert_eq!(c.peers[0].session.md5_password, Some(Secret("s3cret".into())));
+    let e = errors(&peer("md5-password-credential = \"other.md5\""));
+    assert!(
+        e[0].contains("cannot read md5-password-credential \"other.md5\""),
+        "{e:?}"
+    );
+    let e = errors(&peer("md5-password-credential = \"../etc/shadow\""));
+    assert!(e[0].contains("plain name"), "{e:?}");
+    let e = errors(&peer(
+        "md5-password-credential = \"upstream.md5\"\nmd5-password-env = \"TERN_MD5\"",
+    ));
+    assert!(e[0].contains("set one of"), "{e:?}");
 }

@@ -695,12 +695,27 @@ impl Validator<'_> {
                 format!("peer {name:?}: an inline md5-password would leave the secret in the config file; use md5-password-file or md5-password-env"),
             );
         }
-        let secret = match (&p.md5_password_file, &p.md5_password_env) {
-            (Some(f), Some(_)) => {
-                self.error(f.span(), "set md5-password-file or md5-password-env, not both");
-                return None;
-            }
-            (Some(f), None) => {
+        let given: Vec<&Spanned<String>> = [
+            &p.md5_password_file,
+            &p.md5_password_env,
+            &p.md5_password_credential,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if given.len() > 1 {
+            self.error(
+                given[1].span(),
+                "set one of md5-password-file, md5-password-env and md5-password-credential",
+            );
+            return None;
+        }
+        let secret = match (
+            &p.md5_password_file,
+            &p.md5_password_env,
+            &p.md5_password_credential,
+        ) {
+            (Some(f), _, _) => {
                 let path = self.base.join(f.get_ref());
                 self.secrets.file(&path).map_err(|e| {
                     (
@@ -709,21 +724,23 @@ impl Validator<'_> {
                     )
                 })
             }
-            (None, Some(v)) => self.secrets.env(v.get_ref()).map_err(|e| {
+            (_, Some(v), _) => self.secrets.env(v.get_ref()).map_err(|e| {
                 (
                     v.span(),
                     format!("cannot read md5-password-env {}: {e}", v.get_ref()),
                 )
             }),
-            (None, None) => return None,
+            (_, _, Some(c)) => self.secrets.credential(c.get_ref()).map_err(|e| {
+                (
+                    c.span(),
+                    format!("cannot read md5-password-credential {:?}: {e}", c.get_ref()),
+                )
+            }),
+            (None, None, None) => return None,
         };
         match secret {
             Ok(s) if s.is_empty() || s.len() > 80 => {
-                let span = p
-                    .md5_password_file
-                    .as_ref()
-                    .or(p.md5_password_env.as_ref())
-                    .map_or(0..0, Spanned::span);
+                let span = given.first().map_or(0..0, |g| g.span());
                 self.error(
                     span,
                     "the MD5 password must be 1 to 80 characters (TCP_MD5SIG limit)",
