@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::bfd::task::BfdControl;
 use crate::config::ApiConfig;
+use crate::fib::task::FibControl;
 use crate::metrics;
 use crate::rib::task::{RibHandle, RibRequest};
 use crate::rib::{AdjSide, RouteFilter};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub asn: u32,
     pub started: Instant,
     pub fib: Option<watch::Receiver<FibStatus>>,
+    /// The FIB task, asked where routes are in the kernel.
+    pub fib_control: Option<mpsc::UnboundedSender<FibControl>>,
     /// The BFD thread, asked for its sessions.
     pub bfd: Option<mpsc::UnboundedSender<BfdControl>>,
 }
@@ -63,6 +66,7 @@ impl AppState {
             asn,
             started: Instant::now(),
             fib: None,
+            fib_control: None,
             bfd: None,
         }
     }
@@ -268,11 +272,18 @@ async fn routes(State(s): State<AppState>, Query(q): Query<RouteQuery>) -> Respo
         Ok(f) => f,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    match s.ask(|tx| RibRequest::Routes(filter, tx)).await {
-        Some(routes) => axum::Json::<Vec<RouteView>>(routes).into_response(),
-        None => error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer"),
+    let Some(mut routes) = s.ask(|tx| RibRequest::Routes(filter, tx)).await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the RIB does not answer");
+    };
+    if routes.len() <= KERNEL_STATE_MAX {
+        s.kernel_states(&mut routes).await;
     }
+    axum::Json::<Vec<RouteView>>(routes).into_response()
 }
+
+/// Answers with more routes than this leave out where each is in the
+/// kernel (a full table would hold the FIB task up for too long).
+const KERNEL_STATE_MAX: usize = 1000;
 
 /// What a peer sent (Adj-RIB-In, before import policy), with what became
 /// of each path and why; `?filtered=true` for only what was not accepted.
@@ -351,6 +362,25 @@ async fn bfd(State(s): State<AppState>) -> Response {
 }
 
 impl AppState {
+    /// Fills in where each route is in the kernel, or why it is not: the
+    /// RIB says what it selected, the FIB what it made of it.
+    async fn kernel_states(&self, routes: &mut [RouteView]) {
+        let Some(fib) = &self.fib_control else { return };
+        let prefixes: Vec<IpNet> = routes.iter().map(|r| r.prefix).collect();
+        let Some(changes) = self.ask(|tx| RibRequest::Selections(prefixes, tx)).await else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        if fib.send(FibControl::Explain(changes, tx)).is_err() {
+            return;
+        }
+        if let Ok(Ok(states)) = tokio::time::timeout(Duration::from_secs(5), rx).await {
+            for (r, k) in routes.iter_mut().zip(states) {
+                r.kernel = Some(k);
+            }
+        }
+    }
+
     fn fib_status(&self) -> Option<FibStatus> {
         self.fib.as_ref().map(|f| f.borrow().clone())
     }

@@ -440,7 +440,7 @@ pub fn adj_rib_table(routes: &[AdjRouteView]) -> String {
 pub fn routes_table(routes: &[RouteView]) -> String {
     let mut rows = Vec::new();
     for r in routes {
-        for p in &r.paths {
+        for (i, p) in r.paths.iter().enumerate() {
             let mut flags = String::new();
             if p.best {
                 flags.push('*');
@@ -451,6 +451,12 @@ pub fn routes_table(routes: &[RouteView]) -> String {
             if p.stale {
                 flags.push('S');
             }
+            // The kernel column belongs to the prefix: on its first row.
+            let kernel = match (&r.kernel, i) {
+                (Some(k), 0) if k.installed => "yes",
+                (Some(_), 0) => "no",
+                _ => "",
+            };
             let a = &p.attributes;
             rows.push(vec![
                 flags,
@@ -458,8 +464,11 @@ pub fn routes_table(routes: &[RouteView]) -> String {
                 a.next_hop.clone(),
                 p.peer.clone(),
                 a.as_path.clone(),
+                a.origin.clone().unwrap_or_default(),
                 a.local_pref.map_or(String::new(), |v| v.to_string()),
                 a.med.map_or(String::new(), |v| v.to_string()),
+                duration(p.age),
+                kernel.to_owned(),
                 a.communities
                     .iter()
                     .chain(&a.large_communities)
@@ -476,13 +485,36 @@ pub fn routes_table(routes: &[RouteView]) -> String {
             "NEXT HOP",
             "PEER",
             "AS PATH",
+            "ORIGIN",
             "LOCPRF",
             "MED",
+            "AGE",
+            "KERNEL",
             "COMMUNITIES",
         ],
         &rows,
     );
     out.push_str("* best, = equal-cost (ECMP), S stale (graceful restart)\n");
+    let kernel: Vec<(&RouteView, &crate::status::KernelState)> = routes
+        .iter()
+        .filter_map(|r| r.kernel.as_ref().map(|k| (r, k)))
+        .collect();
+    if !kernel.is_empty() {
+        out.push_str("\nin the kernel:\n");
+        let width = kernel
+            .iter()
+            .map(|(r, _)| r.prefix.to_string().len())
+            .max()
+            .unwrap_or(0);
+        for (r, k) in kernel {
+            out.push_str(&format!(
+                "  {:<width$}  {}: {}\n",
+                r.prefix.to_string(),
+                if k.installed { "installed" } else { "not installed" },
+                k.detail
+            ));
+        }
+    }
     out
 }
 

@@ -184,6 +184,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         sup.config.asn,
     );
     state.fib = fib.as_ref().map(|f| f.status.clone());
+    state.fib_control = fib.as_ref().map(|f| f.control.clone());
     state.bfd = Some(sup.bfd.clone());
     let _api = api::serve(&sup.config.api, state)
         .await

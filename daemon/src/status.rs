@@ -156,6 +156,19 @@ pub struct Summary {
 pub struct RouteView {
     pub prefix: IpNet,
     pub paths: Vec<PathView>,
+    /// Whether and how the best route is in the kernel, or why not; absent
+    /// when kernel programming is off or the answer covers too many routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelState>,
+}
+
+/// A route's place in the kernel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelState {
+    pub installed: bool,
+    /// How (`route: via fd00:101::fffe dev eth-up, table main, metric 512`)
+    /// or why not (`learned from a cilium peer; [fib] install-from ...`).
+    pub detail: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,6 +176,9 @@ pub struct PathView {
     pub peer: String,
     #[serde(flatten)]
     pub attributes: AttributesView,
+    /// Seconds since the path was received (or last changed).
+    #[serde(default)]
+    pub age: u64,
     pub best: bool,
     pub multipath: bool,
     pub stale: bool,

@@ -293,6 +293,9 @@ impl TopologyBuilder {
             let ns = Netns::new(&names.ns(&up.name, &up.name));
             ns.sysctl("net.ipv4.ip_forward", "1");
             ns.sysctl("net.ipv6.conf.all.forwarding", "1");
+            // Like the nodes: IPv6 addresses survive a link down/up.
+            ns.sysctl("net.ipv6.conf.all.keep_addr_on_down", "1");
+            ns.sysctl("net.ipv6.conf.default.keep_addr_on_down", "1");
             let port = segment.attach(&ns, "eth-seg");
             ns.set_mac("eth-seg", &format!("02:00:0a:65:00:{:02x}", 254 - i));
             ns.add_addr("eth-seg", &format!("{}/64", up.v6));

@@ -15,8 +15,9 @@ use super::kernel::{KernelRoute, RT_TABLE_LOCAL};
 use super::model::{Fib, Followup, KernelSnapshot};
 use super::netlink::{Monitor, Netlink};
 use crate::config::{FibSettings, StaticRoute};
+use crate::rib::LocRibChange;
 use crate::rib::task::FibInput;
-use crate::status::FibStatus;
+use crate::status::{FibStatus, KernelState};
 use crate::{clock, memory};
 
 pub enum FibControl {
@@ -24,6 +25,8 @@ pub enum FibControl {
     Stop { keep: bool, done: oneshot::Sender<()> },
     /// The static routes changed (a reload).
     Statics(Vec<StaticRoute>),
+    /// Whether and how these selections are in the kernel, or why not.
+    Explain(Vec<LocRibChange>, oneshot::Sender<Vec<KernelState>>),
 }
 
 pub struct FibHandle {
@@ -208,6 +211,9 @@ impl FibTask {
                 }
                 ctl = control.recv() => match ctl {
                     Some(FibControl::Statics(routes)) => self.fib.set_statics(&routes),
+                    Some(FibControl::Explain(changes, reply)) => {
+                        let _ = reply.send(changes.iter().map(|c| self.fib.explain(c)).collect());
+                    }
                     Some(FibControl::Stop { keep, done }) => {
                         if !keep {
                             let ops = self.fib.withdraw_all();

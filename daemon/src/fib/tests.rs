@@ -956,3 +956,56 @@ fn installed_routes_carry_the_configured_source_address() {
     ];
     assert_eq!(f.scan(&ours, None), 1);
 }
+
+#[test]
+fn each_selection_says_whether_and_how_it_is_in_the_kernel() {
+    let mut f = node(false);
+    let upstream = change("10.224.2.0/24", Role::Upstream, false, &["fd00:101::fffe"]);
+    let own = change("10.224.1.0/24", Role::Cilium, true, &["::1"]);
+    let vip = change("10.96.1.10/32", Role::Cilium, true, &["::1"]);
+    let unreachable = change("10.224.3.0/24", Role::Upstream, false, &["10.250.0.1"]);
+    let peer = change("10.224.4.0/24", Role::Peer, false, &["fd00:101::fffe"]);
+    for c in [&upstream, &own, &vip, &unreachable, &peer] {
+        f.loc_rib(c);
+    }
+    // Not written yet.
+    assert_eq!(f.explain(&upstream).detail, "being written");
+    let ops = f.flush();
+    f.applied(&ops, &ok(&ops), Instant::now());
+    let up = f.explain(&upstream);
+    assert!(up.installed, "{up:?}");
+    assert_eq!(
+        up.detail,
+        "route: via fd00:101::fffe dev eth0, table main, metric 512"
+    );
+    let v = f.explain(&vip);
+    assert!(
+        v.installed && v.detail.starts_with("VIP route: local dev lo, table local"),
+        "{v:?}"
+    );
+    let o = f.explain(&own);
+    assert!(
+        !o.installed && o.detail.contains("the node's own prefix"),
+        "{o:?}"
+    );
+    let u = f.explain(&unreachable);
+    assert!(
+        !u.installed && u.detail.starts_with("no next hop resolves"),
+        "{u:?}"
+    );
+    let p = f.explain(&peer);
+    assert!(
+        !p.installed && p.detail.contains("install-from does not list peer"),
+        "{p:?}"
+    );
+    assert_eq!(f.explain(&gone("10.224.9.0/24")).detail, "no path in the Loc-RIB");
+    // A static route, whatever BGP selected.
+    f.set_statics(&[static_route("10.224.4.0/24", StaticTarget::Blackhole)]);
+    let ops = f.flush();
+    f.applied(&ops, &ok(&ops), Instant::now());
+    let s = f.explain(&peer);
+    assert!(
+        s.installed && s.detail.starts_with("static route: blackhole"),
+        "{s:?}"
+    );
+}

@@ -28,6 +28,9 @@ pub struct Path {
     pub next_hop: NextHop,
     /// Kept for a restarting peer (RFC 4724 §4.2) until it re-sends it.
     pub stale: bool,
+    /// When it was received, or last changed: seconds since the RIB
+    /// started (set by the Loc-RIB when the path goes in).
+    pub since: u32,
     /// What the tie-breaks need to know of the peer.
     pub peer: PathPeer,
 }
@@ -169,6 +172,7 @@ mod tests {
             attrs: Arc::new(attrs),
             next_hop: NextHop::V4(Ipv4Addr::new(10, 0, 0, peer as u8)),
             stale: false,
+            since: 0,
             peer: PathPeer {
                 router_id: Ipv4Addr::new(10, 0, 0, peer as u8),
                 address: IpAddr::from([10, 0, 0, peer as u8]),

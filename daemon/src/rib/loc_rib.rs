@@ -47,7 +47,8 @@ pub(super) struct Dest {
 }
 
 impl Rib {
-    pub(super) fn upsert_path(&mut self, prefix: IpNet, path: Path) {
+    pub(super) fn upsert_path(&mut self, prefix: IpNet, mut path: Path) {
+        path.since = self.clock;
         let dest = match self.loc.entry(prefix) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
@@ -58,6 +59,10 @@ impl Rib {
         let before = snapshot(dest);
         match dest.paths.iter_mut().find(|p| p.source == path.source) {
             Some(existing) => {
+                // Sent again unchanged: it keeps its age.
+                if Arc::ptr_eq(&existing.attrs, &path.attrs) && existing.next_hop == path.next_hop {
+                    path.since = existing.since;
+                }
                 *existing = path;
                 self.released += 1;
             }
@@ -91,7 +96,7 @@ impl Rib {
         }
     }
 
-    pub(super) fn selected(&self, prefix: &IpNet) -> Option<Selected> {
+    pub(crate) fn selected(&self, prefix: &IpNet) -> Option<Selected> {
         let d = self.loc.get(prefix)?;
         let best = d.paths.first().filter(|_| d.selected > 0)?;
         let (name, role) = match best.source {

@@ -179,6 +179,10 @@ pub struct Rib {
     released: usize,
     interner: Interner,
     originate: Vec<IpNet>,
+    /// When the RIB started, and the seconds since then as of the event
+    /// being handled (a path's age counts from it).
+    epoch: Instant,
+    clock: u32,
     /// While set, selection results are not exported (our own restart).
     defer_until: Option<Instant>,
     /// Until the first convergence: when to declare it at the latest.
@@ -201,6 +205,8 @@ impl Rib {
             released: 0,
             interner: Interner::default(),
             originate: Vec::new(),
+            epoch: now,
+            clock: 0,
             defer_until,
             converge_by: Some(now + select_defer),
             changed: Vec::new(),
@@ -233,6 +239,7 @@ impl Rib {
     /// pre-policy copy (or a ROUTE-REFRESH is requested), and what the peer
     /// should receive is recomputed. Sessions stay up.
     pub fn update_peer(&mut self, id: PeerId, setup: PeerSetup) -> (Vec<RibOutput>, Vec<Family>) {
+        self.tick();
         self.export_cache.clear();
         let Some(peer) = self.peer_mut(id) else {
             return (Vec::new(), Vec::new());
@@ -260,6 +267,7 @@ impl Rib {
     }
 
     pub fn set_originate(&mut self, prefixes: Vec<IpNet>) -> Vec<RibOutput> {
+        self.tick();
         for p in std::mem::take(&mut self.originate) {
             if !prefixes.contains(&p) {
                 self.remove_path(p, Source::Local);
@@ -288,6 +296,7 @@ impl Rib {
                     attrs,
                     next_hop,
                     stale: false,
+                    since: 0,
                     peer,
                 },
             );
@@ -384,6 +393,7 @@ impl Rib {
 
     /// An UPDATE from an established peer.
     pub fn update(&mut self, id: PeerId, update: Update) -> Vec<RibOutput> {
+        self.tick();
         let Some(peer) = self.peer(id) else {
             return Vec::new();
         };
@@ -543,6 +553,11 @@ impl Rib {
         self.check_deferral();
         self.propagate();
         self.take_out()
+    }
+
+    /// Brings the clock paths are stamped with up to date.
+    fn tick(&mut self) {
+        self.clock = u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX);
     }
 
     fn peer(&self, id: PeerId) -> Option<&RibPeer> {

@@ -245,7 +245,11 @@ impl Rib {
                     .map(|(i, path)| self.path_view(path, i == 0 && d.selected > 0, i < d.selected))
                     .filter(|v| filter.peer.as_deref().is_none_or(|n| v.peer == n))
                     .collect();
-                (!paths.is_empty()).then_some(RouteView { prefix: *p, paths })
+                (!paths.is_empty()).then_some(RouteView {
+                    prefix: *p,
+                    paths,
+                    kernel: None,
+                })
             })
             .collect();
         out.sort_by_key(|r| r.prefix);
@@ -267,9 +271,11 @@ impl Rib {
             Source::Local => "local".to_owned(),
             Source::Peer(id) => self.peer(id).map_or("?".into(), |p| p.setup.name.to_string()),
         };
+        let now = u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX);
         PathView {
             peer,
             attributes: attributes_view(&path.attrs, Some(path.next_hop)),
+            age: u64::from(now.saturating_sub(path.since)),
             best,
             multipath,
             stale: path.stale,

@@ -75,6 +75,8 @@ pub enum RibRequest {
         filter: RouteFilter,
         reply: oneshot::Sender<Option<Vec<AdjRouteView>>>,
     },
+    /// What the FIB was told of these prefixes: their current selection.
+    Selections(Vec<IpNet>, oneshot::Sender<Vec<LocRibChange>>),
     /// The watchdog: answered when the task's loop turns.
     Ping(oneshot::Sender<()>),
 }
@@ -224,6 +226,17 @@ fn request(rib: &mut Rib, peers: &mut PeerChannels, request: RibRequest) -> Vec<
             reply,
         } => {
             let _ = reply.send(rib.adj_rib(&peer, side, &filter));
+            Vec::new()
+        }
+        RibRequest::Selections(prefixes, reply) => {
+            let changes = prefixes
+                .into_iter()
+                .map(|prefix| LocRibChange {
+                    prefix,
+                    selected: rib.selected(&prefix),
+                })
+                .collect();
+            let _ = reply.send(changes);
             Vec::new()
         }
         RibRequest::Ping(reply) => {

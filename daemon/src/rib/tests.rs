@@ -1022,3 +1022,21 @@ fn a_restarting_peer_keeps_only_its_accepted_paths() {
         (1, 1, 1, 0, 0)
     );
 }
+
+#[test]
+fn paths_age_from_when_they_last_changed() {
+    let mut l = lab();
+    l.rib.update(l.frr, frr_announce(FRR_AS, &["10.224.2.0/24"], &[]));
+    let age = |rib: &Rib| rib.routes(&RouteFilter::default())[0].paths[0].age;
+    assert!(age(&l.rib) < 2);
+    // A minute passes.
+    l.rib.epoch -= Duration::from_secs(60);
+    assert!((60..62).contains(&age(&l.rib)), "{}", age(&l.rib));
+    // Sent again unchanged (a refresh): it keeps its age.
+    l.rib.update(l.frr, frr_announce(FRR_AS, &["10.224.2.0/24"], &[]));
+    assert!((60..62).contains(&age(&l.rib)), "{}", age(&l.rib));
+    // Changed: its age starts again.
+    l.rib
+        .update(l.frr, frr_announce(FRR_AS, &["10.224.2.0/24"], &[4200001099]));
+    assert!(age(&l.rib) < 2, "{}", age(&l.rib));
+}

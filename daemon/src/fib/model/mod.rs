@@ -21,6 +21,7 @@
 //!   protocol does with its higher preference; a next hop resolves like a
 //!   BGP one.
 
+mod explain;
 mod reconcile;
 mod retry;
 
@@ -204,48 +205,7 @@ impl Fib {
     /// A change of the Loc-RIB.
     pub fn loc_rib(&mut self, change: &LocRibChange) {
         let prefix = change.prefix;
-        let new = change.selected.as_ref().and_then(|sel| {
-            let family_on = match prefix {
-                IpNet::V4(_) => self.config.ipv4,
-                IpNet::V6(_) => self.config.ipv6,
-            };
-            if !family_on {
-                return None;
-            }
-            let source = sel.source_peer.as_deref().map(|name| PeerInfo {
-                name,
-                role: sel.source_role.unwrap_or(Role::Peer),
-                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                asn: 0,
-            });
-            let route = RouteInput {
-                prefix,
-                family: Family::unicast_of(&prefix),
-                attributes: &sel.attrs,
-                next_hop: sel.next_hops.first().map(NextHop::addr),
-                source,
-                target: None,
-                local_asn: 0,
-            };
-            if let Some((selector, _)) = &self.config.vip
-                && selector.matches(&route)
-            {
-                return Some(Wanted::Vip);
-            }
-            if sel.own {
-                return None;
-            }
-            let role_ok = sel
-                .source_role
-                .is_some_and(|r| self.config.install_from.contains(&r));
-            let policy_ok = self.config.install_policy.as_ref().is_none_or(|chain| {
-                matches!(
-                    policy::evaluate(&chain.refs(), chain.default, &route),
-                    policy::Verdict::Accept { .. }
-                )
-            });
-            (role_ok && policy_ok).then(|| Wanted::Forward(sel.next_hops.clone()))
-        });
+        let new = self.decide(change).ok();
         if self.statics.contains_key(&prefix) {
             match new {
                 Some(w) => self.shadowed.insert(prefix, w),
@@ -254,6 +214,61 @@ impl Fib {
             return;
         }
         self.set_wanted(prefix, new);
+    }
+
+    /// What a Loc-RIB selection should become in the kernel, or why
+    /// nothing.
+    fn decide(&self, change: &LocRibChange) -> Result<Wanted, String> {
+        let prefix = change.prefix;
+        let sel = change.selected.as_ref().ok_or("no path in the Loc-RIB")?;
+        let family_on = match prefix {
+            IpNet::V4(_) => self.config.ipv4,
+            IpNet::V6(_) => self.config.ipv6,
+        };
+        if !family_on {
+            return Err(format!(
+                "[fib] {} = false",
+                if prefix.addr().is_ipv4() { "ipv4" } else { "ipv6" }
+            ));
+        }
+        let source = sel.source_peer.as_deref().map(|name| PeerInfo {
+            name,
+            role: sel.source_role.unwrap_or(Role::Peer),
+            address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            asn: 0,
+        });
+        let route = RouteInput {
+            prefix,
+            family: Family::unicast_of(&prefix),
+            attributes: &sel.attrs,
+            next_hop: sel.next_hops.first().map(NextHop::addr),
+            source,
+            target: None,
+            local_asn: 0,
+        };
+        if let Some((selector, _)) = &self.config.vip
+            && selector.matches(&route)
+        {
+            return Ok(Wanted::Vip);
+        }
+        if sel.own {
+            return Err("the node's own prefix (announced by Cilium or originate): never installed".into());
+        }
+        let role = sel.source_role.unwrap_or(Role::Peer);
+        if !self.config.install_from.contains(&role) {
+            return Err(format!(
+                "learned from a {role} peer; [fib] install-from does not list {role}"
+            ));
+        }
+        if let Some(chain) = &self.config.install_policy
+            && !matches!(
+                policy::evaluate(&chain.refs(), chain.default, &route),
+                policy::Verdict::Accept { .. }
+            )
+        {
+            return Err("rejected by the [fib] policy".into());
+        }
+        Ok(Wanted::Forward(sel.next_hops.clone()))
     }
 
     /// Sets what a prefix should become: next hops are resolved, and both
