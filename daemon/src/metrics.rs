@@ -47,7 +47,7 @@ const MESSAGE_METRICS: [MessageMetric; 7] = [
 /// A peer's prefix counts: metric, help, value.
 type PrefixMetric = (&'static str, &'static str, fn(&PrefixCounts) -> usize);
 
-const PREFIX_METRICS: [PrefixMetric; 7] = [
+const PREFIX_METRICS: [PrefixMetric; 8] = [
     (
         "tern_peer_prefixes_received",
         "prefixes received from the peer: accepted, filtered and invalid",
@@ -82,6 +82,11 @@ const PREFIX_METRICS: [PrefixMetric; 7] = [
         "tern_peer_prefixes_unsendable",
         "prefixes owed to the peer that cannot be encoded for its session",
         |c| c.unsendable,
+    ),
+    (
+        "tern_peer_prefixes_over_limit",
+        "families of the peer over their max-prefix limit",
+        |c| c.over_limit,
     ),
 ];
 

@@ -109,6 +109,9 @@ pub struct PrefixCounts {
     /// attributes too long without extended messages): not sent.
     #[serde(default)]
     pub unsendable: usize,
+    /// Families over their max-prefix limit right now.
+    #[serde(default)]
+    pub over_limit: usize,
 }
 
 /// Everything the API says about one peer (`/api/v1/peers`).

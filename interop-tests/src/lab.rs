@@ -808,6 +808,12 @@ impl Topology {
         &self.work
     }
 
+    /// Plugs another namespace into the segment (e.g. a monitoring host);
+    /// returns its bridge port.
+    pub fn attach(&mut self, ns: &Netns, ifname: &str) -> String {
+        self.segment.attach(ns, ifname)
+    }
+
     /// The segment's bridge (e.g. to take a port down).
     pub fn segment(&self) -> &Bridge {
         &self.segment

@@ -137,11 +137,16 @@ impl Tern {
     /// [`Tern::restart`] (or reload).
     #[track_caller]
     pub fn set_config(&mut self, body: &str) {
-        let text = format!(
-            "state-dir = {:?}\n{body}\n\n[api]\nsocket = {:?}\n",
-            self.dir.join("state").display().to_string(),
-            self.socket.display().to_string()
-        );
+        let state = self.dir.join("state").display().to_string();
+        let socket = format!("socket = {:?}", self.socket.display().to_string());
+        // An `[api]` table of the body's own (e.g. a TCP listen address)
+        // gets the socket; otherwise one is added.
+        let text = if body.lines().any(|l| l.trim() == "[api]") {
+            let body = body.replacen("[api]\n", &format!("[api]\n{socket}\n"), 1);
+            format!("state-dir = {state:?}\n{body}\n")
+        } else {
+            format!("state-dir = {state:?}\n{body}\n\n[api]\n{socket}\n")
+        };
         std::fs::write(&self.config, text).expect("write tern.toml");
         let check = run(Command::new(tern_bin()).arg("check-config").arg(&self.config));
         if let Err(e) = check {
@@ -255,8 +260,15 @@ impl Tern {
     /// `tern show WHAT --api SOCKET` (`peers`, `routes`, `summary`, `fib`):
     /// the table it prints.
     pub fn show(&self, what: &str) -> Result<String, String> {
+        self.show_args(&[what])
+    }
+
+    /// `tern show ARGS...` against this tern's socket: its output.
+    pub fn show_args(&self, args: &[&str]) -> Result<String, String> {
         run(Command::new(tern_bin())
-            .args(["show", what, "--api"])
+            .arg("show")
+            .args(args)
+            .arg("--api")
             .arg(&self.socket))
     }
 

@@ -593,3 +593,53 @@ fn pods_on_two_nodes_reach_each_other() {
         assert!(r.is_err(), "node 1's pod still reaches {dst}: {r:?}");
     }
 }
+
+/// `tern show routes` says for each route whether and how it is in the
+/// kernel, or why not: another node's pod CIDR installed via the router, a
+/// VIP as a local route, the node's own pod CIDR never.
+#[test]
+fn show_routes_says_where_each_route_is_in_the_kernel() {
+    let Some(lab) = Topology::builder("fib-show").vips().start() else {
+        return;
+    };
+    lab.wait_converged();
+    let (n1, n2) = (lab.node(1), lab.node(2));
+    let [remote4, _] = n2.id.pod_cidrs();
+    let [own4, _] = n1.id.pod_cidrs();
+    let [vip4, _] = n1.id.vips();
+    let show = |what: &str| {
+        n1.tern
+            .show_args(&["routes", what])
+            .unwrap_or_else(|e| panic!("tern show routes {what}: {e}"))
+    };
+    let line = |text: &str, prefix: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(&format!("{prefix} ")) && l.contains("installed"))
+            .unwrap_or_else(|| panic!("no kernel line for {prefix} in:\n{text}"))
+            .to_owned()
+    };
+    let text = show(&remote4);
+    let l = line(&text, &remote4);
+    assert!(
+        l.contains(&format!(
+            "installed: route: via {ROUTER_V6} dev eth-up, table main, metric 512"
+        )),
+        "{l}"
+    );
+    // An address inside it finds it too (longest match).
+    let inside = remote4.replace(".0/24", ".7");
+    assert_eq!(line(&show(&inside), &remote4), l);
+    let text = show(&own4);
+    let l = line(&text, &own4);
+    assert!(l.contains("not installed: the node's own prefix"), "{l}");
+    let text = show(&vip4);
+    let l = line(&text, &vip4);
+    assert!(
+        l.contains("installed: VIP route: local dev lo, table local"),
+        "{l}"
+    );
+    // The API says the same.
+    let routes = n1.tern.routes(&format!("prefix={remote4}")).expect("routes");
+    assert_eq!(routes[0]["kernel"]["installed"], true, "{routes:#?}");
+    assert!(routes[0]["paths"][0]["age"].is_u64(), "{routes:#?}");
+}

@@ -70,6 +70,7 @@ impl Rib {
             advertised: p.adj_out.len(),
             stale: p.adj_in.stale.len(),
             unsendable: p.adj_out.unsendable(),
+            over_limit: p.adj_in.over_limit.len(),
         }
     }
 
@@ -110,6 +111,7 @@ impl Rib {
                         advertised: count(&mut p.adj_out.advertised(), f),
                         stale: count(&mut p.adj_in.stale.iter(), f),
                         unsendable: count(&mut p.adj_out.unsendable_prefixes(), f),
+                        over_limit: usize::from(p.adj_in.over_limit.contains(&f)),
                     },
                 }
             })

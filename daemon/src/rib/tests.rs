@@ -344,6 +344,7 @@ fn upstream_routes_are_installed_but_not_sent_anywhere() {
             advertised: 0,
             stale: 0,
             unsendable: 0,
+            over_limit: 0,
         }
     );
 }
@@ -590,6 +591,11 @@ fn max_prefix_warn_keeps_everything() {
     );
     assert!(resets(&out).is_empty());
     assert_eq!(l.rib.counts(cilium).accepted, 3);
+    // Counted while over (tern_peer_prefixes_over_limit), not after.
+    assert_eq!(l.rib.counts(cilium).over_limit, 1);
+    l.rib
+        .update(cilium, withdraw(&["10.96.1.11/32", "10.96.1.12/32"]));
+    assert_eq!(l.rib.counts(cilium).over_limit, 0);
 }
 
 /// discard-excess: new prefixes beyond the limit are not accepted; routes
@@ -674,6 +680,7 @@ fn import_policy_change_applies_without_a_session_reset() {
             advertised: 0,
             stale: 0,
             unsendable: 0,
+            over_limit: 0,
         }
     );
 }
