@@ -568,6 +568,30 @@ impl StatusBoard {
 mod tests {
     use super::*;
 
+    /// FOR counts from the last up or down, not from each connect attempt;
+    /// the last error keeps its time after the session recovers.
+    #[test]
+    fn since_moves_on_up_and_down_only() {
+        let status = PeerStatus::new("upstream".into(), "upstream".into(), "fd00::1".into());
+        let first = status.snapshot().1;
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        for state in [SessionState::Connect, SessionState::Active, SessionState::OpenSent] {
+            status.update(|s| s.state = state);
+        }
+        assert_eq!(status.snapshot().1, first, "connecting is no change");
+        status.error("connect to [fd00::1]:179: Connection refused".into());
+        let (snap, _) = status.snapshot();
+        assert!(snap.last_error_at.is_some());
+        status.update(|s| s.state = SessionState::Established);
+        let (snap, up_at) = status.snapshot();
+        assert!(up_at > first, "coming up is a change");
+        assert_eq!(
+            snap.last_error.as_deref(),
+            Some("connect to [fd00::1]:179: Connection refused"),
+            "the last error stays after recovery"
+        );
+    }
+
     /// What the API writes, the CLI reads back as the same value.
     #[test]
     fn peer_views_survive_json() {
