@@ -27,13 +27,17 @@ use crate::metrics;
 use crate::rib::task::{RibHandle, RibRequest};
 use crate::rib::{AdjSide, RouteFilter};
 use crate::status::{
-    AdjRouteView, ApiError, BfdStatus, FibStatus, PeerDetail, PeerView, PrefixCounts, Reloaded, RouteView,
-    SessionState, StatusBoard, Summary,
+    AdjRouteView, ApiError, BfdStatus, Drained, FibStatus, PeerDetail, PeerView, PrefixCounts, Reloaded,
+    RouteView, SessionState, StatusBoard, Summary,
 };
 
 /// A reload request and where to send its outcome: the changes made, or
 /// every problem found in the file.
 pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
+
+/// Drain (true) or undrain (false), and where to say whether the node is
+/// drained now.
+pub type DrainRequest = (bool, oneshot::Sender<bool>);
 
 #[derive(Clone)]
 pub struct AppState {
@@ -48,6 +52,8 @@ pub struct AppState {
     pub fib_control: Option<mpsc::UnboundedSender<FibControl>>,
     /// The BFD thread, asked for its sessions.
     pub bfd: Option<mpsc::UnboundedSender<BfdControl>>,
+    /// The supervisor, for `tern drain` and `tern undrain`.
+    pub drain: Option<mpsc::Sender<DrainRequest>>,
 }
 
 impl AppState {
@@ -68,6 +74,7 @@ impl AppState {
             fib: None,
             fib_control: None,
             bfd: None,
+            drain: None,
         }
     }
 
@@ -172,6 +179,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/fib", get(fib))
         .route("/api/v1/bfd", get(bfd))
         .route("/api/v1/reload", post(reload))
+        .route("/api/v1/drain", post(drain))
+        .route("/api/v1/undrain", post(undrain))
         .with_state(state)
 }
 
@@ -416,6 +425,31 @@ async fn metrics_text(State(s): State<AppState>, headers: axum::http::HeaderMap)
         )
             .into_response(),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics"),
+    }
+}
+
+/// Graceful drain (RFC 8326): every route goes out again with the
+/// GRACEFUL_SHUTDOWN community and the lowest preference, until undrained;
+/// a restart keeps it.
+async fn drain(State(s): State<AppState>) -> Response {
+    set_drain(&s, true).await
+}
+
+async fn undrain(State(s): State<AppState>) -> Response {
+    set_drain(&s, false).await
+}
+
+async fn set_drain(s: &AppState, on: bool) -> Response {
+    let Some(tx) = &s.drain else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "draining is not available");
+    };
+    let (reply, rx) = oneshot::channel();
+    if tx.send((on, reply)).await.is_err() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "the daemon is stopping");
+    }
+    match rx.await {
+        Ok(drained) => axum::Json(Drained { drained }).into_response(),
+        Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "no answer"),
     }
 }
 

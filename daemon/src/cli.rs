@@ -113,6 +113,20 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// Drains (or undrains) the node; says whether it is drained now.
+    pub fn drain(&self, on: bool) -> Result<bool, String> {
+        let path = if on { "/api/v1/drain" } else { "/api/v1/undrain" };
+        let (status, body) = self.request("POST", path)?;
+        if status != 200 {
+            return Err(api_error(&body));
+        }
+        serde_json::from_str::<crate::status::Drained>(&body)
+            .map(|d| d.drained)
+            .map_err(|e| format!("the API answered in a form this tern does not read: {e}"))
+    }
+}
+
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -34,6 +34,9 @@ use crate::setup::NodeSetup;
 use crate::status::{PeerStatus, StatusBoard};
 
 /// The file whose presence at start means tern is restarting (RFC 4724).
+/// In the state directory while `tern drain` is in force.
+const DRAIN_MARKER: &str = "drained";
+
 const RESTART_MARKER: &str = "graceful-restart";
 /// BFD sessions waiting across a planned restart.
 const BFD_HANDOVER: &str = "bfd-sessions.json";
@@ -61,6 +64,8 @@ struct Supervisor {
     bfd: mpsc::UnboundedSender<BfdControl>,
     /// The FIB task's control channel, for static routes on reload.
     fib: Option<mpsc::UnboundedSender<crate::fib::task::FibControl>>,
+    /// `tern drain` is in force (kept across restarts by a marker file).
+    drained: bool,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -118,6 +123,15 @@ pub async fn run(path: &Path) -> Result<(), String> {
         .requests
         .send(RibRequest::SetOriginate(config.originated()))
         .await;
+    // Drained before a restart: stay drained, from the first UPDATE on.
+    let drained = config.state_dir.join(DRAIN_MARKER).exists();
+    if drained {
+        tracing::warn!("starting drained (tern drain before the restart); `tern undrain` ends it");
+        let _ = rib_tx
+            .requests
+            .send(RibRequest::Drain(Some(config.drain.prepend)))
+            .await;
+    }
     let board = Arc::new(StatusBoard::default());
 
     let (accept_tx, mut accept_rx) = mpsc::channel::<(TcpStream, SocketAddr)>(64);
@@ -165,6 +179,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         refusals: RefusalLog::default(),
         bfd: bfd.control,
         fib: fib.as_ref().map(|f| f.control.clone()),
+        drained,
     };
     for pc in sup.config.peers.clone() {
         if let PeerAddress::Single(ip) = pc.session.address {
@@ -176,6 +191,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
     sup.configure_bfd();
     let _ = sup.rib.requests.send(RibRequest::PeersConfigured).await;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+    let (drain_tx, mut drain_rx) = mpsc::channel::<api::DrainRequest>(4);
     let mut state = api::AppState::new(
         board.clone(),
         sup.rib.clone(),
@@ -186,6 +202,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
     state.fib = fib.as_ref().map(|f| f.status.clone());
     state.fib_control = fib.as_ref().map(|f| f.control.clone());
     state.bfd = Some(sup.bfd.clone());
+    state.drain = Some(drain_tx);
     let _api = api::serve(&sup.config.api, state)
         .await
         .map_err(|e| format!("cannot start the API: {e}"))?;
@@ -228,6 +245,10 @@ pub async fn run(path: &Path) -> Result<(), String> {
             Some(reply) = reload_rx.recv() => {
                 let _ = reply.send(sup.reload().await);
             }
+            Some((on, reply)) = drain_rx.recv() => {
+                sup.set_drain(on).await;
+                let _ = reply.send(sup.drained);
+            }
             _ = &mut restart_window, if restart_window_open => {
                 restart_window_open = false;
                 sup.restarting = false;
@@ -239,6 +260,19 @@ pub async fn run(path: &Path) -> Result<(), String> {
         }
     }
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    // A drain before the sessions go: traffic moves to other nodes while
+    // this one still forwards it. A second signal cuts the wait short.
+    if sup.config.drain.on_stop && !sup.drained {
+        let wait = sup.config.drain.time;
+        tracing::info!(wait_secs = wait.as_secs(), "draining before stopping");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status("draining")]);
+        sup.set_drain_for_stop().await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = term.recv() => tracing::info!("stopping now"),
+            _ = int.recv() => tracing::info!("stopping now"),
+        }
+    }
     let keep_routes = sup.config.fib.keep_routes_on_stop;
     sup.shutdown(&marker).await;
     if let Some(f) = fib {
@@ -620,6 +654,54 @@ impl Supervisor {
                 self.settings(&e.config, name, ip),
             )));
         }
+    }
+
+    /// `tern drain` / `tern undrain`: every route to every peer goes out
+    /// again with (or without) GRACEFUL_SHUTDOWN. Kept across restarts.
+    async fn set_drain(&mut self, on: bool) {
+        if on == self.drained {
+            return;
+        }
+        self.drained = on;
+        let marker = self.config.state_dir.join(DRAIN_MARKER);
+        let written = if on {
+            std::fs::write(&marker, b"drained by tern drain\n")
+        } else {
+            std::fs::remove_file(&marker).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+        };
+        if let Err(e) = written {
+            tracing::warn!(file = %marker.display(), error = %e, "cannot record the drain; a restart will not remember it");
+        }
+        let prepend = self.config.drain.prepend;
+        let _ = self
+            .rib
+            .requests
+            .send(RibRequest::Drain(on.then_some(prepend)))
+            .await;
+        if on {
+            tracing::warn!(
+                prepend,
+                "drained: every route goes out with GRACEFUL_SHUTDOWN until `tern undrain`"
+            );
+        } else {
+            tracing::info!("undrained: routes go out as usual");
+        }
+    }
+
+    /// The drain of a stop: not remembered, so the next start is not
+    /// drained.
+    async fn set_drain_for_stop(&mut self) {
+        let _ = self
+            .rib
+            .requests
+            .send(RibRequest::Drain(Some(self.config.drain.prepend)))
+            .await;
     }
 
     async fn shutdown(self, marker: &Path) {

@@ -60,6 +60,19 @@ enum Command {
         #[arg(long)]
         api: Option<String>,
     },
+    /// Drain the node (RFC 8326 graceful shutdown): every route goes out
+    /// again with the GRACEFUL_SHUTDOWN community and the lowest
+    /// preference, so traffic moves to other nodes; kept across restarts
+    /// until `tern undrain`.
+    Drain {
+        #[arg(long)]
+        api: Option<String>,
+    },
+    /// End a drain: routes go out as usual.
+    Undrain {
+        #[arg(long)]
+        api: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -241,10 +254,30 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("{e}");
+                    eprintln!("tern: {e}");
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Drain { api } => drain(true, api.as_deref(), &args.config),
+        Command::Undrain { api } => drain(false, api.as_deref(), &args.config),
+    }
+}
+
+/// `tern drain` and `tern undrain`.
+fn drain(on: bool, api: Option<&str>, config: &std::path::Path) -> ExitCode {
+    match Endpoint::resolve(api, config).drain(on) {
+        Ok(true) => {
+            println!("drained: routes go out with GRACEFUL_SHUTDOWN until `tern undrain`");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            println!("not drained: routes go out as usual");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tern: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -192,6 +192,11 @@ impl Collector for Scrape {
                     "1 while best-path selection waits for End-of-RIB after a restart",
                     i64::from(r.deferring),
                 ),
+                (
+                    "tern_drained",
+                    "1 while the node is drained: every route goes out with GRACEFUL_SHUTDOWN",
+                    i64::from(r.drained),
+                ),
             ];
             for (metric, help, v) in gauges {
                 let g = ConstGauge::new(v);

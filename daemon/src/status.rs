@@ -137,6 +137,9 @@ pub struct RibSummary {
     pub paths: usize,
     pub attribute_sets: usize,
     pub deferring: bool,
+    /// Drained (`tern drain`): routes go out with GRACEFUL_SHUTDOWN.
+    #[serde(default)]
+    pub drained: bool,
 }
 
 /// The daemon as a whole (`/api/v1/summary`).
@@ -322,6 +325,13 @@ pub struct BfdStatus {
 pub struct Reloaded {
     pub reloaded: bool,
     pub changes: String,
+}
+
+/// The outcome of `tern drain` / `tern undrain`
+/// (`POST /api/v1/drain`, `/api/v1/undrain`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drained {
+    pub drained: bool,
 }
 
 /// Counters of the kernel routes tern keeps.
@@ -575,7 +585,11 @@ mod tests {
         let status = PeerStatus::new("upstream".into(), "upstream".into(), "fd00::1".into());
         let first = status.snapshot().1;
         std::thread::sleep(std::time::Duration::from_millis(5));
-        for state in [SessionState::Connect, SessionState::Active, SessionState::OpenSent] {
+        for state in [
+            SessionState::Connect,
+            SessionState::Active,
+            SessionState::OpenSent,
+        ] {
             status.update(|s| s.state = state);
         }
         assert_eq!(status.snapshot().1, first, "connecting is no change");

@@ -465,3 +465,93 @@ connect-retry = 1
         .expect("request");
     assert_eq!(status, 404, "{body}");
 }
+
+/// `tern drain`: the peer receives every route again with the
+/// GRACEFUL_SHUTDOWN community and our AS prepended; the drain is recorded
+/// for a restart; `tern undrain` sends them as before.
+#[test]
+fn drain_and_undrain() {
+    let dir = TempDir::new("drain");
+    let a = Daemon::start(
+        &dir.0,
+        "a",
+        r#"router-id = "10.0.5.1"
+asn = 65001
+listen = ["127.0.5.1:1179"]
+originate = ["10.5.1.0/24"]
+[drain]
+prepend = 3
+[[peer]]
+name = "b"
+address = "127.0.5.2"
+port = 1179
+local-address = "127.0.5.1"
+remote-asn = 65002
+role = "upstream"
+connect-retry = 1
+"#,
+    );
+    let b = Daemon::start(
+        &dir.0,
+        "b",
+        r#"router-id = "10.0.5.2"
+asn = 65002
+listen = ["127.0.5.2:1179"]
+[[peer]]
+name = "a"
+address = "127.0.5.1"
+port = 1179
+local-address = "127.0.5.2"
+remote-asn = 65001
+role = "upstream"
+accept-local-next-hop = true
+connect-retry = 1
+"#,
+    );
+    wait_until("the session", Duration::from_secs(10), || {
+        established(&a, "b") && established(&b, "a")
+    });
+    let path_at_b = || {
+        b.api
+            .get_json("/api/v1/routes?prefix=10.5.1.0/24")
+            .ok()
+            .and_then(|r| r[0]["paths"][0].as_object().cloned())
+    };
+    wait_until("A's route at B", Duration::from_secs(10), || {
+        path_at_b().is_some()
+    });
+    assert_eq!(path_at_b().unwrap()["as_path"], "65001");
+
+    let Endpoint::Unix(socket) = &a.api else {
+        panic!("the daemons here listen on a socket")
+    };
+    let drain = |cmd: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tern"))
+            .args([cmd, "--api"])
+            .arg(socket)
+            .output()
+            .expect("run tern");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(drain("drain").starts_with("drained"));
+    wait_until("the drained route at B", Duration::from_secs(10), || {
+        path_at_b().is_some_and(|p| {
+            p["communities"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c == "graceful-shutdown"))
+        })
+    });
+    assert_eq!(path_at_b().unwrap()["as_path"], "65001 65001 65001 65001");
+    assert_eq!(a.api.get_json("/api/v1/summary").unwrap()["rib"]["drained"], true);
+    assert!(dir.0.join("a/drained").exists(), "a restart would stay drained");
+    assert!(established(&a, "b"), "the session stays up");
+
+    assert!(drain("undrain").starts_with("not drained"));
+    wait_until("the route as before at B", Duration::from_secs(10), || {
+        path_at_b().is_some_and(|p| {
+            p["as_path"] == "65001" && p["communities"].as_array().is_some_and(Vec::is_empty)
+        })
+    });
+    assert!(!dir.0.join("a/drained").exists());
+}

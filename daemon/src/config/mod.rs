@@ -69,6 +69,20 @@ pub struct Config {
     pub fib: FibSettings,
     /// Routes tern installs itself (`[[static-route]]`); reloadable.
     pub static_routes: Vec<StaticRoute>,
+    pub drain: DrainConfig,
+}
+
+/// Graceful drain (`[drain]`, RFC 8326): what `tern drain` sends, and
+/// whether a stop drains first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DrainConfig {
+    /// Our AS prepended this many times towards external peers while
+    /// drained (besides the GRACEFUL_SHUTDOWN community).
+    pub prepend: u8,
+    /// How long a stop waits, drained, before sessions go.
+    pub time: Duration,
+    /// A stop (SIGTERM) drains first and waits `time`.
+    pub on_stop: bool,
 }
 
 /// A route tern installs whatever BGP says (bird's static protocol),

@@ -35,6 +35,15 @@ pub(super) struct RawConfig {
     pub(super) bfd_profiles: Vec<Spanned<RawBfdProfile>>,
     #[serde(default, rename = "static-route")]
     pub(super) static_routes: Vec<Spanned<RawStaticRoute>>,
+    pub(super) drain: Option<RawDrain>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawDrain {
+    pub(super) prepend: Option<Spanned<u8>>,
+    pub(super) time: Option<u64>,
+    pub(super) on_stop: Option<bool>,
 }
 
 #[derive(Deserialize)]

@@ -21,9 +21,9 @@ use super::schema::{
     RawAsn, RawBfdProfile, RawConfig, RawFib, RawGracefulRestart, RawPeer, RawStaticRoute, RawVip,
 };
 use super::{
-    ApiConfig, BGP_PORT, BfdConfig, Config, FibSettings, GracefulRestartConfig, MAX_HOSTNAME, MaxPrefix,
-    MaxPrefixAction, MultipathConfig, PeerAddress, PeerConfig, PolicyChain, RemoteAs, RoutingConfig, Secret,
-    SessionConfig, StaticRoute, StaticTarget, VipRoute,
+    ApiConfig, BGP_PORT, BfdConfig, Config, DrainConfig, FibSettings, GracefulRestartConfig, MAX_HOSTNAME,
+    MaxPrefix, MaxPrefixAction, MultipathConfig, PeerAddress, PeerConfig, PolicyChain, RemoteAs,
+    RoutingConfig, Secret, SessionConfig, StaticRoute, StaticTarget, VipRoute,
 };
 
 impl Validator<'_> {
@@ -96,6 +96,22 @@ impl Validator<'_> {
         let fib = self.fib(raw.fib.take(), &sets, &policies, graceful_restart.enabled);
         let bfd_profiles = self.bfd_profiles(std::mem::take(&mut raw.bfd_profiles));
         let static_routes = self.static_routes(std::mem::take(&mut raw.static_routes));
+        let drain = {
+            let d = raw.drain.take().unwrap_or_default();
+            let prepend = match &d.prepend {
+                Some(p) if *p.get_ref() > 10 => {
+                    self.error(p.span(), "prepend is at most 10");
+                    10
+                }
+                Some(p) => *p.get_ref(),
+                None => 2,
+            };
+            DrainConfig {
+                prepend,
+                time: Duration::from_secs(d.time.unwrap_or(15)),
+                on_stop: d.on_stop.unwrap_or(false),
+            }
+        };
         let mut peers = Vec::new();
         let mut names = HashSet::new();
         let mut addresses: Vec<(PeerAddress, String)> = Vec::new();
@@ -139,6 +155,7 @@ impl Validator<'_> {
             policies,
             fib,
             static_routes,
+            drain,
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bgp_proto::{AsPath, Attributes, Family, NextHop};
+use bgp_proto::{AsPath, Attributes, Community, Family, NextHop};
 use ipnet::IpNet;
 use policy::{NextHopChange, Role, RouteInput, Verdict};
 
@@ -178,6 +178,23 @@ impl Rib {
                 .prepend(local_asn, 1);
         } else if attrs.local_pref.is_none() {
             attrs.local_pref = Some(100);
+        }
+        if let Some(prepend) = self.drain {
+            // RFC 8326 §4: the community on every path, and the lowest
+            // preference the session can carry.
+            if !attrs.communities.contains(&Community::GRACEFUL_SHUTDOWN) {
+                attrs.communities.push(Community::GRACEFUL_SHUTDOWN);
+            }
+            if ebgp {
+                if prepend > 0 {
+                    attrs
+                        .as_path
+                        .get_or_insert_with(AsPath::new)
+                        .prepend(local_asn, usize::from(prepend));
+                }
+            } else {
+                attrs.local_pref = Some(0);
+            }
         }
         let out = self.interner.intern(attrs);
         if let Some(k) = key {

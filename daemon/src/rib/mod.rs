@@ -183,6 +183,10 @@ pub struct Rib {
     /// being handled (a path's age counts from it).
     epoch: Instant,
     clock: u32,
+    /// Drained (`tern drain`): every route is sent with GRACEFUL_SHUTDOWN
+    /// and the lowest preference; the AS is prepended this many times
+    /// towards external peers.
+    drain: Option<u8>,
     /// While set, selection results are not exported (our own restart).
     defer_until: Option<Instant>,
     /// Until the first convergence: when to declare it at the latest.
@@ -207,6 +211,7 @@ impl Rib {
             originate: Vec::new(),
             epoch: now,
             clock: 0,
+            drain: None,
             defer_until,
             converge_by: Some(now + select_defer),
             changed: Vec::new(),
@@ -264,6 +269,31 @@ impl Rib {
         self.resync(id);
         self.propagate();
         (self.take_out(), refresh)
+    }
+
+    /// Drains the node (RFC 8326 graceful shutdown): every route to every
+    /// peer goes out again with the GRACEFUL_SHUTDOWN community and the
+    /// lowest preference (LOCAL_PREF 0 to internal peers, our AS prepended
+    /// `prepend` times to external ones), so traffic moves elsewhere
+    /// before sessions go. `None` undrains.
+    pub fn set_drain(&mut self, drain: Option<u8>) -> Vec<RibOutput> {
+        if self.drain == drain {
+            return Vec::new();
+        }
+        self.drain = drain;
+        self.export_cache.clear();
+        let ids: Vec<PeerId> = (0..self.peers.len() as u32)
+            .map(PeerId)
+            .filter(|id| self.peer(*id).is_some())
+            .collect();
+        for id in ids {
+            self.resync(id);
+        }
+        self.take_out()
+    }
+
+    pub fn is_drained(&self) -> bool {
+        self.drain.is_some()
     }
 
     pub fn set_originate(&mut self, prefixes: Vec<IpNet>) -> Vec<RibOutput> {

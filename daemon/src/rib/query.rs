@@ -227,6 +227,7 @@ impl Rib {
             paths: self.loc_size.paths,
             attribute_sets: self.interner.len(),
             deferring: self.defer_until.is_some(),
+            drained: self.drain.is_some(),
         }
     }
 

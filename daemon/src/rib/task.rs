@@ -60,6 +60,8 @@ pub enum RibRequest {
         reply: oneshot::Sender<Vec<Family>>,
     },
     SetOriginate(Vec<IpNet>),
+    /// Drain (with the prepend count towards external peers) or undrain.
+    Drain(Option<u8>),
     /// The supervisor added every configured peer.
     PeersConfigured,
     Routes(RouteFilter, oneshot::Sender<Vec<RouteView>>),
@@ -198,6 +200,7 @@ fn request(rib: &mut Rib, peers: &mut PeerChannels, request: RibRequest) -> Vec<
             out
         }
         RibRequest::SetOriginate(prefixes) => rib.set_originate(prefixes),
+        RibRequest::Drain(drain) => rib.set_drain(drain),
         RibRequest::PeersConfigured => rib.peers_configured(),
         RibRequest::Routes(filter, reply) => {
             let _ = reply.send(rib.routes(&filter));

@@ -197,7 +197,19 @@ fn withdraw(prefixes: &[&str]) -> Update {
 
 /// Everything sent to `peer` in `out`, decoded.
 fn sent(out: &[RibOutput], peer: PeerId) -> Vec<Update> {
-    let ctx = Context::ebgp();
+    sent_with(out, peer, Context::ebgp())
+}
+
+/// What an internal peer was sent (LOCAL_PREF is read only on iBGP).
+fn sent_ibgp(out: &[RibOutput], peer: PeerId) -> Vec<Update> {
+    let ctx = Context {
+        external_peer: false,
+        ..Context::ebgp()
+    };
+    sent_with(out, peer, ctx)
+}
+
+fn sent_with(out: &[RibOutput], peer: PeerId, ctx: Context) -> Vec<Update> {
     let mut updates = Vec::new();
     for o in out {
         if let RibOutput::Send(id, bytes) = o
@@ -1046,4 +1058,74 @@ fn paths_age_from_when_they_last_changed() {
     l.rib
         .update(l.frr, frr_announce(FRR_AS, &["10.224.2.0/24"], &[4200001099]));
     assert!(age(&l.rib) < 2, "{}", age(&l.rib));
+}
+
+/// Graceful drain (RFC 8326): everything goes out again with
+/// GRACEFUL_SHUTDOWN and the lowest preference (our AS prepended towards
+/// external peers, LOCAL_PREF 0 towards internal ones); undrained, as
+/// before.
+#[test]
+fn a_drain_sends_everything_again_with_graceful_shutdown() {
+    let mut l = lab();
+    // An internal peer beside the external router.
+    let ibgp = l.rib.add_peer(setup("ibgp", Role::Upstream));
+    let session = SessionInfo {
+        negotiated: negotiated(LOCAL_AS, [10, 101, 0, 30], true, false),
+        local_address: "fd00:101::21".parse().unwrap(),
+        remote_address: "fd00:101::30".parse().unwrap(),
+    };
+    l.rib.peer_up(ibgp, session, l.now);
+    l.rib.written(ibgp);
+    let out = l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]));
+    let before = sent(&out, l.frr);
+    assert!(
+        !before[0]
+            .attributes
+            .communities
+            .contains(&Community::GRACEFUL_SHUTDOWN)
+    );
+    l.rib.written(l.frr);
+    l.rib.written(ibgp);
+
+    let out = l.rib.set_drain(Some(2));
+    assert!(l.rib.is_drained());
+    let to_frr = sent(&out, l.frr);
+    assert_eq!(announced(&to_frr).len(), 1, "sent again");
+    let a = &to_frr[0].attributes;
+    assert!(a.communities.contains(&Community::GRACEFUL_SHUTDOWN));
+    // Ours once as usual, twice more for the drain, then Cilium's.
+    assert_eq!(
+        a.as_path.as_ref().unwrap().to_string(),
+        format!("{LOCAL_AS} {LOCAL_AS} {LOCAL_AS} {CILIUM_AS}")
+    );
+    let to_ibgp = sent_ibgp(&out, ibgp);
+    let a = &to_ibgp[0].attributes;
+    assert!(a.communities.contains(&Community::GRACEFUL_SHUTDOWN));
+    assert_eq!(a.local_pref, Some(0));
+    assert!(l.rib.summary().drained);
+    l.rib.written(l.frr);
+    l.rib.written(ibgp);
+
+    // A route arriving while drained goes out drained too.
+    let out = l.rib.update(l.cilium, cilium_announce(&["10.96.1.11/32"]));
+    assert!(
+        sent(&out, l.frr)[0]
+            .attributes
+            .communities
+            .contains(&Community::GRACEFUL_SHUTDOWN)
+    );
+    l.rib.written(l.frr);
+    l.rib.written(ibgp);
+
+    let out = l.rib.set_drain(None);
+    let to_frr = sent(&out, l.frr);
+    assert_eq!(announced(&to_frr).len(), 2);
+    for u in &to_frr {
+        assert!(!u.attributes.communities.contains(&Community::GRACEFUL_SHUTDOWN));
+        assert_eq!(
+            u.attributes.as_path.as_ref().unwrap().to_string(),
+            format!("{LOCAL_AS} {CILIUM_AS}")
+        );
+    }
+    assert!(l.rib.set_drain(None).is_empty(), "undrained twice is nothing");
 }
