@@ -385,6 +385,16 @@ pub fn peer_text(d: &PeerDetail) -> String {
     out
 }
 
+/// Standard and large communities, space-separated.
+fn communities(a: &crate::status::AttributesView) -> String {
+    a.communities
+        .iter()
+        .chain(&a.large_communities)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A peer's Adj-RIB-In or Adj-RIB-Out.
 pub fn adj_rib_table(routes: &[AdjRouteView]) -> String {
     let rows: Vec<Vec<String>> = routes
@@ -396,6 +406,7 @@ pub fn adj_rib_table(routes: &[AdjRouteView]) -> String {
                 (None, false) => format!("modified by {}", r.modified_by.join(", ")),
                 (None, true) => String::new(),
             };
+            let communities = communities(&a);
             vec![
                 r.prefix.to_string(),
                 r.status.name().to_owned(),
@@ -407,12 +418,7 @@ pub fn adj_rib_table(routes: &[AdjRouteView]) -> String {
                 a.as_path,
                 a.local_pref.map_or(String::new(), |v| v.to_string()),
                 a.med.map_or(String::new(), |v| v.to_string()),
-                a.communities
-                    .iter()
-                    .chain(&a.large_communities)
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                communities,
                 why,
             ]
         })
@@ -483,12 +489,7 @@ pub fn routes_table(routes: &[RouteView]) -> String {
                 a.med.map_or(String::new(), |v| v.to_string()),
                 duration(p.age),
                 kernel.to_owned(),
-                a.communities
-                    .iter()
-                    .chain(&a.large_communities)
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                communities(a),
             ]);
         }
     }

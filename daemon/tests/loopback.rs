@@ -108,6 +108,24 @@ impl Daemon {
     }
 }
 
+/// Two daemons that peer with each other over loopback: A on 127.0.NET.1
+/// (AS 65001, router ID 10.0.NET.1), B on 127.0.NET.2 (AS 65002). `*_top`
+/// is TOML before the peer (originate, policies, `[drain]`...), `*_peer`
+/// goes into the peer.
+fn pair(dir: &Path, net: u8, a_top: &str, a_peer: &str, b_top: &str, b_peer: &str) -> (Daemon, Daemon) {
+    let config = |me: u8, other: u8, name: &str, top: &str, peer: &str| {
+        format!(
+            "router-id = \"10.0.{net}.{me}\"\nasn = 6500{me}\nlisten = [\"127.0.{net}.{me}:1179\"]\n{top}\n\
+             [[peer]]\nname = \"{name}\"\naddress = \"127.0.{net}.{other}\"\nport = 1179\n\
+             local-address = \"127.0.{net}.{me}\"\nremote-asn = 6500{other}\nrole = \"upstream\"\n\
+             connect-retry = 1\n{peer}\n"
+        )
+    };
+    let a = Daemon::start(dir, "a", &config(1, 2, "b", a_top, a_peer));
+    let b = Daemon::start(dir, "b", &config(2, 1, "a", b_top, b_peer));
+    (a, b)
+}
+
 fn wait_until(what: &str, timeout: Duration, mut ok: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ok() {
@@ -126,41 +144,13 @@ fn established(d: &Daemon, peer: &str) -> bool {
 #[test]
 fn two_instances_exchange_ipv4_and_ipv6_routes() {
     let dir = TempDir::new("exchange");
-    let a = Daemon::start(
+    let (a, b) = pair(
         &dir.0,
-        "a",
-        r#"router-id = "10.0.1.1"
-asn = 65001
-listen = ["127.0.1.1:1179"]
-originate = ["10.1.1.0/24", "fd00:1::/64", "10.1.2.0/24"]
-[[peer]]
-name = "b"
-address = "127.0.1.2"
-port = 1179
-local-address = "127.0.1.1"
-remote-asn = 65002
-role = "upstream"
-accept-local-next-hop = true
-connect-retry = 1
-"#,
-    );
-    let b = Daemon::start(
-        &dir.0,
-        "b",
-        r#"router-id = "10.0.1.2"
-asn = 65002
-listen = ["127.0.1.2:1179"]
-originate = ["10.2.1.0/24", "fd00:2::/64"]
-[[peer]]
-name = "a"
-address = "127.0.1.1"
-port = 1179
-local-address = "127.0.1.2"
-remote-asn = 65001
-role = "upstream"
-accept-local-next-hop = true
-connect-retry = 1
-"#,
+        1,
+        r#"originate = ["10.1.1.0/24", "fd00:1::/64", "10.1.2.0/24"]"#,
+        "accept-local-next-hop = true",
+        r#"originate = ["10.2.1.0/24", "fd00:2::/64"]"#,
+        "accept-local-next-hop = true",
     );
     wait_until("both sessions established", Duration::from_secs(10), || {
         established(&a, "b") && established(&b, "a")
@@ -323,30 +313,12 @@ fn show(d: &Daemon, args: &[&str]) -> String {
 #[test]
 fn received_advertised_and_longest_match_views() {
     let dir = TempDir::new("views");
-    let a = Daemon::start(
+    let (a, b) = pair(
         &dir.0,
-        "a",
-        r#"router-id = "10.0.4.1"
-asn = 65001
-listen = ["127.0.4.1:1179"]
-originate = ["10.4.0.0/16", "10.4.1.0/24", "10.4.9.0/24"]
-[[peer]]
-name = "b"
-address = "127.0.4.2"
-port = 1179
-local-address = "127.0.4.1"
-remote-asn = 65002
-role = "upstream"
-connect-retry = 1
-"#,
-    );
-    let b = Daemon::start(
-        &dir.0,
-        "b",
-        r#"router-id = "10.0.4.2"
-asn = 65002
-listen = ["127.0.4.2:1179"]
-[[prefix-set]]
+        4,
+        r#"originate = ["10.4.0.0/16", "10.4.1.0/24", "10.4.9.0/24"]"#,
+        "",
+        r#"[[prefix-set]]
 name = "not-wanted"
 prefixes = ["10.4.9.0/24"]
 [[policy]]
@@ -358,18 +330,8 @@ action = "reject"
 [[policy.statement]]
 name = "prefer"
 set.local-pref = 200
-action = "accept"
-[[peer]]
-name = "a"
-address = "127.0.4.1"
-port = 1179
-local-address = "127.0.4.2"
-remote-asn = 65001
-role = "upstream"
-import = ["from-a"]
-accept-local-next-hop = true
-connect-retry = 1
-"#,
+action = "accept""#,
+        "import = [\"from-a\"]\naccept-local-next-hop = true",
     );
     wait_until("the session", Duration::from_secs(10), || {
         established(&a, "b") && established(&b, "a")
@@ -472,41 +434,15 @@ connect-retry = 1
 #[test]
 fn drain_and_undrain() {
     let dir = TempDir::new("drain");
-    let a = Daemon::start(
+    let (a, b) = pair(
         &dir.0,
-        "a",
-        r#"router-id = "10.0.5.1"
-asn = 65001
-listen = ["127.0.5.1:1179"]
-originate = ["10.5.1.0/24"]
+        5,
+        r#"originate = ["10.5.1.0/24"]
 [drain]
-prepend = 3
-[[peer]]
-name = "b"
-address = "127.0.5.2"
-port = 1179
-local-address = "127.0.5.1"
-remote-asn = 65002
-role = "upstream"
-connect-retry = 1
-"#,
-    );
-    let b = Daemon::start(
-        &dir.0,
-        "b",
-        r#"router-id = "10.0.5.2"
-asn = 65002
-listen = ["127.0.5.2:1179"]
-[[peer]]
-name = "a"
-address = "127.0.5.1"
-port = 1179
-local-address = "127.0.5.2"
-remote-asn = 65001
-role = "upstream"
-accept-local-next-hop = true
-connect-retry = 1
-"#,
+prepend = 3"#,
+        "",
+        "",
+        "accept-local-next-hop = true",
     );
     wait_until("the session", Duration::from_secs(10), || {
         established(&a, "b") && established(&b, "a")

@@ -37,6 +37,19 @@ fn parse(text: &str) -> Result<Config, ConfigErrors> {
     Config::parse(text, Path::new("/etc/tern/tern.toml"), &TestSecrets)
 }
 
+/// `errors` are these, in order: each starts with the file and the
+/// `line:col: message` prefix given.
+#[track_caller]
+fn assert_errors(errors: &[String], expected: &[&str]) {
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+    for (got, want) in errors.iter().zip(expected) {
+        assert!(
+            got.starts_with(&format!("/etc/tern/tern.toml:{want}")),
+            "got {got:?}, want {want:?}"
+        );
+    }
+}
+
 fn errors(text: &str) -> Vec<String> {
     parse(text)
         .unwrap_err()
@@ -203,13 +216,7 @@ action = "maybe"
         "24:22: invalid standard community \"65536:1\"",
         "25:10: invalid statement result \"maybe\"",
     ];
-    assert_eq!(e.len(), expected.len(), "{e:#?}");
-    for (got, want) in e.iter().zip(expected) {
-        assert!(
-            got.starts_with(&format!("/etc/tern/tern.toml:{want}")),
-            "got {got:?}, want {want:?}"
-        );
-    }
+    assert_errors(&e, &expected);
 }
 
 #[test]
@@ -486,13 +493,7 @@ fn ten_mistakes_make_ten_messages() {
         "20:13: invalid prefix \"10.224.0.0/33\"",
         "27:1: unknown key `actoin`; did you mean `action`?",
     ];
-    assert_eq!(e.len(), expected.len(), "{e:#?}");
-    for (got, want) in e.iter().zip(expected) {
-        assert!(
-            got.starts_with(&format!("/etc/tern/tern.toml:{want}")),
-            "got {got:?}, want {want:?}"
-        );
-    }
+    assert_errors(&e, &expected);
 }
 
 /// A table without a required key is reported and left out; the rest of
@@ -599,13 +600,7 @@ unreachable = true
         "12:12: fd00:96::/48 cannot go via an IPv4 next hop",
         "14:10: 10.98.0.1/16 has host bits set",
     ];
-    assert_eq!(e.len(), expected.len(), "{e:#?}");
-    for (got, want) in e.iter().zip(expected) {
-        assert!(
-            got.starts_with(&format!("/etc/tern/tern.toml:{want}")),
-            "got {got:?}, want {want:?}"
-        );
-    }
+    assert_errors(&e, &expected);
 }
 
 /// The MD5 key as a systemd credential: read from `$CREDENTIALS_DIRECTORY`,
