@@ -80,7 +80,11 @@ fn addresses() -> Vec<Address> {
 
 /// A node: eth0 up on fd00:101::/64 and 10.101.0.0/24.
 fn node(nexthop_objects: bool) -> Fib {
-    let mut f = Fib::new(config(), nexthop_objects);
+    node_with(config(), nexthop_objects)
+}
+
+fn node_with(config: FibSettings, nexthop_objects: bool) -> Fib {
+    let mut f = Fib::new(config, nexthop_objects);
     f.load(KernelSnapshot {
         ours: vec![],
         nexthops: vec![],
@@ -105,6 +109,13 @@ fn change(prefix: &str, role: Role, own: bool, next_hops: &[&str]) -> LocRibChan
             source_role: Some(role),
             own,
         }),
+    }
+}
+
+/// Node 2's pod CIDRs, learned from the router.
+fn learn_the_other_nodes_pod_cidrs(f: &mut Fib) {
+    for prefix in ["10.224.2.0/24", "fd00:101:224:2::/64"] {
+        f.loc_rib(&change(prefix, Role::Upstream, false, &["fd00:101::fffe"]));
     }
 }
 
@@ -160,18 +171,7 @@ fn ok(ops: &[Op]) -> Vec<Result<(), OpError>> {
 #[test]
 fn upstream_routes_are_installed_with_connected_next_hops() {
     let mut f = node(false);
-    f.loc_rib(&change(
-        "10.224.2.0/24",
-        Role::Upstream,
-        false,
-        &["fd00:101::fffe"],
-    ));
-    f.loc_rib(&change(
-        "fd00:101:224:2::/64",
-        Role::Upstream,
-        false,
-        &["fd00:101::fffe"],
-    ));
+    learn_the_other_nodes_pod_cidrs(&mut f);
     let ops = f.flush();
     assert_eq!(
         ops,
@@ -906,24 +906,8 @@ fn installed_routes_carry_the_configured_source_address() {
     let mut config = config();
     config.source_address_ipv4 = Some("10.101.0.21".parse().unwrap());
     config.source_address_ipv6 = Some("fd00:101::21".parse().unwrap());
-    let mut f = Fib::new(config, false);
-    f.load(KernelSnapshot {
-        links: links(true),
-        addresses: addresses(),
-        ..KernelSnapshot::default()
-    });
-    f.loc_rib(&change(
-        "10.224.2.0/24",
-        Role::Upstream,
-        false,
-        &["fd00:101::fffe"],
-    ));
-    f.loc_rib(&change(
-        "fd00:101:224:2::/64",
-        Role::Upstream,
-        false,
-        &["fd00:101::fffe"],
-    ));
+    let mut f = node_with(config, false);
+    learn_the_other_nodes_pod_cidrs(&mut f);
     f.loc_rib(&change("10.96.1.10/32", Role::Cilium, false, &["::1"]));
     let ops = f.flush();
     let src: Vec<(String, Option<IpAddr>)> = ops
