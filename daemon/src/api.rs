@@ -178,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/routes", get(routes))
         .route("/api/v1/fib", get(fib))
         .route("/api/v1/bfd", get(bfd))
+        .route("/api/v1/doctor", get(doctor))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/drain", post(drain))
         .route("/api/v1/undrain", post(undrain))
@@ -361,6 +362,41 @@ async fn fib(State(s): State<AppState>) -> Response {
         None => error(StatusCode::NOT_FOUND, "kernel route programming is off"),
     }
 }
+
+/// Checks of this node's routing, each PASS, WARN or FAIL with its
+/// evidence and fix (`tern doctor`).
+async fn doctor(State(s): State<AppState>) -> Response {
+    let rib = s.ask(RibRequest::Summary).await;
+    let mut facts = crate::doctor::Facts {
+        peers: peer_list(&s).await,
+        bfd: s.bfd_status().await,
+        fib: s.fib_status(),
+        rib: rib.clone(),
+        routes: Vec::new(),
+        sysctls: crate::doctor::read_sysctls(),
+    };
+    let size = rib.as_ref().map_or(0, |r| r.ipv4_prefixes + r.ipv6_prefixes);
+    if size <= DOCTOR_ROUTES_MAX
+        && let Some(mut routes) = s.ask(|tx| RibRequest::Routes(RouteFilter::default(), tx)).await
+    {
+        s.kernel_states(&mut routes).await;
+        facts.routes = routes;
+    }
+    let mut checks = crate::doctor::diagnose(&facts);
+    if size > DOCTOR_ROUTES_MAX {
+        checks.push(crate::status::Check {
+            name: "routes in the kernel".into(),
+            status: crate::status::CheckStatus::Warn,
+            evidence: format!("{size} prefixes: too many to check one by one here"),
+            fix: Some("Check single prefixes with `tern show routes PREFIX`.".into()),
+        });
+    }
+    axum::Json(checks).into_response()
+}
+
+/// Up to this many Loc-RIB prefixes, `tern doctor` checks each one's
+/// place in the kernel.
+const DOCTOR_ROUTES_MAX: usize = 5000;
 
 /// BFD sessions: state, timers in force, diagnostics, packet counters.
 async fn bfd(State(s): State<AppState>) -> Response {

@@ -624,6 +624,32 @@ pub fn fib_text(f: &FibStatus) -> String {
     out
 }
 
+/// `tern doctor`: one line per check, the fix under what is not PASS.
+pub fn doctor_text(checks: &[crate::status::Check]) -> String {
+    let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for c in checks {
+        out.push_str(&format!(
+            "{}  {:<width$}  {}\n",
+            c.status.name(),
+            c.name,
+            c.evidence
+        ));
+        if let Some(fix) = &c.fix {
+            out.push_str(&format!("      {:<width$}  fix: {fix}\n", ""));
+        }
+    }
+    let count = |s| checks.iter().filter(|c| c.status == s).count();
+    out.push_str(&format!(
+        "{} checks: {} pass, {} warn, {} fail\n",
+        checks.len(),
+        count(crate::status::CheckStatus::Pass),
+        count(crate::status::CheckStatus::Warn),
+        count(crate::status::CheckStatus::Fail)
+    ));
+    out
+}
+
 pub fn summary_text(v: &Summary) -> String {
     let rib = &v.rib;
     format!(

@@ -12,10 +12,10 @@
 //! ```text
 //!                       SIGHUP, SIGTERM, SIGINT
 //!                                 │
-//!  listener ×1/address ──stream[64]──▶ SUPERVISOR ×1 (daemon.rs) ◀──ReloadRequest[4]+1:1── API
+//!  listener ×1/address ──stream[64]──▶ SUPERVISOR ×1 (daemon.rs) ◀──Reload/DrainRequest[4]+1:1── API
 //!                                 │  config, peer list, reloads, restart window
 //!              ┌──────────────────┼────────────────────┬──────────────────────┐
-//!   PeerEvent::Incoming[64]  PeerControl[∞]   RibRequest[64]+1:1   FibControl::Stop[∞]+1:1
+//!   PeerEvent::Incoming[64]  PeerControl[∞]   RibRequest[64]+1:1   FibControl[∞]: Stop+1:1, Statics
 //!              ▼                  ▼                    │                      │
 //!  PEER TASK ×1/peer (session/task.rs)                 │                      │
 //!    Peer FSM, codec contexts; publishes its           │                      │
@@ -49,8 +49,9 @@
 //!  supervisor): TCP ×1 and Unix socket ×1, axum, a task per connection
 //!    reads the StatusBoard (RwLock'd map; per-peer Mutex'd snapshot; atomics)
 //!    asks the RIB: RibRequest[64] + 1:1 reply, 5 s timeout
-//!    reads FibStatus from the FIB's watch channel
-//!    sends ReloadRequest[4] + 1:1 to the supervisor
+//!    reads FibStatus from the FIB's watch channel; asks the FIB where
+//!    routes are in the kernel: FibControl::Explain[∞] + 1:1
+//!    sends ReloadRequest[4] and DrainRequest[4] + 1:1 to the supervisor
 //! ```
 //!
 //! State has one owner each: the supervisor owns the configuration and the
@@ -76,6 +77,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod daemon;
+pub mod doctor;
 pub mod fib;
 pub mod memory;
 pub mod metrics;

@@ -73,6 +73,16 @@ enum Command {
         #[arg(long)]
         api: Option<String>,
     },
+    /// Check this node's routing: sessions, BFD, routes in the kernel,
+    /// forwarding sysctls; each PASS, WARN or FAIL with evidence and fix.
+    /// Exits 1 when a check fails.
+    Doctor {
+        /// Print the API's JSON instead.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        api: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -252,6 +262,31 @@ fn main() -> ExitCode {
                 Ok(changes) => {
                     println!("reloaded: {changes}");
                     ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tern: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Doctor { json, api } => {
+            let endpoint = Endpoint::resolve(api.as_deref(), &args.config);
+            let checks = endpoint.get_json("/api/v1/doctor").and_then(|v| {
+                serde_json::from_value::<Vec<tern::status::Check>>(v)
+                    .map_err(|e| format!("the API answered in a form this tern does not read: {e}"))
+            });
+            match checks {
+                Ok(checks) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&checks).unwrap_or_default());
+                    } else {
+                        print!("{}", cli::doctor_text(&checks));
+                    }
+                    if checks.iter().any(|c| c.status == tern::status::CheckStatus::Fail) {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
                 }
                 Err(e) => {
                     eprintln!("tern: {e}");

@@ -171,6 +171,10 @@ pub struct RouteView {
 /// A route's place in the kernel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelState {
+    /// tern means to have it in the kernel (not the node's own prefix,
+    /// not left out by `[fib]`).
+    #[serde(default)]
+    pub wanted: bool,
     pub installed: bool,
     /// How (`route: via fd00:101::fffe dev eth-up, table main, metric 512`)
     /// or why not (`learned from a cilium peer; [fib] install-from ...`).
@@ -272,6 +276,37 @@ pub struct PeerDetail {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
+}
+
+/// PASS, WARN or FAIL.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum CheckStatus {
+    Pass,
+    Warn,
+    Fail,
+}
+
+impl CheckStatus {
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "PASS",
+            CheckStatus::Warn => "WARN",
+            CheckStatus::Fail => "FAIL",
+        }
+    }
+}
+
+/// One check of `tern doctor` (`/api/v1/doctor`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub status: CheckStatus,
+    /// What was seen.
+    pub evidence: String,
+    /// What to do, when it is not PASS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
 }
 
 /// One BFD session (`/api/v1/bfd`).

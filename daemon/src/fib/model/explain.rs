@@ -13,7 +13,9 @@ impl Fib {
     /// for `tern show routes`.
     pub fn explain(&self, change: &LocRibChange) -> crate::status::KernelState {
         let prefix = change.prefix;
+        // Wanted but not (yet) there.
         let not = |why: String| KernelState {
+            wanted: true,
             installed: false,
             detail: why,
         };
@@ -21,7 +23,13 @@ impl Fib {
             Some(w) => w.clone(),
             None => match self.decide(change) {
                 Ok(w) => w,
-                Err(why) => return not(why),
+                Err(why) => {
+                    return KernelState {
+                        wanted: false,
+                        installed: false,
+                        detail: why,
+                    };
+                }
             },
         };
         let table = match wanted {
@@ -60,6 +68,7 @@ impl Fib {
             _ => "route",
         };
         KernelState {
+            wanted: true,
             installed: true,
             detail: format!("{what}: {}", self.describe(&i.route)),
         }

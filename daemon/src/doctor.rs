@@ -1,0 +1,499 @@
+//! `tern doctor`: what is wrong with this node's routing, said as checks an
+//! operator can act on without a shell on the node. Each check is PASS,
+//! WARN or FAIL, with its evidence and, when it is not PASS, the fix in one
+//! sentence.
+//!
+//! Pure: [`diagnose`] takes what the status model already says (sessions,
+//! BFD, kernel routes and their state, the node's sysctls) and decides.
+//! The API gathers those facts ([`crate::api`]).
+
+use crate::status::{
+    BfdStatus, Check, CheckStatus, FibStatus, PeerView, RibSummary, RouteView, SessionState,
+};
+
+/// What the checks look at.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    pub peers: Vec<PeerView>,
+    pub bfd: Option<BfdStatus>,
+    /// None when kernel programming is off.
+    pub fib: Option<FibStatus>,
+    pub rib: Option<RibSummary>,
+    /// Loc-RIB routes with their kernel state (at most a few thousand:
+    /// the checks skip what they are not given).
+    pub routes: Vec<RouteView>,
+    /// `(path under /proc/sys, value)` of the sysctls that matter.
+    pub sysctls: Vec<(String, String)>,
+}
+
+/// Hold times above this without BFD leave a dead neighbour unnoticed for
+/// too long.
+const SLOW_HOLD_TIME: u16 = 30;
+
+fn check(
+    name: impl Into<String>,
+    status: CheckStatus,
+    evidence: impl Into<String>,
+    fix: Option<&str>,
+) -> Check {
+    Check {
+        name: name.into(),
+        status,
+        evidence: evidence.into(),
+        fix: fix.map(str::to_owned),
+    }
+}
+
+/// Every check, in a stable order: sessions, BFD, routes in the kernel,
+/// the kernel's own settings.
+pub fn diagnose(f: &Facts) -> Vec<Check> {
+    let mut out = Vec::new();
+    sessions(f, &mut out);
+    bfd(f, &mut out);
+    kernel_routes(f, &mut out);
+    sysctls(f, &mut out);
+    out
+}
+
+fn sessions(f: &Facts, out: &mut Vec<Check>) {
+    let bfd_peers: Vec<&str> = f
+        .bfd
+        .iter()
+        .flat_map(|b| b.sessions.iter().map(|s| s.peer.as_str()))
+        .collect();
+    for p in &f.peers {
+        let name = format!("session {}", p.name);
+        let snap = &p.snapshot;
+        if snap.state != SessionState::Established {
+            let last = snap.last_error.as_deref().unwrap_or("no error recorded");
+            out.push(check(
+                name,
+                CheckStatus::Fail,
+                format!("{} for {} s; last error: {last}", snap.state, p.uptime),
+                Some(if p.role == "cilium" {
+                    "Cilium dials tern: check its CiliumBGPPeerConfig (peer address ::1, AS numbers) and that its agent runs."
+                } else {
+                    "Check the peer's address, AS and reachability against the last error (`tern show peer NAME`)."
+                }),
+            ));
+            continue;
+        }
+        let Some(n) = &snap.negotiated else { continue };
+        let families: Vec<String> = n.families.iter().map(ToString::to_string).collect();
+        out.push(check(
+            name,
+            CheckStatus::Pass,
+            format!(
+                "established for {} s with AS {}, families {}",
+                p.uptime,
+                n.peer_asn,
+                families.join(", ")
+            ),
+            None,
+        ));
+        if p.role == "cilium" && n.graceful_restart.is_none() {
+            out.push(check(
+                format!("graceful restart with {}", p.name),
+                CheckStatus::Warn,
+                "Cilium did not negotiate graceful restart: each agent restart withdraws the node's VIPs and pod CIDRs",
+                Some("Enable gracefulRestart in the CiliumBGPPeerConfig."),
+            ));
+        }
+        if p.role == "upstream" && !bfd_peers.contains(&p.name.as_str()) && n.hold_time > SLOW_HOLD_TIME {
+            out.push(check(
+                format!("failure detection on {}", p.name),
+                CheckStatus::Warn,
+                format!(
+                    "no BFD and a hold time of {} s: a dead router keeps this node's traffic that long",
+                    n.hold_time
+                ),
+                Some("Set `bfd = true` on the peer (or a hold-time of 9 s)."),
+            ));
+        }
+        if p.prefixes.over_limit > 0 {
+            out.push(check(
+                format!("max-prefix on {}", p.name),
+                CheckStatus::Warn,
+                format!(
+                    "{} accepted, over the limit in {} families",
+                    p.prefixes.accepted, p.prefixes.over_limit
+                ),
+                Some("Find out why the peer sends more than expected, or raise max-prefix."),
+            ));
+        }
+    }
+}
+
+fn bfd(f: &Facts, out: &mut Vec<Check>) {
+    for s in f.bfd.iter().flat_map(|b| &b.sessions) {
+        let name = format!("BFD to {}", s.peer);
+        if s.state == "up" {
+            let status = if s.flaps > 0 {
+                CheckStatus::Warn
+            } else {
+                CheckStatus::Pass
+            };
+            out.push(check(
+                name,
+                status,
+                format!("up, {} ms detection, {} flaps", s.detection_time_ms, s.flaps),
+                (s.flaps > 0).then_some("Flaps mean lost packets or timers too tight for the link: raise min-rx/min-tx or the multiplier."),
+            ));
+        } else {
+            out.push(check(
+                name,
+                CheckStatus::Fail,
+                format!(
+                    "{} (ours: {}; the peer's: {})",
+                    s.state, s.diagnostic, s.remote_diagnostic
+                ),
+                Some("Check the peer's BFD configuration and that UDP 3784/4784 passes both ways."),
+            ));
+        }
+    }
+}
+
+fn kernel_routes(f: &Facts, out: &mut Vec<Check>) {
+    let Some(fib) = &f.fib else {
+        out.push(check(
+            "kernel routes",
+            CheckStatus::Warn,
+            "kernel route programming is off ([fib] enabled = false)",
+            Some("Nothing tern learns reaches the kernel; enable [fib] unless another daemon installs the routes."),
+        ));
+        return;
+    };
+    let c = &fib.counters;
+    if fib.failed_routes.is_empty() {
+        out.push(check(
+            "kernel writes",
+            CheckStatus::Pass,
+            format!("{} routes installed, none refused", c.installed),
+            None,
+        ));
+    } else {
+        let some: Vec<String> = fib
+            .failed_routes
+            .iter()
+            .take(5)
+            .map(|r| format!("{} ({})", r.prefix, r.error))
+            .collect();
+        out.push(check(
+            "kernel writes",
+            CheckStatus::Fail,
+            format!("{} routes refused: {}", fib.failed_routes.len(), some.join("; ")),
+            Some("The kernel says why for each (`tern show fib`); tern retries them."),
+        ));
+    }
+    if !fib.unresolved_prefixes.is_empty() {
+        out.push(check(
+            "next hops",
+            CheckStatus::Warn,
+            format!(
+                "{} prefixes have no next hop that resolves: {}",
+                fib.unresolved_prefixes.len(),
+                fib.unresolved_prefixes
+                    .iter()
+                    .take(5)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some("The router's address must be on a connected prefix of a link that is up."),
+        ));
+    }
+    if c.repairs > 0 {
+        out.push(check(
+            "drift",
+            CheckStatus::Warn,
+            format!("{} routes or nexthop objects of tern's were changed by someone else and put back since start", c.repairs),
+            Some("Find what else writes the routing table; the log line \"kernel routes drifted\" names the prefixes."),
+        ));
+    }
+    // Routes tern means to have in the kernel, and whether they are.
+    let mut missing = Vec::new();
+    let mut vips = 0;
+    for r in &f.routes {
+        let Some(k) = &r.kernel else { continue };
+        if k.installed && k.detail.starts_with("VIP route") {
+            vips += 1;
+        }
+        if k.wanted && !k.installed {
+            missing.push(format!("{}: {}", r.prefix, k.detail));
+        }
+    }
+    if missing.is_empty() {
+        out.push(check(
+            "routes in the kernel",
+            CheckStatus::Pass,
+            format!("every route tern should install is there ({vips} VIP routes)"),
+            None,
+        ));
+    } else {
+        out.push(check(
+            "routes in the kernel",
+            CheckStatus::Fail,
+            format!(
+                "{} missing: {}",
+                missing.len(),
+                missing.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+            ),
+            Some("`tern show routes PREFIX` says why for each."),
+        ));
+    }
+}
+
+fn sysctls(f: &Facts, out: &mut Vec<Check>) {
+    let get = |k: &str| f.sysctls.iter().find(|(n, _)| n == k).map(|(_, v)| v.trim());
+    for (key, what) in [
+        ("net/ipv4/ip_forward", "IPv4 forwarding"),
+        ("net/ipv6/conf/all/forwarding", "IPv6 forwarding"),
+    ] {
+        match get(key) {
+            Some("1") => out.push(check(what, CheckStatus::Pass, format!("{key} = 1"), None)),
+            Some(v) => out.push(check(
+                what,
+                CheckStatus::Fail,
+                format!("{key} = {v}: the node does not route"),
+                Some("Set it to 1 (Cilium in native routing mode needs it)."),
+            )),
+            None => {}
+        }
+    }
+    let upstreams = f.peers.iter().filter(|p| p.role == "upstream").count();
+    if let Some(v) = get("net/ipv4/conf/all/rp_filter")
+        && v == "1"
+        && upstreams > 1
+    {
+        out.push(check(
+            "reverse path filter",
+            CheckStatus::Warn,
+            format!("net/ipv4/conf/all/rp_filter = 1 (strict) with {upstreams} upstream sessions: replies over the other uplink are dropped"),
+            Some("Use loose mode (2) with ECMP over several uplinks."),
+        ));
+    }
+}
+
+/// The sysctls the checks read, from this node's `/proc/sys`.
+pub fn read_sysctls() -> Vec<(String, String)> {
+    [
+        "net/ipv4/ip_forward",
+        "net/ipv6/conf/all/forwarding",
+        "net/ipv4/conf/all/rp_filter",
+    ]
+    .iter()
+    .filter_map(|k| {
+        std::fs::read_to_string(format!("/proc/sys/{k}"))
+            .ok()
+            .map(|v| ((*k).to_owned(), v.trim().to_owned()))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::session::negotiate::{Negotiated, PeerGracefulRestart};
+    use crate::status::{BfdView, FailedRoute, KernelState, PeerStatus, PrefixCounts};
+
+    fn peer(name: &str, role: &str, up: bool, gr: bool, hold: u16) -> PeerView {
+        let status = PeerStatus::new(name.into(), role.into(), "fd00:101::fffe".into());
+        status.update(|s| {
+            s.state = if up {
+                SessionState::Established
+            } else {
+                SessionState::Active
+            };
+            s.negotiated = up.then(|| Negotiated {
+                peer_asn: 65000,
+                peer_id: "10.0.0.1".parse().unwrap(),
+                hold_time: hold,
+                keepalive: Duration::from_secs(u64::from(hold / 3)),
+                families: vec![bgp_proto::Family::IPV4_UNICAST],
+                four_octet_as: true,
+                extended_next_hop: false,
+                extended_message: false,
+                route_refresh: true,
+                enhanced_route_refresh: false,
+                graceful_restart: gr.then(|| PeerGracefulRestart {
+                    restarting: false,
+                    notification: true,
+                    restart_time: 120,
+                    families: vec![],
+                }),
+                peer_hostname: None,
+                rx: Default::default(),
+                tx: Default::default(),
+            });
+        });
+        if !up {
+            status.error("connect to [fd00:101::fffe]:179: Connection refused (os error 111)".into());
+        }
+        status.view(PrefixCounts::default())
+    }
+
+    fn bfd_session(peer: &str, state: &str) -> BfdView {
+        BfdView {
+            peer: peer.into(),
+            remote: "fd00:101::fffe".into(),
+            local: None,
+            multihop: false,
+            state: state.into(),
+            remote_state: "down".into(),
+            diagnostic: "control detection time expired".into(),
+            remote_diagnostic: "none".into(),
+            local_discriminator: 1,
+            remote_discriminator: 2,
+            multiplier: 3,
+            remote_multiplier: 3,
+            min_tx_ms: 300,
+            min_rx_ms: 300,
+            tx_interval_ms: 300,
+            detection_time_ms: 900,
+            remote_min_rx_ms: 300,
+            remote_min_tx_ms: 300,
+            since_secs: 5,
+            ups: 1,
+            flaps: 0,
+        }
+    }
+
+    fn route(prefix: &str, wanted: bool, installed: bool, detail: &str) -> RouteView {
+        RouteView {
+            prefix: prefix.parse().unwrap(),
+            paths: vec![],
+            kernel: Some(KernelState {
+                wanted,
+                installed,
+                detail: detail.into(),
+            }),
+        }
+    }
+
+    fn healthy() -> Facts {
+        Facts {
+            peers: vec![
+                peer("cilium", "cilium", true, true, 90),
+                peer("fabric", "upstream", true, true, 9),
+            ],
+            bfd: Some(BfdStatus {
+                sessions: vec![bfd_session("fabric", "up")],
+                ..BfdStatus::default()
+            }),
+            fib: Some(FibStatus::default()),
+            rib: None,
+            routes: vec![
+                route("10.224.2.0/24", true, true, "route: via fd00:101::fffe dev eth0"),
+                route(
+                    "10.96.1.10/32",
+                    true,
+                    true,
+                    "VIP route: local dev lo, table local",
+                ),
+                route("10.224.1.0/24", false, false, "the node's own prefix"),
+            ],
+            sysctls: vec![
+                ("net/ipv4/ip_forward".into(), "1".into()),
+                ("net/ipv6/conf/all/forwarding".into(), "1".into()),
+                ("net/ipv4/conf/all/rp_filter".into(), "2".into()),
+            ],
+        }
+    }
+
+    fn of(checks: &[Check], name: &str) -> Check {
+        checks
+            .iter()
+            .find(|c| c.name == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {name:?} in {checks:#?}"))
+    }
+
+    #[test]
+    fn a_healthy_node_is_all_pass() {
+        let checks = diagnose(&healthy());
+        let not: Vec<&Check> = checks.iter().filter(|c| c.status != CheckStatus::Pass).collect();
+        assert!(not.is_empty(), "{not:#?}");
+        assert!(
+            of(&checks, "routes in the kernel")
+                .evidence
+                .contains("1 VIP routes")
+        );
+    }
+
+    #[test]
+    fn each_problem_is_named_with_its_evidence_and_fix() {
+        let mut f = healthy();
+        f.peers = vec![
+            peer("cilium", "cilium", true, false, 90),
+            peer("fabric", "upstream", true, true, 90),
+            peer("fabric-b", "upstream", false, true, 90),
+        ];
+        f.bfd = Some(BfdStatus {
+            sessions: vec![bfd_session("fabric-b", "down")],
+            ..BfdStatus::default()
+        });
+        f.fib = Some(FibStatus {
+            failed_routes: vec![FailedRoute {
+                prefix: "10.224.3.0/24".into(),
+                table: 254,
+                error: "Network is unreachable (errno 101)".into(),
+                attempts: 3,
+                retry_in: 4,
+            }],
+            unresolved_prefixes: vec!["10.224.4.0/24".into()],
+            ..FibStatus::default()
+        });
+        f.routes
+            .push(route("10.224.3.0/24", true, false, "the kernel refused it"));
+        f.sysctls = vec![
+            ("net/ipv4/ip_forward".into(), "0".into()),
+            ("net/ipv4/conf/all/rp_filter".into(), "1".into()),
+        ];
+        let checks = diagnose(&f);
+        let expect = [
+            (
+                "graceful restart with cilium",
+                CheckStatus::Warn,
+                "did not negotiate graceful restart",
+            ),
+            (
+                "failure detection on fabric",
+                CheckStatus::Warn,
+                "hold time of 90 s",
+            ),
+            ("session fabric-b", CheckStatus::Fail, "Connection refused"),
+            (
+                "BFD to fabric-b",
+                CheckStatus::Fail,
+                "control detection time expired",
+            ),
+            (
+                "kernel writes",
+                CheckStatus::Fail,
+                "10.224.3.0/24 (Network is unreachable",
+            ),
+            ("next hops", CheckStatus::Warn, "10.224.4.0/24"),
+            (
+                "routes in the kernel",
+                CheckStatus::Fail,
+                "10.224.3.0/24: the kernel refused it",
+            ),
+            ("IPv4 forwarding", CheckStatus::Fail, "net/ipv4/ip_forward = 0"),
+            (
+                "reverse path filter",
+                CheckStatus::Warn,
+                "rp_filter = 1 (strict) with 2 upstream",
+            ),
+        ];
+        for (name, status, evidence) in expect {
+            let c = of(&checks, name);
+            assert_eq!(c.status, status, "{c:#?}");
+            assert!(c.evidence.contains(evidence), "{c:#?}");
+            assert!(c.fix.is_some(), "{c:#?}");
+        }
+        // A session with BFD is not told to get it.
+        assert!(checks.iter().all(|c| c.name != "failure detection on fabric-b"));
+    }
+}
