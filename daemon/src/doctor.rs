@@ -26,6 +26,9 @@ pub struct Facts {
     pub sysctls: Vec<(String, String)>,
 }
 
+/// Drift repaired within this long is worth a warning.
+const DRIFT_WINDOW_SECS: u64 = 3600;
+
 /// Hold times above this without BFD leave a dead neighbour unnoticed for
 /// too long.
 const SLOW_HOLD_TIME: u16 = 30;
@@ -202,11 +205,21 @@ fn kernel_routes(f: &Facts, out: &mut Vec<Check>) {
             Some("The router's address must be on a connected prefix of a link that is up."),
         ));
     }
-    if c.repairs > 0 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Some(at) = fib
+        .last_repair_at
+        .filter(|at| now.saturating_sub(*at) < DRIFT_WINDOW_SECS)
+    {
         out.push(check(
             "drift",
             CheckStatus::Warn,
-            format!("{} routes or nexthop objects of tern's were changed by someone else and put back since start", c.repairs),
+            format!(
+                "routes or nexthop objects of tern's were changed by someone else and put back, the last {} s ago ({} since start)",
+                now.saturating_sub(at),
+                c.repairs
+            ),
             Some("Find what else writes the routing table; the log line \"kernel routes drifted\" names the prefixes."),
         ));
     }
@@ -443,6 +456,10 @@ mod tests {
                 retry_in: 4,
             }],
             unresolved_prefixes: vec!["10.224.4.0/24".into()],
+            last_repair_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs() - 60),
             ..FibStatus::default()
         });
         f.routes
@@ -475,6 +492,7 @@ mod tests {
                 "10.224.3.0/24 (Network is unreachable",
             ),
             ("next hops", CheckStatus::Warn, "10.224.4.0/24"),
+            ("drift", CheckStatus::Warn, "put back, the last 60 s ago"),
             (
                 "routes in the kernel",
                 CheckStatus::Fail,

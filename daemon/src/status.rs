@@ -401,6 +401,9 @@ pub struct FibStatus {
     #[serde(default)]
     pub failed_routes: Vec<FailedRoute>,
     pub scans: u64,
+    /// Unix time drift was last repaired.
+    #[serde(default)]
+    pub last_repair_at: Option<u64>,
 }
 
 /// A route the kernel refused.

@@ -370,12 +370,22 @@ impl FibTask {
             {
                 return false;
             }
+            // When drift was last repaired: doctor looks at the last hour.
+            let last_repair_at = if counters.repairs > s.counters.repairs {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs())
+            } else {
+                s.last_repair_at
+            };
             *s = FibStatus {
                 counters,
                 nexthop_objects: self.nexthop_objects,
                 unresolved_prefixes: self.fib.unresolved().map(ToString::to_string).collect(),
                 failed_routes,
                 scans: self.scans,
+                last_repair_at,
             };
             true
         });

@@ -618,6 +618,32 @@ fn routes_of_other_daemons_are_never_replaced() {
         &["fd00:101::fffe"],
     ));
     assert!(f.flush().is_empty());
+    let held = f.explain(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    assert!(
+        held.wanted && !held.installed && held.detail.contains("another daemon"),
+        "{held:?}"
+    );
+    // The other daemon's route goes: ours goes in at once, not at the
+    // next scan.
+    f.kernel_event(Event::Route {
+        added: false,
+        route: KernelRoute {
+            protocol: 4,
+            ..unicast("10.224.2.0/24", vec![via("fd00:101::1")])
+        },
+    });
+    assert_eq!(
+        f.flush(),
+        [Op::ReplaceRoute(unicast(
+            "10.224.2.0/24",
+            vec![via("fd00:101::fffe")]
+        ))]
+    );
 }
 
 /// The object every route via fd00:101::fffe shares, from a flush's ops.

@@ -428,6 +428,12 @@ impl Fib {
                 });
                 if added {
                     self.kernel.foreign.push(route);
+                } else if self.wanted.contains_key(&route.prefix) {
+                    // It may have held one of ours out of the kernel.
+                    self.dirty.insert(RouteKey {
+                        prefix: route.prefix,
+                        table: route.table,
+                    });
                 }
                 self.reresolve_all();
             }
