@@ -133,6 +133,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
             .await;
     }
     let board = Arc::new(StatusBoard::default());
+    board.loaded();
 
     let (accept_tx, mut accept_rx) = mpsc::channel::<(TcpStream, SocketAddr)>(64);
     let mut listeners = Vec::new();

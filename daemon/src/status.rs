@@ -572,6 +572,14 @@ pub struct StatusBoard {
 }
 
 impl StatusBoard {
+    /// The configuration was loaded at start: the last load succeeded,
+    /// now (no reload counted).
+    pub fn loaded(&self) {
+        let mut r = self.reloads.lock().unwrap_or_else(|p| p.into_inner());
+        r.last_at = Some(unix_now());
+        r.last_ok = Some(true);
+    }
+
     /// Counts a reload and remembers when it was and how it went.
     pub fn reloaded(&self, ok: bool) {
         let mut r = self.reloads.lock().unwrap_or_else(|p| p.into_inner());

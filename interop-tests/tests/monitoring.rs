@@ -111,6 +111,13 @@ fn a_real_prometheus_scrapes_tern_runs_the_dashboard_and_fires_an_alert() {
         |r| r.as_ref().is_ok_and(|v| v.as_array().map_or(0, Vec::len) == 2),
     );
     println!("scraped: {up:?}");
+    // rate() and increase() need a few samples of every series.
+    wait_for(
+        timeout(30),
+        "a few scrapes of each tern",
+        || query(&mon, "count_over_time(up{job=\"tern\"}[1m]) >= 3"),
+        |r| r.as_ref().is_ok_and(|v| v.as_array().map_or(0, Vec::len) == 2),
+    );
     let peers = query(&mon, "tern_peer_up").expect("tern_peer_up");
     assert!(peers.as_array().map_or(0, Vec::len) >= 4, "{peers}");
 
