@@ -112,7 +112,7 @@ fn a_real_prometheus_scrapes_tern_runs_the_dashboard_and_fires_an_alert() {
     );
     println!("scraped: {up:?}");
     // rate() and increase() need a few samples of every series.
-    wait_for(
+    let _ = wait_for(
         timeout(30),
         "a few scrapes of each tern",
         || query(&mon, "count_over_time(up{job=\"tern\"}[1m]) >= 3"),
