@@ -374,12 +374,16 @@ async fn doctor(State(s): State<AppState>) -> Response {
         rib: rib.clone(),
         routes: Vec::new(),
         sysctls: crate::doctor::read_sysctls(),
+        in_use: Vec::new(),
     };
     let size = rib.as_ref().map_or(0, |r| r.ipv4_prefixes + r.ipv6_prefixes);
     if size <= DOCTOR_ROUTES_MAX
         && let Some(mut routes) = s.ask(|tx| RibRequest::Routes(RouteFilter::default(), tx)).await
     {
         s.kernel_states(&mut routes).await;
+        let lookups = crate::doctor::lookups(&routes);
+        let found = s.lookup(lookups.iter().map(|l| l.address).collect()).await;
+        facts.in_use = lookups.into_iter().zip(found).collect();
         facts.routes = routes;
     }
     let mut checks = crate::doctor::diagnose(&facts);
@@ -424,6 +428,23 @@ impl AppState {
                 r.kernel = Some(k);
             }
         }
+    }
+
+    /// What the kernel uses for each address (`ip route get`); empty when
+    /// kernel programming is off or the FIB does not answer.
+    async fn lookup(&self, addresses: Vec<std::net::IpAddr>) -> Vec<Option<crate::status::RouteInUse>> {
+        let Some(fib) = &self.fib_control else {
+            return Vec::new();
+        };
+        let (tx, rx) = oneshot::channel();
+        if fib.send(FibControl::Lookup(addresses, tx)).is_err() {
+            return Vec::new();
+        }
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default()
     }
 
     fn fib_status(&self) -> Option<FibStatus> {

@@ -7,8 +7,12 @@
 //! BFD, kernel routes and their state, the node's sysctls) and decides.
 //! The API gathers those facts ([`crate::api`]).
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
 use crate::status::{
-    BfdStatus, Check, CheckStatus, FibStatus, PeerView, RibSummary, RouteView, SessionState,
+    BfdStatus, Check, CheckStatus, FibStatus, PeerView, RibSummary, RouteInUse, RouteView, SessionState,
 };
 
 /// What the checks look at.
@@ -24,6 +28,82 @@ pub struct Facts {
     pub routes: Vec<RouteView>,
     /// `(path under /proc/sys, value)` of the sysctls that matter.
     pub sysctls: Vec<(String, String)>,
+    /// For an address in some of those routes, what the kernel uses
+    /// ([`lookups`] says which).
+    pub in_use: Vec<(Lookup, Option<RouteInUse>)>,
+}
+
+/// A route whose use the kernel is asked about, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lookup {
+    pub prefix: IpNet,
+    pub kind: LookupKind,
+    /// The address asked about: the VIP, or the first host in the prefix.
+    pub address: IpAddr,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum LookupKind {
+    /// A VIP of the node's own: its local route must be what is used.
+    Vip,
+    /// A route tern installed: nothing else may take its traffic.
+    Installed,
+    /// The node's own prefix: no routing daemon may send it elsewhere.
+    Own,
+}
+
+/// Routing daemons' protocol numbers (`/etc/iproute2/rt_protos`): zebra,
+/// bird, babel, bgp, isis, ospf, rip, eigrp.
+const ROUTING_DAEMONS: &[u8] = &[11, 12, 42, 186, 187, 188, 189, 192];
+
+/// The kernel is asked about at most this many routes.
+const LOOKUPS_MAX: usize = 200;
+
+/// Which addresses to ask the kernel about, for [`Facts::in_use`].
+pub fn lookups(routes: &[RouteView]) -> Vec<Lookup> {
+    let mut out = Vec::new();
+    for r in routes {
+        let Some(k) = &r.kernel else { continue };
+        // IPv6 lookups over nexthop objects answered the default route in
+        // the lab where `ip -6 route get` did not: IPv4 only until that is
+        // understood.
+        if r.prefix.addr().is_ipv6() {
+            continue;
+        }
+        let kind = if k.installed && k.detail.starts_with("VIP route") {
+            LookupKind::Vip
+        } else if k.installed {
+            LookupKind::Installed
+        } else if k.detail.contains("the node's own prefix") {
+            LookupKind::Own
+        } else {
+            continue;
+        };
+        out.push(Lookup {
+            prefix: r.prefix,
+            kind,
+            address: probe_address(&r.prefix, kind),
+        });
+        if out.len() == LOOKUPS_MAX {
+            break;
+        }
+    }
+    out
+}
+
+/// The address to ask about: the first host of a prefix; for the node's
+/// own prefixes the last (the first is often the node's gateway address
+/// for its pods, a local address).
+fn probe_address(p: &IpNet, kind: LookupKind) -> IpAddr {
+    if p.prefix_len() == p.max_prefix_len() {
+        return p.addr();
+    }
+    let mut hosts = p.hosts();
+    match kind {
+        LookupKind::Own => hosts.next_back(),
+        _ => hosts.next(),
+    }
+    .unwrap_or(p.addr())
 }
 
 /// Drift repaired within this long is worth a warning.
@@ -54,8 +134,103 @@ pub fn diagnose(f: &Facts) -> Vec<Check> {
     sessions(f, &mut out);
     bfd(f, &mut out);
     kernel_routes(f, &mut out);
+    in_use(f, &mut out);
     sysctls(f, &mut out);
     out
+}
+
+/// What the kernel does with traffic to tern's routes: a VIP goes to its
+/// local route, a learned prefix over tern's route, the node's own
+/// prefixes never to another routing daemon's route. Anything else (a
+/// policy rule, another table consulted first, a more specific or better
+/// route of someone else's) takes the traffic.
+fn in_use(f: &Facts, out: &mut Vec<Check>) {
+    let protocol = f
+        .fib
+        .as_ref()
+        .map_or(186, |s| if s.protocol == 0 { 186 } else { s.protocol });
+    let used = |r: &Option<RouteInUse>| match r {
+        Some(u) => format!("{} (protocol {}, table {})", u.prefix, u.protocol, u.table),
+        None => "no route".to_owned(),
+    };
+    let mut vips = (0, Vec::new());
+    let mut learned = (0, Vec::new());
+    let mut own = (0, Vec::new());
+    for (l, r) in &f.in_use {
+        match l.kind {
+            LookupKind::Vip => {
+                vips.0 += 1;
+                if !r.as_ref().is_some_and(|u| u.local) {
+                    vips.1.push(format!("{} goes to {}", l.address, used(r)));
+                }
+            }
+            LookupKind::Installed => {
+                learned.0 += 1;
+                if !r
+                    .as_ref()
+                    .is_some_and(|u| u.prefix == l.prefix && u.protocol == protocol)
+                {
+                    learned.1.push(format!("{} goes to {}", l.address, used(r)));
+                }
+            }
+            LookupKind::Own => {
+                own.0 += 1;
+                // A route at least as specific as the prefix: not a default
+                // route that merely covers addresses no pod uses.
+                if let Some(u) = r.as_ref().filter(|u| {
+                    ROUTING_DAEMONS.contains(&u.protocol) && u.prefix.prefix_len() >= l.prefix.prefix_len()
+                }) {
+                    own.1.push(format!(
+                        "{} of {} goes to {}",
+                        l.address,
+                        l.prefix,
+                        used(&Some(u.clone()))
+                    ));
+                }
+            }
+        }
+    }
+    let mut report =
+        |name: &str, (n, bad): (usize, Vec<String>), ok: &str, status: CheckStatus, fix: &str| {
+            if n == 0 {
+                return;
+            }
+            if bad.is_empty() {
+                out.push(check(name, CheckStatus::Pass, format!("{n} checked: {ok}"), None));
+            } else {
+                out.push(check(
+                    name,
+                    status,
+                    format!(
+                        "{} of {n}: {}",
+                        bad.len(),
+                        bad.iter().take(5).cloned().collect::<Vec<_>>().join("; ")
+                    ),
+                    Some(fix),
+                ));
+            }
+        };
+    report(
+        "VIP routes in use",
+        vips,
+        "each VIP is delivered on the node",
+        CheckStatus::Fail,
+        "Something is consulted before the local table (an `ip rule`) or the VIP is routed elsewhere: pods on this node cannot reach their own VIPs.",
+    );
+    report(
+        "learned routes in use",
+        learned,
+        "traffic to each goes over tern's route",
+        CheckStatus::Warn,
+        "A more specific route, a lower metric or a policy rule of someone else's takes this traffic; find it with `ip route get ADDRESS fibmatch`.",
+    );
+    report(
+        "own prefixes",
+        own,
+        "no routing daemon sends them elsewhere",
+        CheckStatus::Fail,
+        "Another routing daemon routes the node's own prefix away (its routes came back from upstream): traffic to this node's pods leaves the node. Stop it installing them.",
+    );
 }
 
 fn sessions(f: &Facts, out: &mut Vec<Check>) {
@@ -412,7 +587,45 @@ mod tests {
                 ("net/ipv6/conf/all/forwarding".into(), "1".into()),
                 ("net/ipv4/conf/all/rp_filter".into(), "2".into()),
             ],
+            in_use: vec![
+                in_use(
+                    "10.224.2.0/24",
+                    LookupKind::Installed,
+                    Some(("10.224.2.0/24", 186, false)),
+                ),
+                in_use(
+                    "10.96.1.10/32",
+                    LookupKind::Vip,
+                    Some(("10.96.1.10/32", 186, true)),
+                ),
+                in_use(
+                    "10.224.1.0/24",
+                    LookupKind::Own,
+                    Some(("10.224.1.0/24", 2, false)),
+                ),
+            ],
         }
+    }
+
+    fn in_use(
+        prefix: &str,
+        kind: LookupKind,
+        used: Option<(&str, u8, bool)>,
+    ) -> (Lookup, Option<RouteInUse>) {
+        let prefix: IpNet = prefix.parse().unwrap();
+        (
+            Lookup {
+                prefix,
+                kind,
+                address: probe_address(&prefix, kind),
+            },
+            used.map(|(p, protocol, local)| RouteInUse {
+                prefix: p.parse().unwrap(),
+                protocol,
+                table: if local { 255 } else { 254 },
+                local,
+            }),
+        )
     }
 
     fn of(checks: &[Check], name: &str) -> Check {
@@ -468,6 +681,22 @@ mod tests {
             ("net/ipv4/ip_forward".into(), "0".into()),
             ("net/ipv4/conf/all/rp_filter".into(), "1".into()),
         ];
+        f.in_use = vec![
+            // A more specific route of another protocol.
+            in_use(
+                "10.224.2.0/24",
+                LookupKind::Installed,
+                Some(("10.224.2.0/25", 4, false)),
+            ),
+            // A rule or a route sends the VIP away from its local route.
+            in_use("10.96.1.10/32", LookupKind::Vip, Some(("0.0.0.0/0", 186, false))),
+            // bird routes the node's own pod CIDR back to the router.
+            in_use(
+                "10.224.1.0/24",
+                LookupKind::Own,
+                Some(("10.224.1.0/24", 12, false)),
+            ),
+        ];
         let checks = diagnose(&f);
         let expect = [
             (
@@ -503,6 +732,21 @@ mod tests {
                 "reverse path filter",
                 CheckStatus::Warn,
                 "rp_filter = 1 (strict) with 2 upstream",
+            ),
+            (
+                "learned routes in use",
+                CheckStatus::Warn,
+                "10.224.2.1 goes to 10.224.2.0/25 (protocol 4",
+            ),
+            (
+                "VIP routes in use",
+                CheckStatus::Fail,
+                "10.96.1.10 goes to 0.0.0.0/0",
+            ),
+            (
+                "own prefixes",
+                CheckStatus::Fail,
+                "10.224.1.254 of 10.224.1.0/24 goes to 10.224.1.0/24 (protocol 12",
             ),
         ];
         for (name, status, evidence) in expect {

@@ -404,6 +404,20 @@ pub struct FibStatus {
     /// Unix time drift was last repaired.
     #[serde(default)]
     pub last_repair_at: Option<u64>,
+    /// The protocol number of tern's routes (`[fib] protocol`).
+    #[serde(default)]
+    pub protocol: u8,
+}
+
+/// The routing entry the kernel uses for an address (`ip route get
+/// ADDRESS fibmatch`), as doctor compares it with tern's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteInUse {
+    pub prefix: IpNet,
+    pub protocol: u8,
+    pub table: u32,
+    /// A local route: delivered on this host.
+    pub local: bool,
 }
 
 /// A route the kernel refused.

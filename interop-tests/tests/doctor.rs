@@ -132,6 +132,45 @@ fn doctor_names_what_is_broken_and_passes_a_healthy_node() {
         .ip(&["route", "del", &remote4, "proto", "static", "metric", "512"]);
     wait_all_pass(n1);
 
+    // Another protocol's more specific route takes part of a learned
+    // prefix's traffic.
+    let half = remote4.replace(".0/24", ".0/25");
+    n1.ns
+        .ip(&["route", "add", &half, "via", "10.101.0.254", "proto", "static"]);
+    wait_check(n1, "learned routes in use", "WARN", &half);
+    n1.ns.ip(&["route", "del", &half, "proto", "static"]);
+    wait_all_pass(n1);
+
+    // Another routing daemon sends the node's own pod CIDR back to the
+    // router (what bird2 does with routes FRR echoes).
+    let [own4, _] = n1.id.pod_cidrs();
+    n1.ns
+        .ip(&["route", "add", &own4, "via", "10.101.0.254", "proto", "bird"]);
+    wait_check(n1, "own prefixes", "FAIL", "protocol 12");
+    n1.ns.ip(&["route", "del", &own4, "proto", "bird"]);
+    wait_all_pass(n1);
+
+    // A policy rule consulted before the local table sends the VIP away.
+    let [vip4, _] = n1.id.vips();
+    let vip = vip4.trim_end_matches("/32").to_owned();
+    for cmd in [
+        vec!["rule", "add", "pref", "100", "table", "local"],
+        vec!["rule", "del", "pref", "0", "table", "local"],
+        vec!["route", "add", "unreachable", &vip, "table", "100"],
+        vec!["rule", "add", "pref", "50", "to", &vip, "table", "100"],
+    ] {
+        n1.ns.ip(&cmd);
+    }
+    wait_check(n1, "VIP routes in use", "FAIL", &vip);
+    for cmd in [
+        vec!["rule", "del", "pref", "50"],
+        vec!["rule", "add", "pref", "0", "table", "local"],
+        vec!["rule", "del", "pref", "100"],
+    ] {
+        n1.ns.ip(&cmd);
+    }
+    wait_all_pass(n1);
+
     // Someone deletes one of tern's routes: it is put back, and doctor
     // warns of the drift for an hour.
     n1.ns.ip(&["route", "del", &remote4, "proto", "186"]);

@@ -31,6 +31,7 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::io;
+use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_DUMP_INTR, NLMSG_DONE, NLMSG_ERROR};
 use netlink_packet_route::AddressFamily;
@@ -262,6 +263,27 @@ impl Netlink {
         match routes {
             Err(e) if table.is_some() && e.raw_os_error() == Some(libc::ENOENT) => Ok(vec![]),
             other => other,
+        }
+    }
+
+    /// The route the kernel would use for `address` (`ip route get ADDRESS
+    /// fibmatch`), of any type and protocol; None when nothing routes it.
+    pub async fn route_get(&mut self, address: IpAddr) -> io::Result<Option<KernelRoute>> {
+        let found = self
+            .dump(
+                |buf, seq| route::push_get(buf, seq, address),
+                |m| {
+                    (m.message_type == wire::RTM_NEWROUTE)
+                        .then(|| route::parse(m.payload))
+                        .flatten()
+                },
+            )
+            .await;
+        match found {
+            Ok(mut routes) => Ok(routes.pop()),
+            // No route to it at all.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENETUNREACH | libc::EHOSTUNREACH)) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -4,6 +4,7 @@
 //! leaves or removes its routes.
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -11,13 +12,13 @@ use bgp_proto::Family;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::kernel::{KernelRoute, RT_TABLE_LOCAL};
+use super::kernel::{KernelRoute, RT_TABLE_LOCAL, RouteKind};
 use super::model::{Fib, Followup, KernelSnapshot};
 use super::netlink::{Monitor, Netlink};
 use crate::config::{FibSettings, StaticRoute};
 use crate::rib::LocRibChange;
 use crate::rib::task::FibInput;
-use crate::status::{FibStatus, KernelState};
+use crate::status::{FibStatus, KernelState, RouteInUse};
 use crate::{clock, memory};
 
 pub enum FibControl {
@@ -27,6 +28,8 @@ pub enum FibControl {
     Statics(Vec<StaticRoute>),
     /// Whether and how these selections are in the kernel, or why not.
     Explain(Vec<LocRibChange>, oneshot::Sender<Vec<KernelState>>),
+    /// The route the kernel would use for each address (`ip route get`).
+    Lookup(Vec<IpAddr>, oneshot::Sender<Vec<Option<RouteInUse>>>),
 }
 
 pub struct FibHandle {
@@ -214,6 +217,19 @@ impl FibTask {
                     Some(FibControl::Explain(changes, reply)) => {
                         let _ = reply.send(changes.iter().map(|c| self.fib.explain(c)).collect());
                     }
+                    Some(FibControl::Lookup(addresses, reply)) => {
+                        let mut found = Vec::with_capacity(addresses.len());
+                        for a in addresses {
+                            let route = self.netlink.route_get(a).await.ok().flatten();
+                            found.push(route.map(|r| RouteInUse {
+                                prefix: r.prefix,
+                                protocol: r.protocol,
+                                table: r.table,
+                                local: r.kind == RouteKind::Local,
+                            }));
+                        }
+                        let _ = reply.send(found);
+                    }
                     Some(FibControl::Stop { keep, done }) => {
                         if !keep {
                             let ops = self.fib.withdraw_all();
@@ -386,6 +402,7 @@ impl FibTask {
                 failed_routes,
                 scans: self.scans,
                 last_repair_at,
+                protocol: self.settings.protocol,
             };
             true
         });

@@ -49,6 +49,21 @@ pub fn push_dump(
     push_message(buf, RTM_GETROUTE, NLM_F_DUMP, seq, &msg);
 }
 
+/// `ip route get ADDRESS fibmatch`: the routing table entry the kernel
+/// would use for traffic to `address` (policy rules, tables, longest
+/// match and metrics all considered), with its prefix, table and protocol.
+pub fn push_get(buf: &mut Vec<u8>, seq: u32, address: IpAddr) {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = match address {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    msg.header.destination_prefix_length = if address.is_ipv4() { 32 } else { 128 };
+    msg.header.flags = RouteFlags::FibMatch;
+    msg.attributes.push(RouteAttribute::Destination(address.into()));
+    push_message(buf, RTM_GETROUTE, NLM_F_ACK, seq, &msg);
+}
+
 fn family(prefix: &IpNet) -> AddressFamily {
     match prefix {
         IpNet::V4(_) => AddressFamily::Inet,

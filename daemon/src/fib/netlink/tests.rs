@@ -791,3 +791,65 @@ fn unreachable_routes_and_preferred_sources() {
         apply_ok(&mut nl, &delete(&[&u4, &u6, &r4, &r6])).await;
     });
 }
+
+/// `ip route get ADDRESS fibmatch`: the entry the kernel would use, more
+/// specific routes and other protocols included.
+#[test]
+fn route_get_finds_the_entry_in_use() {
+    let Some(lab) = Lab::new("routeget") else { return };
+    let name = lab.name.clone();
+    lab.run(move || async move {
+        let mut nl = Netlink::open().unwrap();
+        let v0 = ifindex(&mut nl, "v0").await;
+        let ours = unicast("10.1.0.0/24", vec![via("10.0.0.2", Some(v0), 1)]);
+        apply_ok(&mut nl, &replace(&[&ours])).await;
+        run_ip(&[
+            "-n",
+            &name,
+            "route",
+            "add",
+            "10.1.0.0/25",
+            "via",
+            "10.0.0.3",
+            "proto",
+            "static",
+        ]);
+        let got = nl
+            .route_get("10.1.0.200".parse().unwrap())
+            .await
+            .unwrap()
+            .expect("a route");
+        assert_eq!((got.prefix, got.protocol), (ours.prefix, RTPROT_BGP));
+        let got = nl
+            .route_get("10.1.0.1".parse().unwrap())
+            .await
+            .unwrap()
+            .expect("a route");
+        assert_eq!(
+            (got.prefix.to_string(), got.protocol),
+            ("10.1.0.0/25".to_owned(), 4),
+            "the more specific static route shadows ours there"
+        );
+        let ours6 = unicast("fd00:1::/48", vec![via("fd00::2", Some(v0), 1)]);
+        apply_ok(&mut nl, &replace(&[&ours6])).await;
+        let got = nl
+            .route_get("fd00:1::1".parse().unwrap())
+            .await
+            .unwrap()
+            .expect("a route");
+        assert_eq!((got.prefix, got.protocol), (ours6.prefix, RTPROT_BGP), "{got:?}");
+        apply_ok(&mut nl, &delete(&[&ours6])).await;
+        let local = nl
+            .route_get("10.0.0.1".parse().unwrap())
+            .await
+            .unwrap()
+            .expect("a route");
+        assert_eq!(local.kind, RouteKind::Local, "{local:?}");
+        assert_eq!(
+            nl.route_get("192.0.2.1".parse().unwrap()).await.unwrap(),
+            None,
+            "no default route here"
+        );
+        apply_ok(&mut nl, &delete(&[&ours])).await;
+    });
+}
