@@ -839,6 +839,33 @@ fn route_get_finds_the_entry_in_use() {
             .expect("a route");
         assert_eq!((got.prefix, got.protocol), (ours6.prefix, RTPROT_BGP), "{got:?}");
         apply_ok(&mut nl, &delete(&[&ours6])).await;
+        // The same over a nexthop object, beside a default route.
+        run_ip(&[
+            "-n", &name, "nexthop", "add", "id", "77", "via", "fd00::2", "dev", "v0",
+        ]);
+        run_ip(&[
+            "-n",
+            &name,
+            "-6",
+            "route",
+            "add",
+            "fd00:2::/48",
+            "nhid",
+            "77",
+            "proto",
+            "186",
+            "metric",
+            "512",
+        ]);
+        run_ip(&[
+            "-n", &name, "-6", "route", "add", "default", "nhid", "77", "proto", "186", "metric", "512",
+        ]);
+        let got = nl
+            .route_get("fd00:2::1".parse().unwrap())
+            .await
+            .unwrap()
+            .expect("a route");
+        assert_eq!(got.prefix.to_string(), "fd00:2::/48", "{got:?}");
         let local = nl
             .route_get("10.0.0.1".parse().unwrap())
             .await
