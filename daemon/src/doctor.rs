@@ -288,6 +288,17 @@ fn sessions(f: &Facts, out: &mut Vec<Check>) {
                 Some("Set `bfd = true` on the peer (or a hold-time of 9 s)."),
             ));
         }
+        if p.messages.updates_malformed > 0 {
+            out.push(check(
+                format!("UPDATEs from {}", p.name),
+                CheckStatus::Warn,
+                format!(
+                    "{} UPDATEs with attribute errors, handled per RFC 7606 (their routes withdrawn or attributes dropped)",
+                    p.messages.updates_malformed
+                ),
+                Some("The peer's software sends malformed attributes: the log names each error; report it to the peer's operator."),
+            ));
+        }
         if p.prefixes.over_limit > 0 {
             out.push(check(
                 format!("max-prefix on {}", p.name),
@@ -656,6 +667,7 @@ mod tests {
             peer("fabric", "upstream", true, true, 90),
             peer("fabric-b", "upstream", false, true, 90),
         ];
+        f.peers[1].messages.updates_malformed = 2;
         f.bfd = Some(BfdStatus {
             sessions: vec![bfd_session("fabric-b", "down")],
             ..BfdStatus::default()
@@ -742,6 +754,11 @@ mod tests {
                 "VIP routes in use",
                 CheckStatus::Fail,
                 "10.96.1.10 goes to 0.0.0.0/0",
+            ),
+            (
+                "UPDATEs from fabric",
+                CheckStatus::Warn,
+                "2 UPDATEs with attribute errors",
             ),
             (
                 "own prefixes",

@@ -14,7 +14,7 @@ use crate::status::{
 /// A peer's message counters: metric, help, value.
 type MessageMetric = (&'static str, &'static str, fn(&MessageCounts) -> u64);
 
-const MESSAGE_METRICS: [MessageMetric; 7] = [
+const MESSAGE_METRICS: [MessageMetric; 8] = [
     ("tern_peer_messages_received", "BGP messages received", |c| {
         c.messages_received
     }),
@@ -41,6 +41,11 @@ const MESSAGE_METRICS: [MessageMetric; 7] = [
         "tern_peer_established",
         "times the session reached Established",
         |c| c.established_transitions,
+    ),
+    (
+        "tern_peer_updates_malformed",
+        "UPDATEs with attribute errors handled per RFC 7606",
+        |c| c.updates_malformed,
     ),
 ];
 

@@ -88,6 +88,10 @@ pub struct MessageCounts {
     pub notifications_sent: u64,
     /// Times the session reached Established.
     pub established_transitions: u64,
+    /// UPDATEs with attribute errors handled per RFC 7606
+    /// (treat-as-withdraw, attribute discard).
+    #[serde(default)]
+    pub updates_malformed: u64,
 }
 
 /// Prefix counts of one peer, from the RIB.
@@ -442,6 +446,7 @@ pub struct Counters {
     pub notifications_received: AtomicU64,
     pub notifications_sent: AtomicU64,
     pub established: AtomicU64,
+    pub updates_malformed: AtomicU64,
 }
 
 impl Counters {
@@ -458,6 +463,7 @@ impl Counters {
             notifications_received: self.notifications_received.load(Relaxed),
             notifications_sent: self.notifications_sent.load(Relaxed),
             established_transitions: self.established.load(Relaxed),
+            updates_malformed: self.updates_malformed.load(Relaxed),
         }
     }
 }
@@ -529,6 +535,7 @@ impl PeerStatus {
             (&n.notifications_received, &o.notifications_received),
             (&n.notifications_sent, &o.notifications_sent),
             (&n.established, &o.established),
+            (&n.updates_malformed, &o.updates_malformed),
         ] {
             to.fetch_add(from.load(Relaxed), Relaxed);
         }

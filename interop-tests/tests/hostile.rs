@@ -436,6 +436,11 @@ fn a_hostile_peer_gets_the_rfc_answer_to_every_malformed_message() {
         case += 1;
     }
     println!("{} cases", case - 1);
+    // The attribute errors handled per RFC 7606 were counted (doctor and
+    // tern_peer_updates_malformed_total show them).
+    let malformed = hostile_peer(&lab)["updates_malformed"].as_u64().unwrap_or(0);
+    println!("{malformed} UPDATEs with attribute errors counted");
+    assert!(malformed >= 5, "{}", hostile_peer(&lab));
 
     let after = untouched_state(&lab);
     assert_eq!(after.1, before.1, "another session moved");

@@ -295,7 +295,14 @@ impl PeerTask {
                 let out = match Message::decode(&frame, &conn.ctx) {
                     Ok(msg) => {
                         match &msg {
-                            Message::Update(_) => Counters::add(&self.status.counters.updates_received, 1),
+                            Message::Update(u) => {
+                                Counters::add(&self.status.counters.updates_received, 1);
+                                // RFC 7606: handled (treat-as-withdraw,
+                                // attribute discard), but worth knowing.
+                                if !u.errors.is_empty() {
+                                    Counters::add(&self.status.counters.updates_malformed, 1);
+                                }
+                            }
                             Message::Notification(_) => {
                                 Counters::add(&self.status.counters.notifications_received, 1)
                             }
