@@ -68,8 +68,8 @@
 //! the sessions, [`bfd`] watches the paths to peers. Around it: [`config`]
 //! (the file), [`setup`] (what the configuration makes of a
 //! peer), [`status`] (the typed model the [`api`], [`metrics`] and [`cli`]
-//! share), [`clock`] (where tasks meet time) and [`daemon`] (the
-//! supervisor). `docs/architecture.md` says where to go to change what.
+//! share), [`doctor`] (checks over that model), [`clock`] (where tasks
+//! meet time) and [`daemon`] (the supervisor). `docs/architecture.md` says where to go to change what.
 
 pub mod api;
 pub mod bfd;
