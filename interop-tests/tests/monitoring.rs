@@ -55,7 +55,7 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
     if !interop_tests::require_root() {
         return;
     }
-    assert!(promtool(&["check", "rules", "tern-alerts.yaml"]).contains("SUCCESS: 11 rules found"));
+    assert!(promtool(&["check", "rules", "tern-alerts.yaml"]).contains("SUCCESS: 12 rules found"));
     assert!(promtool(&["test", "rules", "tern-alerts.test.yaml"]).contains("SUCCESS"));
     promtool(&["check", "config", "prometheus.yaml"]);
 }
