@@ -537,27 +537,12 @@ mod tests {
 
     fn bfd_session(peer: &str, state: &str) -> BfdView {
         BfdView {
-            peer: peer.into(),
-            remote: "fd00:101::fffe".into(),
-            local: None,
-            multihop: false,
-            state: state.into(),
-            remote_state: "down".into(),
-            diagnostic: "control detection time expired".into(),
-            remote_diagnostic: "none".into(),
-            local_discriminator: 1,
-            remote_discriminator: 2,
-            multiplier: 3,
-            remote_multiplier: 3,
-            min_tx_ms: 300,
-            min_rx_ms: 300,
-            tx_interval_ms: 300,
-            detection_time_ms: 900,
-            remote_min_rx_ms: 300,
-            remote_min_tx_ms: 300,
-            since_secs: 5,
-            ups: 1,
-            flaps: 0,
+            diagnostic: if state == "up" {
+                "none".into()
+            } else {
+                "control detection time expired".into()
+            },
+            ..BfdView::sample(peer, state)
         }
     }
 

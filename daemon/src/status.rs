@@ -347,6 +347,36 @@ pub struct BfdView {
     pub flaps: u64,
 }
 
+#[cfg(test)]
+impl BfdView {
+    /// A session to `peer` in `state` with 300 ms × 3 timers, for tests.
+    pub fn sample(peer: &str, state: &str) -> BfdView {
+        BfdView {
+            peer: peer.into(),
+            remote: "fd00:101::fffe".into(),
+            local: None,
+            multihop: false,
+            state: state.into(),
+            remote_state: state.into(),
+            diagnostic: "none".into(),
+            remote_diagnostic: "none".into(),
+            local_discriminator: 1,
+            remote_discriminator: 2,
+            multiplier: 3,
+            remote_multiplier: 3,
+            min_tx_ms: 300,
+            min_rx_ms: 300,
+            tx_interval_ms: 300,
+            detection_time_ms: 900,
+            remote_min_rx_ms: 300,
+            remote_min_tx_ms: 300,
+            since_secs: 5,
+            ups: 1,
+            flaps: 0,
+        }
+    }
+}
+
 /// Every BFD session and the packet counters (`/api/v1/bfd`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BfdStatus {
