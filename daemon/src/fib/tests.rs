@@ -112,6 +112,20 @@ fn change(prefix: &str, role: Role, own: bool, next_hops: &[&str]) -> LocRibChan
     }
 }
 
+/// A node with one route learned from the router, installed.
+fn node_with_a_learned_route() -> Fib {
+    let mut f = node(false);
+    f.loc_rib(&change(
+        "10.224.2.0/24",
+        Role::Upstream,
+        false,
+        &["fd00:101::fffe"],
+    ));
+    let ops = f.flush();
+    f.applied(&ops, &ok(&ops), Instant::now());
+    f
+}
+
 /// Node 2's pod CIDRs, learned from the router.
 fn learn_the_other_nodes_pod_cidrs(f: &mut Fib) {
     for prefix in ["10.224.2.0/24", "fd00:101:224:2::/64"] {
@@ -373,15 +387,7 @@ fn next_hops_resolve_through_routes_tern_does_not_own() {
 
 #[test]
 fn a_link_flap_removes_and_restores_routes() {
-    let mut f = node(false);
-    f.loc_rib(&change(
-        "10.224.2.0/24",
-        Role::Upstream,
-        false,
-        &["fd00:101::fffe"],
-    ));
-    let ops = f.flush();
-    f.applied(&ops, &ok(&ops), Instant::now());
+    let mut f = node_with_a_learned_route();
     // The link goes down; the kernel drops the route on its own and the
     // event asks for a reload, which finds it gone and the link down.
     let down = Link {
@@ -876,15 +882,7 @@ fn static_route(prefix: &str, target: StaticTarget) -> StaticRoute {
 
 #[test]
 fn static_routes_are_installed_and_win_over_bgp() {
-    let mut f = node(false);
-    f.loc_rib(&change(
-        "10.224.2.0/24",
-        Role::Upstream,
-        false,
-        &["fd00:101::fffe"],
-    ));
-    let ops = f.flush();
-    f.applied(&ops, &ok(&ops), Instant::now());
+    let mut f = node_with_a_learned_route();
     f.set_statics(&[
         static_route("10.96.0.0/16", StaticTarget::Blackhole),
         static_route("fd00:96::/48", StaticTarget::Unreachable),
