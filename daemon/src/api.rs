@@ -52,6 +52,8 @@ pub struct AppState {
     pub fib_control: Option<mpsc::UnboundedSender<FibControl>>,
     /// The BFD thread, asked for its sessions.
     pub bfd: Option<mpsc::UnboundedSender<BfdControl>>,
+    /// The health checks' verdicts, published on every probe.
+    pub health: Option<tokio::sync::watch::Receiver<Vec<crate::health::HealthView>>>,
     /// The supervisor, for `tern drain` and `tern undrain`.
     pub drain: Option<mpsc::Sender<DrainRequest>>,
 }
@@ -74,6 +76,7 @@ impl AppState {
             fib: None,
             fib_control: None,
             bfd: None,
+            health: None,
             drain: None,
         }
     }
@@ -178,6 +181,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/routes", get(routes))
         .route("/api/v1/fib", get(fib))
         .route("/api/v1/bfd", get(bfd))
+        .route("/api/v1/health", get(health))
         .route("/api/v1/doctor", get(doctor))
         .route("/api/v1/reload", post(reload))
         .route("/api/v1/drain", post(drain))
@@ -375,6 +379,7 @@ async fn doctor(State(s): State<AppState>) -> Response {
         routes: Vec::new(),
         sysctls: crate::doctor::read_sysctls(),
         in_use: Vec::new(),
+        health: s.health_status(),
     };
     let size = rib.as_ref().map_or(0, |r| r.ipv4_prefixes + r.ipv6_prefixes);
     if size <= DOCTOR_ROUTES_MAX
@@ -410,7 +415,19 @@ async fn bfd(State(s): State<AppState>) -> Response {
     }
 }
 
+/// Health checks: each one's verdict, last probe, and what it gates.
+async fn health(State(s): State<AppState>) -> Response {
+    axum::Json(s.health_status()).into_response()
+}
+
 impl AppState {
+    fn health_status(&self) -> Vec<crate::health::HealthView> {
+        self.health
+            .as_ref()
+            .map(|h| h.borrow().clone())
+            .unwrap_or_default()
+    }
+
     /// Fills in where each route is in the kernel, or why it is not: the
     /// RIB says what it selected, the FIB what it made of it.
     async fn kernel_states(&self, routes: &mut [RouteView]) {
@@ -474,7 +491,8 @@ async fn metrics_text(State(s): State<AppState>, headers: axum::http::HeaderMap)
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("application/openmetrics-text"));
-    match metrics::render(&peers, rib.as_ref(), fib.as_ref(), bfd.as_ref(), process) {
+    let health = s.health_status();
+    match metrics::render(&peers, rib.as_ref(), fib.as_ref(), bfd.as_ref(), &health, process) {
         Ok(text) if openmetrics => ([(header::CONTENT_TYPE, metrics::OPENMETRICS)], text).into_response(),
         Ok(text) => (
             [(header::CONTENT_TYPE, metrics::TEXT_004)],

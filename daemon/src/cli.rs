@@ -471,6 +471,9 @@ pub fn routes_table(routes: &[RouteView]) -> String {
             if p.stale {
                 flags.push('S');
             }
+            if p.gated.is_some() {
+                flags.push('H');
+            }
             // The kernel column belongs to the prefix: on its first row.
             let kernel = match (&r.kernel, i) {
                 (Some(k), 0) if k.installed => "yes",
@@ -509,7 +512,9 @@ pub fn routes_table(routes: &[RouteView]) -> String {
         ],
         &rows,
     );
-    out.push_str("* best, = equal-cost (ECMP), S stale (graceful restart)\n");
+    out.push_str(
+        "* best, = equal-cost (ECMP), S stale (graceful restart), H held back by a failing health check\n",
+    );
     let kernel: Vec<(&RouteView, &crate::status::KernelState)> = routes
         .iter()
         .filter_map(|r| r.kernel.as_ref().map(|k| (r, k)))
@@ -531,6 +536,45 @@ pub fn routes_table(routes: &[RouteView]) -> String {
         }
     }
     out
+}
+
+pub fn health_text(checks: &[crate::health::HealthView]) -> String {
+    if checks.is_empty() {
+        return "no health checks configured ([[health-check]])".into();
+    }
+    let rows: Vec<Vec<String>> = checks
+        .iter()
+        .map(|h| {
+            vec![
+                h.name.clone(),
+                h.state.clone(),
+                duration(h.for_secs),
+                format!("{} → {}", h.action, h.gates),
+                h.probe.clone(),
+                h.entered
+                    .clone()
+                    .or(h.namespace.clone())
+                    .unwrap_or_else(|| "host".into()),
+                format!("{}/{}", h.streak, if h.passing() { h.fall } else { h.rise }),
+                h.transitions.to_string(),
+                h.last_result.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "CHECK",
+            "STATE",
+            "FOR",
+            "ON FAILURE",
+            "PROBE",
+            "FROM",
+            "STREAK",
+            "CHANGES",
+            "LAST RESULT",
+        ],
+        &rows,
+    )
 }
 
 pub fn bfd_text(b: &BfdStatus) -> String {

@@ -66,6 +66,7 @@ struct Supervisor {
     fib: Option<mpsc::UnboundedSender<crate::fib::task::FibControl>>,
     /// `tern drain` is in force (kept across restarts by a marker file).
     drained: bool,
+    health: mpsc::UnboundedSender<Vec<crate::config::HealthCheck>>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -73,9 +74,9 @@ pub async fn run(path: &Path) -> Result<(), String> {
     let config = Config::load(path).map_err(|e| e.to_string())?;
     let router_id = config
         .router_id
-        .or_else(|| derive_router_id(&config))
+        .or_else(|| crate::setup::derive_router_id(&config))
         .ok_or("no router-id is configured and the host has no IPv4 address to derive one from")?;
-    let hostname = config.hostname.clone().or_else(system_hostname);
+    let hostname = config.hostname.clone().or_else(crate::setup::system_hostname);
     if let Some(h) = hostname
         .as_ref()
         .filter(|h| h.len() > crate::config::MAX_HOSTNAME)
@@ -132,6 +133,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
             .send(RibRequest::Drain(Some(config.drain.prepend)))
             .await;
     }
+    let health = crate::health::task::start(config.health_checks.clone(), rib_tx.requests.clone());
     let board = Arc::new(StatusBoard::default());
     board.loaded();
 
@@ -181,6 +183,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
         bfd: bfd.control,
         fib: fib.as_ref().map(|f| f.control.clone()),
         drained,
+        health: health.configure,
     };
     for pc in sup.config.peers.clone() {
         if let PeerAddress::Single(ip) = pc.session.address {
@@ -204,6 +207,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
     state.fib_control = fib.as_ref().map(|f| f.control.clone());
     state.bfd = Some(sup.bfd.clone());
     state.drain = Some(drain_tx);
+    state.health = Some(health.status);
     let _api = api::serve(&sup.config.api, state)
         .await
         .map_err(|e| format!("cannot start the API: {e}"))?;
@@ -587,6 +591,10 @@ impl Supervisor {
             }
             changes.push("static routes".into());
         }
+        if old.health_checks != self.config.health_checks {
+            let _ = self.health.send(self.config.health_checks.clone());
+            changes.push("health checks".into());
+        }
         for (name, pc) in &new_peers {
             if old_peers.get(name.as_str()).is_some_and(|o| o.bfd != pc.bfd) {
                 changes.push(format!("bfd of {name}"));
@@ -763,35 +771,4 @@ fn peer_net(a: &PeerAddress) -> IpNet {
         PeerAddress::Single(ip) => IpNet::from(*ip),
         PeerAddress::Range(n) => *n,
     }
-}
-
-/// A router ID when none is configured: an IPv4 /32 we originate (the node
-/// loopback), else an IPv4 local address of a peer, else the first global
-/// IPv4 address of the host.
-fn derive_router_id(config: &Config) -> Option<Ipv4Addr> {
-    let from_originate = config.originate.iter().find_map(|p| match p {
-        IpNet::V4(n) if n.prefix_len() == 32 => Some(n.addr()),
-        _ => None,
-    });
-    let from_peers = || {
-        config.peers.iter().find_map(|p| match p.session.local_address {
-            Some(IpAddr::V4(a)) => Some(a),
-            _ => None,
-        })
-    };
-    let from_host = || {
-        nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
-            let a = ifa.address?.as_sockaddr_in()?.ip();
-            (!a.is_loopback() && !a.is_link_local() && !a.is_unspecified()).then_some(a)
-        })
-    };
-    from_originate.or_else(from_peers).or_else(from_host)
-}
-
-fn system_hostname() -> Option<String> {
-    nix::unistd::gethostname()
-        .ok()?
-        .into_string()
-        .ok()
-        .filter(|h| !h.is_empty())
 }

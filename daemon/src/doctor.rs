@@ -11,6 +11,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::health::HealthView;
 use crate::status::{
     BfdStatus, Check, CheckStatus, FibStatus, PeerView, RibSummary, RouteInUse, RouteView, SessionState,
 };
@@ -31,6 +32,8 @@ pub struct Facts {
     /// For an address in some of those routes, what the kernel uses
     /// ([`lookups`] says which).
     pub in_use: Vec<(Lookup, Option<RouteInUse>)>,
+    /// The health checks' verdicts.
+    pub health: Vec<HealthView>,
 }
 
 /// A route whose use the kernel is asked about, and why.
@@ -135,6 +138,7 @@ pub fn diagnose(f: &Facts) -> Vec<Check> {
     let mut out = Vec::new();
     sessions(f, &mut out);
     bfd(f, &mut out);
+    health(f, &mut out);
     kernel_routes(f, &mut out);
     in_use(f, &mut out);
     sysctls(f, &mut out);
@@ -312,6 +316,46 @@ fn sessions(f: &Facts, out: &mut Vec<Check>) {
                 Some("Find out why the peer sends more than expected, or raise max-prefix."),
             ));
         }
+    }
+}
+
+/// Health checks: a failing one holds back the VIPs it gates (or only
+/// reports, with `action = "report"`).
+fn health(f: &Facts, out: &mut Vec<Check>) {
+    for h in &f.health {
+        let name = format!("health check {}", h.name);
+        let from = h
+            .entered
+            .as_deref()
+            .or(h.namespace.as_deref())
+            .unwrap_or("the host");
+        let last = h.last_result.as_deref().unwrap_or("no probe yet");
+        if h.passing() {
+            out.push(check(
+                name,
+                CheckStatus::Pass,
+                format!("passing for {} s ({} from {from}): {last}", h.for_secs, h.probe),
+                None,
+            ));
+            continue;
+        }
+        let (status, effect) = match h.action.as_str() {
+            "report" => (CheckStatus::Warn, "reported only".to_owned()),
+            "withdraw" => (CheckStatus::Fail, format!("{} withdrawn", h.gates)),
+            _ => (
+                CheckStatus::Fail,
+                format!("{} advertised with GRACEFUL_SHUTDOWN", h.gates),
+            ),
+        };
+        out.push(check(
+            name,
+            status,
+            format!(
+                "failing for {} s ({} from {from}): {last}; {effect}",
+                h.for_secs, h.probe
+            ),
+            Some("The probe's path from that namespace is broken: check the datapath it crosses (a stale Cilium datapath is fixed by restarting the node's Cilium agent); the VIPs come back after `rise` good probes."),
+        ));
     }
 }
 
@@ -602,6 +646,7 @@ mod tests {
                     Some(("10.224.1.0/24", 2, false)),
                 ),
             ],
+            health: vec![HealthView::sample("pod-dns", true)],
         }
     }
 
@@ -696,8 +741,14 @@ mod tests {
                 Some(("10.224.1.0/24", 12, false)),
             ),
         ];
+        f.health = vec![HealthView::sample("pod-dns", false)];
         let checks = diagnose(&f);
         let expect = [
+            (
+                "health check pod-dns",
+                CheckStatus::Fail,
+                "no answer within 500 ms; every VIP withdrawn",
+            ),
             (
                 "graceful restart with cilium",
                 CheckStatus::Warn,

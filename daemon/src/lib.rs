@@ -79,6 +79,7 @@ pub mod config;
 pub mod daemon;
 pub mod doctor;
 pub mod fib;
+pub mod health;
 pub mod memory;
 pub mod metrics;
 pub mod refusals;

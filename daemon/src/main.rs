@@ -135,6 +135,8 @@ enum Show {
     Fib,
     /// BFD sessions: state, the peer's state, diagnostic, timers, flaps.
     Bfd,
+    /// Health checks: verdict, last probe, and what a failure holds back.
+    Health,
 }
 
 fn main() -> ExitCode {
@@ -196,6 +198,9 @@ fn main() -> ExitCode {
                 Show::Summary => ("/api/v1/summary".into(), |v| cli::render(v, cli::summary_text)),
                 Show::Fib => ("/api/v1/fib".into(), |v| cli::render(v, cli::fib_text)),
                 Show::Bfd => ("/api/v1/bfd".into(), |v| cli::render(v, cli::bfd_text)),
+                Show::Health => ("/api/v1/health".into(), |v| {
+                    cli::render(v, |c: &Vec<tern::health::HealthView>| cli::health_text(c))
+                }),
                 Show::Routes {
                     prefix,
                     peer,

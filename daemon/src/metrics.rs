@@ -7,6 +7,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::health::HealthView;
 use crate::status::{
     BfdStatus, FibStatus, MessageCounts, PeerView, PrefixCounts, ReloadStatus, RibSummary, SessionState,
 };
@@ -110,6 +111,7 @@ struct Scrape {
     rib: Option<RibSummary>,
     fib: Option<FibStatus>,
     bfd: Option<BfdStatus>,
+    health: Vec<HealthView>,
     process: Process,
     rss: Option<u64>,
     heap: Option<u64>,
@@ -294,6 +296,7 @@ impl Collector for Scrape {
         if let Some(b) = &self.bfd {
             self.encode_bfd(b, &mut encoder)?;
         }
+        self.encode_health(&mut encoder)?;
         if let Some(heap) = self.heap {
             let g = ConstGauge::new(heap as i64);
             g.encode(encoder.encode_descriptor(
@@ -335,6 +338,48 @@ impl Scrape {
             ] {
                 let g = ConstGauge::new(v);
                 g.encode(encoder.encode_descriptor(metric, help, None, g.metric_type())?)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encode_health(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if self.health.is_empty() {
+            return Ok(());
+        }
+        let label = |h: &HealthView| [("check", h.name.clone()), ("action", h.action.clone())];
+        {
+            let mut m = encoder.encode_descriptor(
+                "tern_health_check_up",
+                "1 while the health check passes; 0 while it fails and its gate holds back the VIPs it covers",
+                None,
+                ConstGauge::new(0i64).metric_type(),
+            )?;
+            for h in &self.health {
+                ConstGauge::new(i64::from(h.passing())).encode(m.encode_family(&label(h))?)?;
+            }
+        }
+        {
+            let mut m = encoder.encode_descriptor(
+                "tern_health_check_transitions",
+                "times the health check changed between passing and failing",
+                None,
+                ConstCounter::new(0u64).metric_type(),
+            )?;
+            for h in &self.health {
+                ConstCounter::new(h.transitions).encode(m.encode_family(&label(h))?)?;
+            }
+        }
+        let mut m = encoder.encode_descriptor(
+            "tern_health_probes",
+            "health probes run, by result",
+            None,
+            ConstCounter::new(0u64).metric_type(),
+        )?;
+        for h in &self.health {
+            for (result, n) in [("success", h.probes_ok), ("failure", h.probes_failed)] {
+                ConstCounter::new(n)
+                    .encode(m.encode_family(&[("check", h.name.as_str()), ("result", result)])?)?;
             }
         }
         Ok(())
@@ -403,6 +448,7 @@ pub fn render(
     rib: Option<&RibSummary>,
     fib: Option<&FibStatus>,
     bfd: Option<&BfdStatus>,
+    health: &[HealthView],
     process: Process,
 ) -> Result<String, std::fmt::Error> {
     let scrape = Scrape {
@@ -410,6 +456,7 @@ pub fn render(
         rib: rib.cloned(),
         fib: fib.cloned(),
         bfd: bfd.cloned(),
+        health: health.to_vec(),
         process,
         rss: resident_memory(),
         heap: crate::memory::allocated(),
@@ -456,6 +503,7 @@ pub fn to_text_004(openmetrics: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::HealthView;
     use crate::status::{BfdStatus, BfdView};
 
     #[test]
@@ -477,7 +525,8 @@ mod tests {
                 last_ok: Some(false),
             },
         };
-        let om = render(&[], None, None, Some(&bfd), process).unwrap();
+        let health = [HealthView::sample("pod-dns", false)];
+        let om = render(&[], None, None, Some(&bfd), &health, process).unwrap();
         assert!(om.ends_with("# EOF\n"), "{om}");
         let text = to_text_004(&om);
         assert!(!text.contains("# EOF"), "{text}");
@@ -506,6 +555,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("# TYPE tern_bfd_session_up gauge"), "{text}");
+        assert!(
+            text.contains("tern_health_check_up{check=\"pod-dns\",action=\"withdraw\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tern_health_probes_total{check=\"pod-dns\",result=\"failure\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tern_health_check_transitions_total{check=\"pod-dns\",action=\"withdraw\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("tern_connections_rejected_total 7"), "{text}");
         assert!(
             text.contains("tern_config_reloads_total{result=\"failure\"} 1"),

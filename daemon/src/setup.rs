@@ -3,10 +3,11 @@
 //! peer through here, and so do the virtual-time tests, so both run the
 //! same translation.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use bgp_proto::capability::{GracefulRestart, GracefulRestartFamily};
+use ipnet::IpNet;
 
 use crate::config::{Config, PeerAddress, PeerConfig};
 use crate::rib::{PeerSetup, RibSettings};
@@ -99,4 +100,35 @@ impl NodeSetup<'_> {
                 && matches!(pc.session.address, PeerAddress::Single(_)),
         }
     }
+}
+
+/// A router ID when none is configured: an IPv4 /32 we originate (the node
+/// loopback), else an IPv4 local address of a peer, else the first global
+/// IPv4 address of the host.
+pub fn derive_router_id(config: &Config) -> Option<Ipv4Addr> {
+    let from_originate = config.originate.iter().find_map(|p| match p {
+        IpNet::V4(n) if n.prefix_len() == 32 => Some(n.addr()),
+        _ => None,
+    });
+    let from_peers = || {
+        config.peers.iter().find_map(|p| match p.session.local_address {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        })
+    };
+    let from_host = || {
+        nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+            let a = ifa.address?.as_sockaddr_in()?.ip();
+            (!a.is_loopback() && !a.is_link_local() && !a.is_unspecified()).then_some(a)
+        })
+    };
+    from_originate.or_else(from_peers).or_else(from_host)
+}
+
+pub fn system_hostname() -> Option<String> {
+    nix::unistd::gethostname()
+        .ok()?
+        .into_string()
+        .ok()
+        .filter(|h| !h.is_empty())
 }

@@ -196,6 +196,10 @@ pub struct PathView {
     pub best: bool,
     pub multipath: bool,
     pub stale: bool,
+    /// Held back by a failing health check: `withdraw` or
+    /// `graceful-shutdown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gated: Option<String>,
 }
 
 /// A path's next hop and attributes, as text.

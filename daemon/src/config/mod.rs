@@ -20,6 +20,7 @@
 //! session stays). A reload compares the groups as wholes, so a new field
 //! is picked up by putting it in the right group.
 
+mod health;
 mod policies;
 mod roles;
 mod schema;
@@ -40,6 +41,7 @@ use bgp_proto::Family;
 use ipnet::IpNet;
 use policy::{Disposition, Policy, Role};
 
+pub use health::{Gate, GateAction, HealthCheck, Probe, ProbeNamespace};
 use schema::RawConfig;
 use toml::Spanned;
 
@@ -70,6 +72,8 @@ pub struct Config {
     /// Routes tern installs itself (`[[static-route]]`); reloadable.
     pub static_routes: Vec<StaticRoute>,
     pub drain: DrainConfig,
+    /// Health checks of the node's datapath, gating its VIPs.
+    pub health_checks: Vec<HealthCheck>,
 }
 
 /// Graceful drain (`[drain]`, RFC 8326): what `tern drain` sends, and

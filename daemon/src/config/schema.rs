@@ -36,6 +36,28 @@ pub(super) struct RawConfig {
     #[serde(default, rename = "static-route")]
     pub(super) static_routes: Vec<Spanned<RawStaticRoute>>,
     pub(super) drain: Option<RawDrain>,
+    #[serde(default, rename = "health-check")]
+    pub(super) health_checks: Vec<Spanned<RawHealthCheck>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawHealthCheck {
+    pub(super) name: Spanned<String>,
+    pub(super) probe: Spanned<String>,
+    pub(super) address: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
+    pub(super) expect_status: Option<Vec<u16>>,
+    pub(super) query: Option<Spanned<String>>,
+    pub(super) namespace: Option<Spanned<String>>,
+    pub(super) pod_ip: Option<Spanned<String>>,
+    pub(super) interval: Option<Spanned<f64>>,
+    pub(super) timeout: Option<Spanned<f64>>,
+    pub(super) rise: Option<Spanned<u32>>,
+    pub(super) fall: Option<Spanned<u32>>,
+    pub(super) prefix_sets: Option<Vec<Spanned<String>>>,
+    pub(super) action: Option<Spanned<String>>,
+    pub(super) prepend: Option<Spanned<u8>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -626,3 +626,129 @@ fn md5_from_a_systemd_credential() {
     ));
     assert!(e[0].contains("set one of"), "{e:?}");
 }
+
+#[test]
+fn health_checks_are_read_with_their_gates() {
+    let c = parse(
+        r#"
+asn = 65021
+[[prefix-set]]
+name = "lb"
+members = ["10.96.0.0/16 le 32"]
+
+[[health-check]]
+name = "pod-dns"
+probe = "dns"
+address = "169.254.25.10"
+pod-ip = "10.224.1.10"
+interval = 0.5
+timeout = 0.25
+fall = 2
+
+[[health-check]]
+name = "ingress"
+probe = "https"
+url = "https://[fd00::1]:8443/healthz"
+expect-status = [200, 204]
+namespace = "/run/netns/cni-1234"
+prefix-sets = ["lb"]
+action = "graceful-shutdown"
+prepend = 4
+
+[[health-check]]
+name = "kubelet"
+probe = "tcp"
+address = "127.0.0.1:10250"
+action = "report"
+"#,
+    )
+    .unwrap();
+    let [dns, https, tcp] = &c.health_checks[..] else {
+        panic!("{:?}", c.health_checks)
+    };
+    assert_eq!(
+        dns.probe,
+        Probe::Dns {
+            server: "169.254.25.10:53".parse().unwrap(),
+            name: "kubernetes.default.svc.cluster.local".into()
+        }
+    );
+    assert_eq!(
+        dns.namespace,
+        Some(ProbeNamespace::PodIp("10.224.1.10".parse().unwrap()))
+    );
+    assert_eq!(
+        (dns.interval, dns.timeout),
+        (Duration::from_millis(500), Duration::from_millis(250))
+    );
+    assert_eq!((dns.rise, dns.fall), (3, 2));
+    let g = dns.gate.as_ref().unwrap();
+    assert_eq!(g.action, GateAction::Withdraw);
+    assert!(
+        g.selector.host_routes_only,
+        "every VIP, as [fib.vip] selects them"
+    );
+    let Probe::Http {
+        tls,
+        address,
+        expect,
+        path,
+        ..
+    } = &https.probe
+    else {
+        panic!("{:?}", https.probe)
+    };
+    assert!(*tls);
+    assert_eq!(
+        (address.port(), path.as_str(), expect.as_slice()),
+        (8443, "/healthz", &[200, 204][..])
+    );
+    let g = https.gate.as_ref().unwrap();
+    assert_eq!(g.action, GateAction::GracefulShutdown(4));
+    assert_eq!(g.selector.prefix_sets[0].name, "lb");
+    assert_eq!(tcp.probe, Probe::Tcp("127.0.0.1:10250".parse().unwrap()));
+    assert!(tcp.gate.is_none());
+}
+
+#[test]
+fn health_check_mistakes_are_named_where_they_are() {
+    let e = errors(
+        r#"asn = 65021
+[[health-check]]
+name = "a"
+probe = "icmp"
+[[health-check]]
+name = "b"
+probe = "http"
+url = "http://node.local/healthz"
+[[health-check]]
+name = "c"
+probe = "tcp"
+address = "10.0.0.1:80"
+interval = 1
+timeout = 2
+fall = 0
+action = "drop"
+prefix-sets = ["nope"]
+[[health-check]]
+name = "d"
+probe = "dns"
+address = "10.0.0.10"
+query = "bad name"
+pod-ip = "10.0.0.1"
+namespace = "/run/netns/x"
+"#,
+    );
+    assert_errors(
+        &e,
+        &[
+            "4:9: invalid probe \"icmp\"",
+            "8:7: invalid url",
+            "14:11: timeout must not be longer",
+            "15:8: fall is from 1 to 100",
+            "16:10: invalid action \"drop\"",
+            "17:16: unknown prefix-set \"nope\"",
+            "22:9: invalid query name",
+        ],
+    );
+}

@@ -112,6 +112,11 @@ impl Validator<'_> {
                 on_stop: d.on_stop.unwrap_or(false),
             }
         };
+        let health_checks = self.health_checks(
+            std::mem::take(&mut raw.health_checks),
+            &sets,
+            fib.vip.as_ref().map(|(s, _)| s),
+        );
         let mut peers = Vec::new();
         let mut names = HashSet::new();
         let mut addresses: Vec<(PeerAddress, String)> = Vec::new();
@@ -156,6 +161,7 @@ impl Validator<'_> {
             fib,
             static_routes,
             drain,
+            health_checks,
         }
     }
 

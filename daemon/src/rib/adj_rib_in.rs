@@ -303,6 +303,7 @@ impl Rib {
                         attrs,
                         next_hop: nh,
                         stale: false,
+                        gated: None,
                         since: 0,
                         peer: path_peer,
                     },

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bgp_proto::{Attributes, NextHop, Origin};
 
-use crate::config::MultipathConfig;
+use crate::config::{GateAction, MultipathConfig};
 
 /// Where a path came from.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -33,6 +33,10 @@ pub struct Path {
     pub since: u32,
     /// What the tie-breaks need to know of the peer.
     pub peer: PathPeer,
+    /// Held back by a failing health check (the node's own VIP paths):
+    /// withdrawn ones are never selected; with graceful shutdown, any
+    /// other path is preferred.
+    pub gated: Option<GateAction>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -80,10 +84,12 @@ impl Path {
 /// Compares two paths on the criteria that decide ECMP equality: after
 /// these, remaining differences are only tie-breaks.
 fn compare_preference(a: &Path, b: &Path) -> Ordering {
-    // Locally originated routes first, then RFC 4271 §9.1.2.2 a, b, c.
+    // Paths no health check holds back first, then locally originated
+    // routes, then RFC 4271 §9.1.2.2 a, b, c.
     let local = |p: &Path| matches!(p.source, Source::Local);
-    local(b)
-        .cmp(&local(a))
+    a.gated
+        .cmp(&b.gated)
+        .then(local(b).cmp(&local(a)))
         .then(b.local_pref().cmp(&a.local_pref()))
         .then(a.as_path_len().cmp(&b.as_path_len()))
         .then(a.origin().cmp(&b.origin()))
@@ -101,6 +107,19 @@ fn compare_tie_break(a: &Path, b: &Path) -> Ordering {
 /// equal-cost set in preference order, the first being the best path.
 /// Stale paths take part like any other (RFC 4724 keeps forwarding on them).
 pub fn select(paths: &mut [Path], multipath: &MultipathConfig) -> usize {
+    let n = select_among(paths, multipath);
+    // A withdrawn path sorts last: when it comes first, there is nothing
+    // else.
+    if paths
+        .first()
+        .is_some_and(|p| p.gated == Some(GateAction::Withdraw))
+    {
+        return 0;
+    }
+    n
+}
+
+fn select_among(paths: &mut [Path], multipath: &MultipathConfig) -> usize {
     if paths.len() <= 1 {
         return paths.len();
     }
@@ -172,6 +191,7 @@ mod tests {
             attrs: Arc::new(attrs),
             next_hop: NextHop::V4(Ipv4Addr::new(10, 0, 0, peer as u8)),
             stale: false,
+            gated: None,
             since: 0,
             peer: PathPeer {
                 router_id: Ipv4Addr::new(10, 0, 0, peer as u8),

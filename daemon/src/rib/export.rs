@@ -17,6 +17,7 @@ use policy::{NextHopChange, Role, RouteInput, Verdict};
 use super::adj_rib_out::Advertised;
 use super::best::{PeerId, Source};
 use super::{Rib, RibOutput, SessionInfo};
+use crate::config::GateAction;
 
 /// Entries of the export cache before it is emptied (a few per attribute
 /// set and peer in practice).
@@ -103,6 +104,11 @@ impl Rib {
         }
         let dest = self.loc.get(&prefix)?;
         let best = dest.paths.first().filter(|_| dest.selected > 0)?;
+        // A path a health check holds back goes out as a drained one.
+        let shutdown = match best.gated {
+            Some(GateAction::GracefulShutdown(prepend)) => self.drain.or(Some(prepend)),
+            _ => self.drain,
+        };
         let source = match best.source {
             // Never back to the peer it came from.
             Source::Peer(s) if s == id => return None,
@@ -151,8 +157,11 @@ impl Rib {
         };
         // Attributes that policy left alone are transformed the same way for
         // every route that shares them: do it once per set and peer.
-        let key = matches!(attributes, Cow::Borrowed(_))
-            .then(|| (Arc::as_ptr(&best.attrs) as usize, id, from_external));
+        let key = (matches!(attributes, Cow::Borrowed(_)) && shutdown == self.drain).then_some((
+            Arc::as_ptr(&best.attrs) as usize,
+            id,
+            from_external,
+        ));
         if let Some(k) = key
             && let Some((_, out)) = self.export_cache.entries.get(&k)
         {
@@ -179,7 +188,7 @@ impl Rib {
         } else if attrs.local_pref.is_none() {
             attrs.local_pref = Some(100);
         }
-        if let Some(prepend) = self.drain {
+        if let Some(prepend) = shutdown {
             // RFC 8326 §4: the community on every path, and the lowest
             // preference the session can carry.
             if !attrs.communities.contains(&Community::GRACEFUL_SHUTDOWN) {

@@ -12,6 +12,7 @@ use policy::Role;
 
 use super::best::{self, Path, Source};
 use super::{Rib, Selected};
+use crate::config::GateAction;
 
 /// The Loc-RIB's size, kept as it changes, so asking for it costs nothing
 /// however large the table.
@@ -49,6 +50,7 @@ pub(super) struct Dest {
 impl Rib {
     pub(super) fn upsert_path(&mut self, prefix: IpNet, mut path: Path) {
         path.since = self.clock;
+        path.gated = self.gate_for(&prefix, &path);
         let dest = match self.loc.entry(prefix) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(e) => {
@@ -106,9 +108,14 @@ impl Rib {
                 None => (None, None),
             },
         };
-        let own = d.paths.iter().any(|p| match p.source {
-            Source::Local => true,
-            Source::Peer(id) => self.peer(id).is_some_and(|peer| peer.setup.role == Role::Cilium),
+        // A path a health check holds back does not make the prefix the
+        // node's own: the node may then use another node's path to it.
+        let own = d.paths.iter().any(|p| {
+            p.gated.is_none()
+                && match p.source {
+                    Source::Local => true,
+                    Source::Peer(id) => self.peer(id).is_some_and(|peer| peer.setup.role == Role::Cilium),
+                }
         });
         Some(Selected {
             attrs: best.attrs.clone(),
@@ -120,10 +127,28 @@ impl Rib {
     }
 }
 
-/// What identifies a selection result for change detection.
-fn snapshot(d: &Dest) -> Vec<(Source, usize, NextHop, bool)> {
-    d.paths[..d.selected]
+/// What identifies a selection result for change detection (a gate
+/// changes what is exported; a gated path that is not selected changes
+/// whether the prefix is the node's own).
+pub(super) fn snapshot(d: &Dest) -> Vec<(Source, usize, NextHop, bool, Option<GateAction>)> {
+    let mut s: Vec<_> = d.paths[..d.selected]
         .iter()
-        .map(|p| (p.source, Arc::as_ptr(&p.attrs) as usize, p.next_hop, p.stale))
-        .collect()
+        .map(|p| {
+            (
+                p.source,
+                Arc::as_ptr(&p.attrs) as usize,
+                p.next_hop,
+                p.stale,
+                p.gated,
+            )
+        })
+        .collect();
+    s.extend(
+        d.paths[d.selected..]
+            .iter()
+            .filter(|p| p.gated.is_some())
+            // Only whether it is held back matters here (see `selected`).
+            .map(|p| (p.source, 0, p.next_hop, false, Some(GateAction::Withdraw))),
+    );
+    s
 }

@@ -15,6 +15,8 @@
 //!   sent; [`adj_rib_out`]: what each peer was sent and is owed, coalesced;
 //! - `graceful_restart`: stale routes (helper) and deferral (restarting
 //!   speaker), RFC 4724 and RFC 8538;
+//! - `health_gate`: the node's own VIP paths held back while a health
+//!   check fails (withdrawn, or sent with GRACEFUL_SHUTDOWN);
 //! - `query`: the views the API asks for.
 //!
 //! This file holds the public events: peers coming and going, sessions
@@ -25,6 +27,7 @@ pub mod adj_rib_out;
 pub mod best;
 mod export;
 mod graceful_restart;
+mod health_gate;
 pub mod intern;
 mod loc_rib;
 mod query;
@@ -187,6 +190,8 @@ pub struct Rib {
     /// and the lowest preference; the AS is prepended this many times
     /// towards external peers.
     drain: Option<u8>,
+    /// The gates of failing health checks.
+    gates: Vec<crate::config::Gate>,
     /// While set, selection results are not exported (our own restart).
     defer_until: Option<Instant>,
     /// Until the first convergence: when to declare it at the latest.
@@ -212,6 +217,7 @@ impl Rib {
             epoch: now,
             clock: 0,
             drain: None,
+            gates: Vec::new(),
             defer_until,
             converge_by: Some(now + select_defer),
             changed: Vec::new(),
@@ -326,6 +332,7 @@ impl Rib {
                     attrs,
                     next_hop,
                     stale: false,
+                    gated: None,
                     since: 0,
                     peer,
                 },

@@ -282,6 +282,7 @@ impl Rib {
             best,
             multipath,
             stale: path.stale,
+            gated: path.gated.map(|g| g.to_string()),
         }
     }
 }

@@ -62,6 +62,8 @@ pub enum RibRequest {
     SetOriginate(Vec<IpNet>),
     /// Drain (with the prepend count towards external peers) or undrain.
     Drain(Option<u8>),
+    /// The gates of the health checks failing now.
+    HealthGates(Vec<crate::config::Gate>),
     /// The supervisor added every configured peer.
     PeersConfigured,
     Routes(RouteFilter, oneshot::Sender<Vec<RouteView>>),
@@ -201,6 +203,7 @@ fn request(rib: &mut Rib, peers: &mut PeerChannels, request: RibRequest) -> Vec<
         }
         RibRequest::SetOriginate(prefixes) => rib.set_originate(prefixes),
         RibRequest::Drain(drain) => rib.set_drain(drain),
+        RibRequest::HealthGates(gates) => rib.set_health_gates(gates),
         RibRequest::PeersConfigured => rib.peers_configured(),
         RibRequest::Routes(filter, reply) => {
             let _ = reply.send(rib.routes(&filter));

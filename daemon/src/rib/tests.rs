@@ -1129,3 +1129,127 @@ fn a_drain_sends_everything_again_with_graceful_shutdown() {
     }
     assert!(l.rib.set_drain(None).is_empty(), "undrained twice is nothing");
 }
+
+fn loc_changes(out: &[RibOutput]) -> Vec<&LocRibChange> {
+    out.iter()
+        .filter_map(|o| match o {
+            RibOutput::LocRib(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+fn gate(action: crate::config::GateAction) -> crate::config::Gate {
+    crate::config::Gate {
+        check: "pod-dns".into(),
+        selector: policy::VipSelector::default(),
+        action,
+    }
+}
+
+/// A failing health check with `withdraw`: the node's own VIP path is
+/// withdrawn upstream and no longer the node's choice (another node's
+/// path, learned from the router, is: the FIB replaces the local VIP
+/// route with it); the pod CIDR and the Cilium session are untouched.
+/// Passing again, everything is as before.
+#[test]
+fn a_failing_health_gate_withdraws_the_nodes_vips_and_prefers_other_nodes() {
+    let mut l = lab();
+    l.rib
+        .update(l.cilium, cilium_announce(&["10.96.1.10/32", "10.224.1.0/24"]));
+    l.rib.written(l.frr);
+    // Another node serves the VIP too; the router passes its path on.
+    l.rib
+        .update(l.frr, frr_announce(FRR_AS, &["10.96.1.10/32"], &[4210101022]));
+    l.rib.written(l.frr);
+    let vip = net("10.96.1.10/32");
+    assert!(l.rib.selected(&vip).unwrap().own);
+
+    let out = l
+        .rib
+        .set_health_gates(vec![gate(crate::config::GateAction::Withdraw)]);
+    assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.96.1.10/32"]);
+    assert!(
+        announced(&sent(&out, l.frr)).is_empty(),
+        "the pod CIDR stays as it is"
+    );
+    let changes = loc_changes(&out);
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let sel = changes[0].selected.as_ref().unwrap();
+    assert_eq!(sel.source_role, Some(Role::Upstream));
+    assert!(!sel.own, "the other node's path may be installed");
+    let view = &l.rib.routes(&RouteFilter::default());
+    assert!(view.iter().any(|r| r.prefix == vip && r.paths.len() == 2));
+    l.rib.written(l.frr);
+    // A VIP Cilium announces while the gate fails is held back too.
+    let out = l.rib.update(l.cilium, cilium_announce(&["10.96.1.11/32"]));
+    assert!(sent(&out, l.frr).is_empty());
+    assert!(l.rib.selected(&net("10.96.1.11/32")).is_none());
+    // The same gates again change nothing.
+    assert!(
+        l.rib
+            .set_health_gates(vec![gate(crate::config::GateAction::Withdraw)])
+            .is_empty()
+    );
+
+    let out = l.rib.set_health_gates(Vec::new());
+    let mut back: Vec<String> = announced(&sent(&out, l.frr))
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
+    back.sort();
+    assert_eq!(back, ["10.96.1.10/32", "10.96.1.11/32"]);
+    let sel = l.rib.selected(&vip).unwrap();
+    assert_eq!(sel.source_role, Some(Role::Cilium));
+    assert!(sel.own);
+}
+
+/// With `graceful-shutdown`, the VIP stays advertised with the
+/// GRACEFUL_SHUTDOWN community and our AS prepended, as a drain would;
+/// the node itself prefers any other path.
+#[test]
+fn a_failing_health_gate_with_graceful_shutdown_deprefers_the_vips() {
+    let mut l = lab();
+    l.rib.update(l.cilium, cilium_announce(&["10.96.1.10/32"]));
+    l.rib.written(l.frr);
+    let gshut = crate::config::GateAction::GracefulShutdown(3);
+    let out = l.rib.set_health_gates(vec![gate(gshut)]);
+    let to_frr = sent(&out, l.frr);
+    assert_eq!(announced(&to_frr).len(), 1);
+    let a = &to_frr[0].attributes;
+    assert!(a.communities.contains(&Community::GRACEFUL_SHUTDOWN));
+    assert_eq!(
+        a.as_path.as_ref().unwrap().to_string(),
+        format!("{LOCAL_AS} {LOCAL_AS} {LOCAL_AS} {LOCAL_AS} {CILIUM_AS}")
+    );
+    // Still the only path: still the node's choice (its VIP route stays).
+    let sel = l.rib.selected(&net("10.96.1.10/32")).unwrap();
+    assert_eq!(sel.source_role, Some(Role::Cilium));
+    l.rib.written(l.frr);
+    // Another node's path comes: the node prefers it.
+    let out = l
+        .rib
+        .update(l.frr, frr_announce(FRR_AS, &["10.96.1.10/32"], &[4210101022]));
+    let sel = &loc_changes(&out)[0].selected;
+    assert_eq!(sel.as_ref().unwrap().source_role, Some(Role::Upstream));
+    l.rib.written(l.frr);
+
+    // Withdraw beats graceful shutdown when both gates fail.
+    let out = l
+        .rib
+        .set_health_gates(vec![gate(gshut), gate(crate::config::GateAction::Withdraw)]);
+    assert!(
+        loc_changes(&out).is_empty(),
+        "the node already used the other path"
+    );
+    l.rib.written(l.frr);
+    let out = l.rib.set_health_gates(Vec::new());
+    let to_frr = sent(&out, l.frr);
+    assert_eq!(announced(&to_frr).len(), 1);
+    assert!(
+        !to_frr[0]
+            .attributes
+            .communities
+            .contains(&Community::GRACEFUL_SHUTDOWN)
+    );
+}
