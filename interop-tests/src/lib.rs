@@ -28,6 +28,7 @@
 //! removed by the next run ([`cleanup_stale`]).
 
 pub mod bird;
+pub mod client;
 pub mod expect;
 pub mod feeder;
 pub mod frr;

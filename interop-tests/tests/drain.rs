@@ -5,11 +5,11 @@
 //! every new connection to the other before the drained node's session
 //! goes down, and not one connection attempt fails on the way.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use interop_tests::client::{ConnectLoop, answered_by, failures};
 use interop_tests::{Daemon, Topology, tern_bin, timeout, wait_until};
-use serde_json::Value;
 
 /// The VIP both nodes' Cilium advertise, served on both.
 const VIP: &str = "10.96.9.9";
@@ -34,24 +34,6 @@ while True:
     cmd.args(["-c", &script]);
     Daemon::spawn(&format!("server-{}", node.id.name()), cmd, work)
 }
-
-/// A client in the router's namespace: a connection to the VIP every
-/// 20 ms for `secs` seconds; prints, for each, the seconds since it
-/// started and the node that answered, or "fail".
-const CLIENT: &str = "import json, socket, sys, time
-start = time.monotonic(); out = []
-while time.monotonic() - start < float(sys.argv[3]):
-    t = time.monotonic() - start
-    try:
-        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1)
-        who = c.recv(64).decode() or 'fail'
-        c.close()
-    except OSError as e:
-        who = 'fail: %s' % e
-    out.append([round(t, 3), who])
-    time.sleep(0.02)
-print(json.dumps(out))
-";
 
 #[test]
 fn a_drained_node_loses_its_traffic_before_its_session_and_no_connection_fails() {
@@ -112,14 +94,7 @@ fn a_drained_node_loses_its_traffic_before_its_session_and_no_connection_fails()
     });
 
     // Connections run throughout.
-    let client = router
-        .ns
-        .command("/usr/bin/python3")
-        .args(["-c", CLIENT, VIP, &PORT.to_string(), "14"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("client");
+    let client = ConnectLoop::start(&router.ns, VIP, PORT, 14);
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(3));
 
@@ -157,25 +132,9 @@ fn a_drained_node_loses_its_traffic_before_its_session_and_no_connection_fails()
     let stopped_at = start.elapsed().as_secs_f64();
     lab.nodes[0].tern.stop();
 
-    let out = client.wait_with_output().expect("client");
-    let log: Vec<(f64, String)> = serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap_or_else(|e| panic!("client: {e}: {}", String::from_utf8_lossy(&out.stderr)))
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|e| {
-            (
-                e[0].as_f64().unwrap_or(0.0),
-                e[1].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    let failed: Vec<&(f64, String)> = log.iter().filter(|(_, w)| w.starts_with("fail")).collect();
-    let count = |from: f64, to: f64, who: &str| {
-        log.iter()
-            .filter(|(t, w)| *t >= from && *t < to && w == who)
-            .count()
-    };
+    let log = client.finish();
+    let failed = failures(&log);
+    let count = |from: f64, to: f64, who: &str| answered_by(&log, from, to, who);
     let (n1, n2) = (lab.node(1).id.name(), lab.node(2).id.name());
     println!(
         "{} connections; before the drain: {} to {n1}, {} to {n2}; after the move: {} to {n1}, {} to {n2}; failed: {}",

@@ -70,7 +70,7 @@ pub struct Gate {
 pub enum GateAction {
     /// Keep advertising with GRACEFUL_SHUTDOWN (RFC 8326) and our AS
     /// prepended this many times to external peers (LOCAL_PREF 0 to
-    /// internal ones); the node prefers any other path too.
+    /// internal ones); the node forwards over any other path itself.
     GracefulShutdown(u8),
     /// Withdraw: the node neither advertises nor uses its own path.
     Withdraw,

@@ -34,8 +34,9 @@ pub struct Path {
     /// What the tie-breaks need to know of the peer.
     pub peer: PathPeer,
     /// Held back by a failing health check (the node's own VIP paths):
-    /// withdrawn ones are never selected; with graceful shutdown, any
-    /// other path is preferred.
+    /// withdrawn ones are never selected; with graceful shutdown, one is
+    /// still advertised (drained), but the node forwards over any other
+    /// path (see `Rib::selected`).
     pub gated: Option<GateAction>,
 }
 
@@ -83,12 +84,13 @@ impl Path {
 
 /// Compares two paths on the criteria that decide ECMP equality: after
 /// these, remaining differences are only tie-breaks.
-fn compare_preference(a: &Path, b: &Path) -> Ordering {
-    // Paths no health check holds back first, then locally originated
-    // routes, then RFC 4271 §9.1.2.2 a, b, c.
+pub(super) fn compare_preference(a: &Path, b: &Path) -> Ordering {
+    // Paths a health check withdrew last, then locally originated routes
+    // first, then RFC 4271 §9.1.2.2 a, b, c.
     let local = |p: &Path| matches!(p.source, Source::Local);
-    a.gated
-        .cmp(&b.gated)
+    let withdrawn = |p: &Path| p.gated == Some(GateAction::Withdraw);
+    withdrawn(a)
+        .cmp(&withdrawn(b))
         .then(local(b).cmp(&local(a)))
         .then(b.local_pref().cmp(&a.local_pref()))
         .then(a.as_path_len().cmp(&b.as_path_len()))

@@ -4,9 +4,11 @@
 //! - `withdraw`: the path is never selected, so it is withdrawn from every
 //!   peer; another node's path to the VIP, if any, becomes the node's own
 //!   choice, and the FIB replaces the VIP's local route with it.
-//! - `graceful-shutdown`: the path stays, but any other path is preferred;
-//!   when it is still the best, it goes out with GRACEFUL_SHUTDOWN (RFC
-//!   8326) and the lowest preference, as a drain does.
+//! - `graceful-shutdown`: the path stays selected and advertised, with
+//!   GRACEFUL_SHUTDOWN (RFC 8326) and the lowest preference, as a drain
+//!   does, so the router keeps it only as a last resort; the node itself
+//!   forwards over any other path (`Rib::selected`), so its local VIP
+//!   route gives way too, and keeps its own when there is no other.
 //!
 //! The Cilium session, and what it sent, stay as they are: recovery needs
 //! no new UPDATE.

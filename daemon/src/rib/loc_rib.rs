@@ -98,9 +98,14 @@ impl Rib {
         }
     }
 
+    /// What the node forwards over: the selected paths, except that a
+    /// path drained by a failing health check (graceful shutdown) gives
+    /// way to the best other path, if any, while it is still the one
+    /// advertised.
     pub(crate) fn selected(&self, prefix: &IpNet) -> Option<Selected> {
         let d = self.loc.get(prefix)?;
-        let best = d.paths.first().filter(|_| d.selected > 0)?;
+        let used = &d.paths[forwarding(d)];
+        let best = used.first()?;
         let (name, role) = match best.source {
             Source::Local => (None, None),
             Source::Peer(id) => match self.peer(id) {
@@ -119,7 +124,7 @@ impl Rib {
         });
         Some(Selected {
             attrs: best.attrs.clone(),
-            next_hops: d.paths[..d.selected].iter().map(|p| p.next_hop).collect(),
+            next_hops: used.iter().map(|p| p.next_hop).collect(),
             source_peer: name,
             source_role: role,
             own,
@@ -127,22 +132,40 @@ impl Rib {
     }
 }
 
+/// The paths the node forwards over (see [`Rib::selected`]).
+fn forwarding(d: &Dest) -> std::ops::Range<usize> {
+    let drained = |p: &Path| matches!(p.gated, Some(GateAction::GracefulShutdown(_)));
+    if d.selected == 0 || !drained(&d.paths[0]) {
+        return 0..d.selected;
+    }
+    let Some(first) = d.paths.iter().position(|p| p.gated.is_none()) else {
+        return 0..d.selected;
+    };
+    let equal = d.paths[first..]
+        .iter()
+        .take_while(|p| p.gated.is_none() && best::compare_preference(p, &d.paths[first]).is_eq())
+        .count();
+    first..first + equal
+}
+
 /// What identifies a selection result for change detection (a gate
 /// changes what is exported; a gated path that is not selected changes
 /// whether the prefix is the node's own).
 pub(super) fn snapshot(d: &Dest) -> Vec<(Source, usize, NextHop, bool, Option<GateAction>)> {
-    let mut s: Vec<_> = d.paths[..d.selected]
-        .iter()
-        .map(|p| {
-            (
-                p.source,
-                Arc::as_ptr(&p.attrs) as usize,
-                p.next_hop,
-                p.stale,
-                p.gated,
-            )
-        })
-        .collect();
+    let entry = |p: &Path| {
+        (
+            p.source,
+            Arc::as_ptr(&p.attrs) as usize,
+            p.next_hop,
+            p.stale,
+            p.gated,
+        )
+    };
+    let mut s: Vec<_> = d.paths[..d.selected].iter().map(entry).collect();
+    let used = forwarding(d);
+    if used.start > 0 {
+        s.extend(d.paths[used].iter().map(entry));
+    }
     s.extend(
         d.paths[d.selected..]
             .iter()

@@ -1206,7 +1206,8 @@ fn a_failing_health_gate_withdraws_the_nodes_vips_and_prefers_other_nodes() {
 
 /// With `graceful-shutdown`, the VIP stays advertised with the
 /// GRACEFUL_SHUTDOWN community and our AS prepended, as a drain would;
-/// the node itself prefers any other path.
+/// the node itself forwards over any other path (its local VIP route
+/// gives way to it), and keeps its own when there is none.
 #[test]
 fn a_failing_health_gate_with_graceful_shutdown_deprefers_the_vips() {
     let mut l = lab();
@@ -1226,21 +1227,27 @@ fn a_failing_health_gate_with_graceful_shutdown_deprefers_the_vips() {
     let sel = l.rib.selected(&net("10.96.1.10/32")).unwrap();
     assert_eq!(sel.source_role, Some(Role::Cilium));
     l.rib.written(l.frr);
-    // Another node's path comes: the node prefers it.
+    // Another node's path comes: the node forwards over it, and still
+    // advertises its own, drained.
     let out = l
         .rib
         .update(l.frr, frr_announce(FRR_AS, &["10.96.1.10/32"], &[4210101022]));
-    let sel = &loc_changes(&out)[0].selected;
-    assert_eq!(sel.as_ref().unwrap().source_role, Some(Role::Upstream));
+    let sel = l.rib.selected(&net("10.96.1.10/32")).unwrap();
+    assert_eq!(loc_changes(&out).len(), 1, "{out:?}");
+    assert_eq!(sel.source_role, Some(Role::Upstream));
+    assert!(!sel.own);
+    assert!(sent(&out, l.frr).is_empty(), "the drained path stays advertised");
     l.rib.written(l.frr);
 
     // Withdraw beats graceful shutdown when both gates fail.
     let out = l
         .rib
         .set_health_gates(vec![gate(gshut), gate(crate::config::GateAction::Withdraw)]);
-    assert!(
-        loc_changes(&out).is_empty(),
-        "the node already used the other path"
+    assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.96.1.10/32"]);
+    assert_eq!(
+        l.rib.selected(&net("10.96.1.10/32")).unwrap(),
+        sel,
+        "forwarding unchanged"
     );
     l.rib.written(l.frr);
     let out = l.rib.set_health_gates(Vec::new());
