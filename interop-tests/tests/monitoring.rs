@@ -55,14 +55,16 @@ fn alert_rules_pass_promtool_and_their_unit_tests() {
     if !interop_tests::require_root() {
         return;
     }
-    assert!(promtool(&["check", "rules", "tern-alerts.yaml"]).contains("SUCCESS: 12 rules found"));
+    assert!(promtool(&["check", "rules", "tern-alerts.yaml"]).contains("SUCCESS: 14 rules found"));
     assert!(promtool(&["test", "rules", "tern-alerts.test.yaml"]).contains("SUCCESS"));
     promtool(&["check", "config", "prometheus.yaml"]);
 }
 
 #[test]
 fn a_real_prometheus_scrapes_tern_runs_the_dashboard_and_fires_an_alert() {
-    let api = "[api]\nlisten = \"[::]:9179\"\n";
+    // The API on TCP for Prometheus, and a health check (report only) so
+    // that the health panel has series.
+    let api = "[[health-check]]\nname = \"api\"\nprobe = \"tcp\"\naddress = \"[::1]:9179\"\naction = \"report\"\n\n[api]\nlisten = \"[::]:9179\"\n";
     let Some(mut lab) = Topology::builder("monitoring")
         .tern_extra(1, api)
         .tern_extra(2, api)
