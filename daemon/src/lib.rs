@@ -45,6 +45,12 @@
 //!    one sending socket per session
 //!    ──Change[∞]──▶ supervisor ──PeerControl::BfdDown──▶ that peer's task
 //!
+//!  HEALTH ×1 (health/task.rs): a coordinating task keeps the verdicts
+//!    ◀──Outcome[64]── probe task ×1/host check; probe thread ×1/check in
+//!                     another netns (own current-thread runtime, setns)
+//!    ◀──Vec<HealthCheck>[∞]── supervisor (reload)
+//!    ──RibRequest::HealthGates[64]──▶ RIB task; verdicts on a watch ──▶ API
+//!
 //!  API THREAD ×1 (api.rs; its own current-thread runtime, stops with the
 //!  supervisor): TCP ×1 and Unix socket ×1, axum, a task per connection
 //!    reads the StatusBoard (RwLock'd map; per-peer Mutex'd snapshot; atomics)
@@ -67,7 +73,7 @@
 //! (import policy, best path) → export policy → peers and [`fib`]. Beside
 //! the sessions, [`bfd`] watches the paths to peers. Around it: [`config`]
 //! (the file), [`setup`] (what the configuration makes of a
-//! peer), [`status`] (the typed model the [`api`], [`metrics`] and [`cli`]
+//! peer), [`health`] (probes that gate the node's VIPs), [`status`] (the typed model the [`api`], [`metrics`] and [`cli`]
 //! share), [`doctor`] (checks over that model), [`clock`] (where tasks
 //! meet time) and [`daemon`] (the supervisor). `docs/architecture.md` says where to go to change what.
 

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use interop_tests::client::{ConnectLoop, answered_by, failures};
 use interop_tests::lab::tern_config;
-use interop_tests::{Node, Topology, nft, tcp, timeout, wait_until};
+use interop_tests::{Node, Topology, nft, tcp, timeout, wait_for, wait_until};
 use serde_json::Value;
 
 const VIP: &str = "10.96.9.9";
@@ -425,4 +425,95 @@ fn a_node_whose_pods_cannot_reach_it_stops_attracting_its_vips() {
     }
     drop(servers);
     drop(daemons);
+}
+
+/// What probing from a pod's namespace needs: as `nobody` with only the
+/// systemd unit's two capabilities, the probe cannot enter the namespace
+/// and says so; with CAP_SYS_ADMIN added, it runs inside it (the server
+/// it reaches listens only in the pod's namespace).
+#[test]
+fn probing_from_a_pod_namespace_needs_cap_sys_admin_and_says_so() {
+    if !interop_tests::require_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let work = interop_tests::WorkDir::new("health-caps");
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let node = interop_tests::Netns::new(&interop_tests::unique_name("hc-node"));
+    let pod = interop_tests::Netns::new(&interop_tests::unique_name("hc-pod"));
+    let _server = tcp::Server::start(&pod, 8081, "pod");
+    let run = |caps: &str| {
+        let dir = work.subdir(&format!("tern-{}", caps.len()));
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let config = dir.join("tern.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"router-id = "10.0.0.1"
+asn = 65001
+listen = []
+state-dir = "{dir}"
+[api]
+socket = "{dir}/tern.sock"
+[fib]
+enabled = false
+[[health-check]]
+name = "in-pod"
+probe = "tcp"
+address = "127.0.0.1:8081"
+namespace = "/run/netns/{pod}"
+interval = 0.2
+timeout = 0.2
+fall = 1
+rise = 1
+"#,
+                dir = dir.display(),
+                pod = pod.name()
+            ),
+        )
+        .expect("config");
+        let mut cmd = node.command("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .args(["--inh-caps", caps, "--ambient-caps", caps, "--bounding-set", caps])
+            .arg(interop_tests::tern_bin())
+            .arg("--config")
+            .arg(&config)
+            .env("NO_COLOR", "1");
+        let daemon = interop_tests::Daemon::spawn(&format!("tern-{}", caps.len()), cmd, work.path());
+        let socket = dir.join("tern.sock");
+        let result = wait_for(
+            timeout(10),
+            "a probe's result",
+            || {
+                let (_, body) = interop_tests::http::request(&socket, "GET", "/api/v1/health")?;
+                let v: Value = serde_json::from_str(&body).map_err(|e| e.to_string())?;
+                Ok::<Value, String>(v[0].clone())
+            },
+            |r| {
+                r.as_ref().is_ok_and(|h| {
+                    h["probes_ok"].as_u64().unwrap_or(0) + h["probes_failed"].as_u64().unwrap_or(0) >= 2
+                })
+            },
+        )
+        .expect("health");
+        drop(daemon);
+        result
+    };
+    let two = run("-all,+net_admin,+net_bind_service");
+    assert_eq!(two["state"], "failing", "{two}");
+    let why = two["last_result"].as_str().unwrap_or("");
+    assert!(
+        why.contains("Operation not permitted") && why.contains("needs CAP_SYS_ADMIN"),
+        "{two}"
+    );
+    let three = run("-all,+net_admin,+net_bind_service,+sys_admin");
+    assert_eq!(three["state"], "passing", "{three}");
+    assert_eq!(three["probes_failed"], 0, "{three}");
+    assert!(
+        three["last_result"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connected to 127.0.0.1:8081"),
+        "{three}"
+    );
 }

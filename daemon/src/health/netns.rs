@@ -11,8 +11,10 @@ use nix::sched::{CloneFlags, setns};
 use crate::config::ProbeNamespace;
 
 /// Where container runtimes pin pod sandboxes' namespaces (containerd's
-/// `cni-*`, CRI-O's by id; `/var/run` is a link to `/run`).
-const PINNED: &str = "/run/netns";
+/// `cni-*`, CRI-O's by id; `/var/run` is a link to `/run`), and where a
+/// Talos extension service sees them with the host's `/run` mounted at
+/// `/host/run` (`deploy/talos/README.md`).
+const PINNED: [&str; 2] = ["/run/netns", "/host/run/netns"];
 
 /// Moves the calling thread into the namespace at `path`.
 pub fn enter(path: &Path) -> Result<(), String> {
@@ -59,8 +61,10 @@ impl Placement {
                     return Ok(p);
                 }
                 self.found = None;
-                let mut entries: Vec<PathBuf> = std::fs::read_dir(PINNED)
-                    .map_err(|e| format!("cannot list {PINNED}: {e}"))?
+                let mut entries: Vec<PathBuf> = PINNED
+                    .iter()
+                    .filter_map(|d| std::fs::read_dir(d).ok())
+                    .flatten()
                     .filter_map(|e| e.ok().map(|e| e.path()))
                     .collect();
                 entries.sort();
@@ -75,9 +79,10 @@ impl Placement {
                         Err(e) => last_error = Some(e),
                     }
                 }
+                let searched = PINNED.join(" or ");
                 Err(match last_error {
-                    Some(e) => format!("no namespace under {PINNED} holds {ip} ({e})"),
-                    None => format!("no namespace under {PINNED} holds {ip}"),
+                    Some(e) => format!("no namespace under {searched} holds {ip} ({e})"),
+                    None => format!("no namespace under {searched} holds {ip}"),
                 })
             }
         }

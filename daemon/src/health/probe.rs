@@ -170,3 +170,157 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, UdpSocket};
+
+    use super::run;
+    use crate::config::Probe;
+
+    /// An HTTP server that answers every request with `status`, and the
+    /// request lines it saw.
+    async fn http_server(status: u16) -> (SocketAddr, tokio::sync::mpsc::Receiver<String>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = vec![0u8; 2048];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned()).await;
+                let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = s.write_all(answer.as_bytes()).await;
+            }
+        });
+        (addr, rx)
+    }
+
+    fn http(addr: SocketAddr, tls: bool, expect: Vec<u16>) -> Probe {
+        Probe::Http {
+            tls,
+            address: addr,
+            authority: addr.to_string(),
+            path: "/healthz".into(),
+            expect,
+        }
+    }
+
+    #[tokio::test]
+    async fn tcp_passes_when_a_connection_is_accepted() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        assert!(run(&Probe::Tcp(addr), 1).await.is_ok());
+        drop(l);
+        let e = run(&Probe::Tcp(addr), 1).await.unwrap_err();
+        assert!(e.contains("Connection refused"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn http_passes_on_an_expected_status_only() {
+        let (addr, mut seen) = http_server(200).await;
+        let ok = run(&http(addr, false, vec![200]), 1).await.unwrap();
+        assert!(ok.ends_with(": 200"), "{ok}");
+        let request = seen.recv().await.unwrap();
+        assert!(request.starts_with("GET /healthz HTTP/1.1\r\n"), "{request}");
+        assert!(
+            request.to_lowercase().contains(&format!("host: {addr}")),
+            "{request}"
+        );
+        let (addr, _seen) = http_server(503).await;
+        let e = run(&http(addr, false, vec![200, 204]), 1).await.unwrap_err();
+        assert!(e.contains("status 503, expected 200 or 204"), "{e}");
+        assert!(run(&http(addr, false, vec![503]), 1).await.is_ok());
+    }
+
+    /// HTTPS against OpenSSL's test server with a self-signed certificate
+    /// (`openssl s_server -www` answers every GET with 200).
+    #[tokio::test]
+    async fn https_completes_a_handshake_with_a_self_signed_server() {
+        let dir = std::env::temp_dir().join(format!("tern-https-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=node", "-keyout"])
+            .arg(dir.join("key.pem"))
+            .arg("-out")
+            .arg(dir.join("cert.pem"))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl (Debian's openssl package)");
+        assert!(status.success());
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let mut server = std::process::Command::new("openssl")
+            .args(["s_server", "-www", "-quiet", "-accept"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(dir.join("cert.pem"))
+            .arg("-key")
+            .arg(dir.join("key.pem"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl s_server");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let mut result = Err(String::new());
+        for _ in 0..50 {
+            result = run(&http(addr, true, vec![200]), 1).await;
+            if result.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Plain HTTP to a TLS server is no answer.
+        let plain = run(&http(addr, false, vec![200]), 1).await;
+        let _ = server.kill();
+        let _ = server.wait();
+        let _ = std::fs::remove_dir_all(&dir);
+        let ok = result.unwrap();
+        assert!(ok.starts_with("GET https://") && ok.ends_with(": 200"), "{ok}");
+        assert!(plain.is_err(), "{plain:?}");
+    }
+
+    #[tokio::test]
+    async fn dns_passes_on_noerror_and_names_any_other_code() {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let server = s.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let mut rcode = 0u8;
+            while let Ok((n, from)) = s.recv_from(&mut buf).await {
+                let mut answer = buf[..n].to_vec();
+                // Something else first: another id must be skipped.
+                let mut stray = answer.clone();
+                stray[0] ^= 0xff;
+                stray[2] |= 0x80;
+                let _ = s.send_to(&stray, from).await;
+                answer[2] |= 0x80;
+                answer[3] = rcode;
+                let _ = s.send_to(&answer, from).await;
+                rcode = 2;
+            }
+        });
+        let probe = Probe::Dns {
+            server,
+            name: "kube-dns.kube-system.svc.cluster.local".into(),
+        };
+        let ok = run(&probe, 7).await.unwrap();
+        assert!(ok.contains("NOERROR"), "{ok}");
+        let e = run(&probe, 8).await.unwrap_err();
+        assert!(e.ends_with("SERVFAIL"), "{e}");
+    }
+}

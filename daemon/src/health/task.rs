@@ -281,3 +281,72 @@ fn views(running: &[Running]) -> Vec<HealthView> {
 fn millis(d: Duration) -> u64 {
     d.as_millis().try_into().unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::net::TcpListener;
+    use tokio::sync::mpsc;
+
+    use super::start;
+    use crate::config::{Gate, GateAction, HealthCheck, Probe};
+    use crate::rib::task::RibRequest;
+
+    fn check(addr: std::net::SocketAddr) -> HealthCheck {
+        HealthCheck {
+            name: "local".into(),
+            probe: Probe::Tcp(addr),
+            namespace: None,
+            interval: Duration::from_millis(20),
+            timeout: Duration::from_millis(20),
+            rise: 2,
+            fall: 2,
+            gate: Some(Gate {
+                check: Arc::from("local"),
+                selector: policy::VipSelector::default(),
+                action: GateAction::Withdraw,
+            }),
+        }
+    }
+
+    async fn next_gates(rib: &mut mpsc::Receiver<RibRequest>) -> Vec<Gate> {
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), rib.recv()).await {
+                Ok(Some(RibRequest::HealthGates(g))) => return g,
+                Ok(Some(_)) => {}
+                other => panic!("no gates: {:?}", other.is_ok()),
+            }
+        }
+    }
+
+    /// A check whose server goes away fails its gate; back, it passes, and
+    /// a reload that keeps the check keeps its verdict and counters.
+    #[tokio::test]
+    async fn a_failing_check_tells_the_rib_and_a_reload_keeps_its_verdict() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (rib_tx, mut rib) = mpsc::channel(64);
+        let h = start(vec![check(addr)], rib_tx);
+        assert!(next_gates(&mut rib).await.is_empty(), "starts passing");
+        drop(l);
+        let failing = next_gates(&mut rib).await;
+        assert_eq!(failing.len(), 1);
+        assert_eq!(&*failing[0].check, "local");
+        let v = h.status.borrow().clone();
+        assert_eq!(v[0].state, "failing");
+        assert!(
+            v[0].last_result.as_deref().unwrap_or("").contains("refused"),
+            "{v:?}"
+        );
+        // A reload with the same check: still failing, counters kept.
+        h.configure.send(vec![check(addr)]).unwrap();
+        assert_eq!(next_gates(&mut rib).await.len(), 1);
+        assert_eq!(h.status.borrow()[0].transitions, 1);
+        let _l = TcpListener::bind(addr).await.unwrap();
+        assert!(next_gates(&mut rib).await.is_empty());
+        let v = h.status.borrow().clone();
+        assert_eq!((v[0].state.as_str(), v[0].transitions), ("passing", 2));
+    }
+}
