@@ -402,6 +402,13 @@ fn a_node_whose_pods_cannot_reach_it_stops_attracting_its_vips() {
             Err(format!("{p:?}; best via {best:?}"))
         }
     });
+    // Node 1 itself forwards over node 2's path: its pods go there.
+    wait_until(timeout(5), "node 1's pod to reach node 2", || {
+        match pod_reaches(&lab) {
+            Ok(who) if who == lab.node(2).id.name() && !vip_route_is_local(lab.node(1)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
     lab.node(1)
         .ns
         .exec(&["nft", "delete", "table", "inet", "stale"])

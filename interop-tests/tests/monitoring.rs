@@ -126,6 +126,24 @@ fn a_real_prometheus_scrapes_tern_runs_the_dashboard_and_fires_an_alert() {
     // Every query of the dashboard is valid PromQL over metrics tern
     // exports (their names appear in its /metrics, samples or not).
     let exported = lab.node(1).tern.get_text("/metrics").expect("metrics");
+    // With a health check's series among them, still what promtool
+    // accepts.
+    assert!(exported.contains("tern_health_check_up{"), "{exported}");
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    std::io::Write::write_all(&mut check.stdin.take().expect("stdin"), exported.as_bytes()).expect("write");
+    let checked_metrics = check.wait_with_output().expect("promtool");
+    assert!(
+        checked_metrics.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&checked_metrics.stdout),
+        String::from_utf8_lossy(&checked_metrics.stderr)
+    );
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(pack().join("grafana-dashboard.json")).expect("dashboard"),
     )
