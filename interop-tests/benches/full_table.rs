@@ -37,6 +37,15 @@
 //! `/api/v1/summary`, `birdc show status`, FRR's `show bgp summary json`)
 //! is timed every few hundred milliseconds: the worst answer is printed.
 //!
+//! Beside the daemons, the kernel's own limit, measured the same way in a
+//! namespace of its own (`interop_tests::kernel_writer`): `ip -batch`, a
+//! pipelined netlink writer, and the same writer with one shared nexthop
+//! object per family, the limit the daemons' times are divided by
+//! (`TERN_BENCH_DAEMONS` names them `ip-batch`, `netlink`, `netlink+nh`).
+//! CPU seconds are the daemon's processes' (user + system, from
+//! `/proc/PID/stat`) from the session's establishment until the kernel
+//! had every route, and the writer's own for a baseline.
+//!
 //! What the daemons keep differs: tern keeps what each peer sent before
 //! import policy (`soft-reconfiguration`, on by default) beside its
 //! Loc-RIB, as FRR's `soft-reconfiguration inbound` would (off here, its
@@ -95,12 +104,23 @@ fn main() {
         .unwrap_or_default()
         .to_lowercase();
     let mut rows = Vec::new();
-    for kind in [Kind::Tern, Kind::Bird, Kind::Frr]
-        .into_iter()
-        .filter(|k| only.is_empty() || only.split(',').any(|o| o.trim() == k.name().to_lowercase()))
+    for kind in [
+        Kind::NetlinkNexthop,
+        Kind::Netlink,
+        Kind::IpBatch,
+        Kind::Tern,
+        Kind::Bird,
+        Kind::Frr,
+    ]
+    .into_iter()
+    .filter(|k| only.is_empty() || only.split(',').any(|o| o.trim() == k.name().to_lowercase()))
     {
         println!("\n== {}", kind.name());
-        let row = measure(kind, &table);
+        let row = if kind.is_baseline() {
+            measure_kernel(kind, &table)
+        } else {
+            measure(kind, &table)
+        };
         println!("{row:#?}");
         rows.push(row);
     }
@@ -122,6 +142,8 @@ struct Table {
     messages: usize,
     v4: usize,
     v6: usize,
+    /// Every prefix, for the kernel baselines.
+    prefixes: Vec<IpNet>,
 }
 
 /// xorshift64*: the same table every run.
@@ -164,6 +186,7 @@ impl Table {
         let mut builder = UpdateBuilder::new(ctx);
         let mut buf = BytesMut::new();
         let mut messages = 0;
+        let mut all = Vec::with_capacity(v4 + v6);
         for (family, prefixes) in [
             (Family::IPV4_UNICAST, ipv4_prefixes(&mut rng, v4)),
             (Family::IPV6_UNICAST, ipv6_prefixes(&mut rng, v6)),
@@ -179,6 +202,7 @@ impl Table {
             // Runs of neighbouring prefixes share an attribute set.
             let mut groups: Vec<Vec<Nlri>> = vec![Vec::new(); sets.len()];
             let mut set = 0;
+            all.extend(prefixes.iter().map(|n| n.prefix));
             for (i, p) in prefixes.into_iter().enumerate() {
                 if i % 16 == 0 {
                     set = rng.below(sets.len() as u64) as usize;
@@ -200,6 +224,7 @@ impl Table {
             messages,
             v4,
             v6,
+            prefixes: all,
         }
     }
 
@@ -259,6 +284,12 @@ enum Kind {
     Tern,
     Bird,
     Frr,
+    /// The kernel baselines (`interop_tests::kernel_writer`): `ip
+    /// -batch`, a pipelined netlink writer, and the same with one shared
+    /// nexthop object per family (the limit the daemons are held to).
+    IpBatch,
+    Netlink,
+    NetlinkNexthop,
 }
 
 impl Kind {
@@ -267,7 +298,14 @@ impl Kind {
             Kind::Tern => "tern",
             Kind::Bird => "bird2",
             Kind::Frr => "FRR",
+            Kind::IpBatch => "ip-batch",
+            Kind::Netlink => "netlink",
+            Kind::NetlinkNexthop => "netlink+nh",
         }
+    }
+
+    fn is_baseline(self) -> bool {
+        matches!(self, Kind::IpBatch | Kind::Netlink | Kind::NetlinkNexthop)
     }
 }
 
@@ -293,6 +331,7 @@ impl Daemon {
                     ..FrrOptions::default()
                 },
             )),
+            k => unreachable!("{} is measured by measure_kernel", k.name()),
         }
     }
 
@@ -461,6 +500,9 @@ struct Row {
     status_failed: usize,
     /// kB, per process: the peak (`VmHWM`).
     rss_peak: Vec<(&'static str, u64)>,
+    /// CPU time (user + system) from the start until the kernel had every
+    /// route: the daemon's processes, or the baseline's writer.
+    cpu: Option<Duration>,
 }
 
 fn measure(kind: Kind, table: &Arc<Table>) -> Row {
@@ -501,6 +543,7 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         other => panic!("{}: no session: {other:?}", kind.name()),
     };
     let rss_before: Vec<(&str, u64)> = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmRSS:"))).collect();
+    let cpu_before: u64 = pids.iter().map(|(_, p)| cpu_ticks(*p)).sum();
     let counter = dut.spawn_in(move || {
         // IPv6 is cheap to count; IPv4 walks the trie, so less often.
         let deadline = Duration::from_secs(240);
@@ -534,6 +577,7 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         std::thread::sleep(Duration::from_millis(if rib.is_none() { 250 } else { 100 }));
     }
     let kernel = counter.join().expect("counter");
+    let cpu_after: u64 = pids.iter().map(|(_, p)| cpu_ticks(*p)).sum();
     if rib.is_none() && daemon.received().is_ok_and(|n| n >= table.routes()) {
         rib = kernel;
     }
@@ -557,6 +601,7 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         status: (status_asked > status_failed).then_some(status),
         status_asked,
         status_failed,
+        cpu: kernel.map(|_| ticks(cpu_after - cpu_before)),
     };
     // Stop the daemon first (a few seconds at most: its guard SIGKILLs
     // it), then the injector, then the namespaces go with their routes.
@@ -564,6 +609,105 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
     stop.store(true, Ordering::Relaxed);
     let _ = injector.join();
     row
+}
+
+/// A kernel baseline: the table written straight into the kernel of a
+/// fresh namespace, timed until the kernel counts every route.
+fn measure_kernel(kind: Kind, table: &Arc<Table>) -> Row {
+    let ns = Netns::new(&unique_name(&format!("bench-{}", kind.name().replace('+', ""))));
+    let peer = Netns::new(&unique_name("bench-kpeer"));
+    veth(&ns, "eth0", &peer, "eth0");
+    ns.add_addr("eth0", &format!("{DAEMON_V4}/24"));
+    ns.add_addr("eth0", &format!("{DAEMON_V6}/64"));
+    let table = table.clone();
+    let (kernel, cpu) = ns
+        .spawn_in(move || {
+            let (base4, base6) = kernel_counts();
+            let via = interop_tests::kernel_writer::Via {
+                gateway4: INJECTOR_V4.parse().expect("address"),
+                gateway6: INJECTOR_V6.parse().expect("address"),
+                ifindex: nix::net::if_::if_nametoindex("eth0").expect("eth0"),
+            };
+            let (cpu0, children0) = (thread_cpu(), children_cpu());
+            let start = Instant::now();
+            let loaded = match kind {
+                Kind::IpBatch => interop_tests::kernel_writer::ip_batch(&table.prefixes, via, "eth0"),
+                k => interop_tests::kernel_writer::netlink_load(
+                    &table.prefixes,
+                    via,
+                    k == Kind::NetlinkNexthop,
+                ),
+            }
+            .expect("load");
+            assert_eq!(loaded.refused, 0, "the kernel refused routes");
+            while count4() < base4 + table.v4 || count6() < base6 + table.v6 {
+                assert!(
+                    start.elapsed() < Duration::from_secs(240),
+                    "the kernel never had every route"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let elapsed = start.elapsed();
+            let cpu = (thread_cpu() - cpu0) + (children_cpu() - children0);
+            (elapsed, cpu)
+        })
+        .join()
+        .expect("baseline");
+    Row {
+        name: kind.name(),
+        version: match kind {
+            Kind::IpBatch => run(Command::new("ip").arg("-V"))
+                .map(|v| v.trim().to_owned())
+                .unwrap_or_default(),
+            _ => format!(
+                "kernel {}",
+                std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                    .unwrap_or_default()
+                    .trim()
+            ),
+        },
+        sent: Duration::ZERO,
+        rib: None,
+        kernel: Some(kernel),
+        rss_before: Vec::new(),
+        rss_after: Vec::new(),
+        rss_peak: Vec::new(),
+        status: None,
+        status_asked: 0,
+        status_failed: 0,
+        cpu: Some(cpu),
+    }
+}
+
+/// CPU time (user + system) of the calling thread.
+fn thread_cpu() -> Duration {
+    rusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)
+}
+
+/// CPU time of the children waited for so far (`ip -batch`).
+fn children_cpu() -> Duration {
+    rusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+}
+
+fn rusage(who: nix::sys::resource::UsageWho) -> Duration {
+    let u = nix::sys::resource::getrusage(who).expect("getrusage");
+    let d = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+    d(u.user_time()) + d(u.system_time())
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name in parentheses: state is field 3; utime and
+    // stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
+}
+
+fn ticks(n: u64) -> Duration {
+    // SC_CLK_TCK is 100 on every Linux this runs on.
+    Duration::from_millis(n * 10)
 }
 
 #[derive(Debug)]
@@ -664,12 +808,18 @@ fn count6() -> usize {
 
 fn print_table(table: &Table, rows: &[Row]) {
     let routes = table.routes();
+    let limit = rows
+        .iter()
+        .find(|r| r.name == Kind::NetlinkNexthop.name())
+        .and_then(|r| r.kernel);
     let secs = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()));
     let rate =
         |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.0}", routes as f64 / d.as_secs_f64()));
     let mb = |v: &[(&str, u64)]| {
         let total: u64 = v.iter().map(|(_, k)| k).sum();
-        if v.len() == 1 {
+        if v.is_empty() {
+            "-".into()
+        } else if v.len() == 1 {
             format!("{:.1} MB", total as f64 / 1024.0)
         } else {
             let parts: Vec<String> = v
@@ -680,6 +830,9 @@ fn print_table(table: &Table, rows: &[Row]) {
         }
     };
     let per_route = |r: &Row| {
+        if r.rss_after.is_empty() {
+            return "-".into();
+        }
         let before: u64 = r.rss_before.iter().map(|(_, k)| k).sum();
         let after: u64 = r.rss_after.iter().map(|(_, k)| k).sum();
         format!(
@@ -692,12 +845,23 @@ fn print_table(table: &Table, rows: &[Row]) {
         ("version", Box::new(|r: &Row| r.version.clone())),
         (
             "table read (injector done)",
-            Box::new(|r: &Row| secs(Some(r.sent))),
+            Box::new(|r: &Row| secs(Some(r.sent).filter(|_| !r.rss_after.is_empty()))),
         ),
         ("all routes in the RIB", Box::new(|r: &Row| secs(r.rib))),
         ("all routes in the kernel", Box::new(|r: &Row| secs(r.kernel))),
         ("routes/s into the RIB", Box::new(|r: &Row| rate(r.rib))),
         ("routes/s into the kernel", Box::new(|r: &Row| rate(r.kernel))),
+        (
+            "kernel time ÷ the limit (netlink+nh)",
+            Box::new(|r: &Row| match (r.kernel, limit) {
+                (Some(k), Some(l)) => format!("{:.2}×", k.as_secs_f64() / l.as_secs_f64()),
+                _ => "-".into(),
+            }),
+        ),
+        (
+            "CPU seconds until in the kernel",
+            Box::new(|r: &Row| r.cpu.map_or("-".into(), |c| format!("{:.1} s", c.as_secs_f64()))),
+        ),
         ("RSS, empty", Box::new(|r: &Row| mb(&r.rss_before))),
         ("RSS, table loaded", Box::new(|r: &Row| mb(&r.rss_after))),
         ("RSS peak (VmHWM)", Box::new(|r: &Row| mb(&r.rss_peak))),
@@ -708,6 +872,9 @@ fn print_table(table: &Table, rows: &[Row]) {
                 let worst = r
                     .status
                     .map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3));
+                if r.status_asked == 0 {
+                    return "-".into();
+                }
                 format!("{worst} ({} asked, {} failed)", r.status_asked, r.status_failed)
             }),
         ),

@@ -35,6 +35,7 @@ pub mod frr;
 pub mod gobgp;
 pub mod http;
 pub mod kernel;
+pub mod kernel_writer;
 pub mod lab;
 pub mod netns;
 pub mod nft;
