@@ -69,6 +69,11 @@ impl Rib {
                 self.released += 1;
             }
             None => {
+                // Most prefixes have one path: room for exactly one (a
+                // first push would make room for four).
+                if dest.paths.capacity() == 0 {
+                    dest.paths.reserve_exact(1);
+                }
                 dest.paths.push(path);
                 self.loc_size.paths += 1;
             }

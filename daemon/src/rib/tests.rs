@@ -1260,3 +1260,17 @@ fn a_failing_health_gate_with_graceful_shutdown_deprefers_the_vips() {
             .contains(&Community::GRACEFUL_SHUTDOWN)
     );
 }
+
+/// A prefix with one path holds room for one path, not the four a first
+/// push makes room for (a full table is mostly such prefixes: this was a
+/// third of tern's memory under a full table).
+#[test]
+fn a_single_path_prefix_holds_room_for_one_path() {
+    let mut l = lab();
+    l.rib.update(l.frr, frr_announce(FRR_AS, &["10.224.2.0/24"], &[]));
+    let prefix = net("10.224.2.0/24");
+    assert_eq!(l.rib.loc[&prefix].paths.capacity(), 1);
+    // A second path makes room as usual.
+    l.rib.update(l.cilium, cilium_announce(&["10.224.2.0/24"]));
+    assert_eq!(l.rib.loc[&prefix].paths.len(), 2);
+}
