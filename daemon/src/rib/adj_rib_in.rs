@@ -76,7 +76,11 @@ pub(super) struct InvalidPath {
 
 /// One peer's Adj-RIB-In.
 pub(super) struct AdjRibIn {
-    /// The pre-policy copy (soft reconfiguration).
+    /// The pre-policy copy (soft reconfiguration), of the paths the
+    /// Loc-RIB does not hold as received: those import policy rejected or
+    /// changed. An accepted path that policy left alone is its own copy
+    /// (see [`Rib::pre_policy`]), so a table that import policy passes
+    /// through unchanged costs nothing here.
     pub(super) pre: Option<HashMap<IpNet, Advertised>>,
     /// Prefixes whose path from this peer is in the Loc-RIB.
     pub(super) accepted: Accepted,
@@ -119,11 +123,7 @@ impl AdjRibIn {
 
     /// Prefixes received, whatever became of them.
     pub(super) fn received(&self) -> usize {
-        let valid = self
-            .pre
-            .as_ref()
-            .map_or(self.accepted.len() + self.rejected.len(), HashMap::len);
-        valid + self.invalid.len()
+        self.accepted.len() + self.rejected.len() + self.invalid.len()
     }
 
     /// Forgets the paths that are not in the Loc-RIB: kept for a
@@ -228,9 +228,6 @@ impl Rib {
 
     pub(super) fn announce(&mut self, id: PeerId, prefix: IpNet, attrs: Arc<Attributes>, nh: NextHop) {
         let Some(peer) = self.peer_mut(id) else { return };
-        if let Some(pre) = &mut peer.adj_in.pre {
-            pre.insert(prefix, (attrs.clone(), nh));
-        }
         if !peer.adj_in.invalid.is_empty() {
             peer.adj_in.invalid.remove(&prefix);
         }
@@ -269,9 +266,13 @@ impl Rib {
             ebgp: peer.ebgp(),
         };
         let remote = session.remote_address;
+        let received = (attrs.clone(), nh);
         match verdict {
             Verdict::Reject => {
                 let Some(peer) = self.peer_mut(id) else { return };
+                if let Some(pre) = &mut peer.adj_in.pre {
+                    pre.insert(prefix, received);
+                }
                 peer.adj_in.rejected.insert(prefix);
                 peer.adj_in.stale.remove(&prefix);
                 if peer.adj_in.accepted.remove(&prefix) {
@@ -288,10 +289,21 @@ impl Rib {
                     NextHopChange::PeerAddress => NextHop::from(remote),
                     NextHopChange::SelfAddress | NextHopChange::Unchanged => nh,
                 };
+                let unchanged = Arc::ptr_eq(&attrs, &received.0) && nh == received.1;
                 let Some(peer) = self.peer_mut(id) else { return };
                 if peer.discards(&prefix) {
+                    if let Some(pre) = &mut peer.adj_in.pre {
+                        pre.insert(prefix, received);
+                    }
                     peer.adj_in.rejected.insert(prefix);
                     return;
+                }
+                if let Some(pre) = &mut peer.adj_in.pre {
+                    if unchanged {
+                        pre.remove(&prefix);
+                    } else {
+                        pre.insert(prefix, received);
+                    }
                 }
                 peer.adj_in.rejected.remove(&prefix);
                 peer.adj_in.stale.remove(&prefix);
@@ -310,6 +322,36 @@ impl Rib {
                 );
             }
         }
+    }
+
+    /// The peer's paths as it sent them (soft reconfiguration), those
+    /// `wanted` keeps: the kept copies of rejected and changed paths, and
+    /// the Loc-RIB's own of the rest. None without soft reconfiguration.
+    pub(super) fn pre_policy(
+        &self,
+        id: PeerId,
+        wanted: impl Fn(&IpNet) -> bool,
+    ) -> Option<Vec<(IpNet, Advertised)>> {
+        let peer = self.peer(id)?;
+        let pre = peer.adj_in.pre.as_ref()?;
+        let mut out: Vec<(IpNet, Advertised)> = pre
+            .iter()
+            .filter(|(p, _)| wanted(p))
+            .map(|(p, a)| (*p, a.clone()))
+            .collect();
+        for prefix in peer.adj_in.accepted.iter().filter(|p| wanted(p)) {
+            if pre.contains_key(prefix) {
+                continue;
+            }
+            if let Some(path) = self
+                .loc
+                .get(prefix)
+                .and_then(|d| d.paths.iter().find(|x| x.source == Source::Peer(id)))
+            {
+                out.push((*prefix, (path.attrs.clone(), path.next_hop)));
+            }
+        }
+        Some(out)
     }
 
     /// Max-prefix (RFC 4486), after an UPDATE: a family over its limit is

@@ -260,14 +260,14 @@ impl Rib {
         }
         peer.setup = setup;
         let mut refresh = Vec::new();
-        match peer.adj_in.pre.clone() {
+        match self.pre_policy(id, |_| true) {
             Some(pre) => {
                 for (prefix, (attrs, nh)) in pre {
                     self.import(id, prefix, attrs, nh);
                 }
             }
             None => {
-                if let Some(s) = &peer.session {
+                if let Some(s) = self.peer(id).and_then(|p| p.session.as_ref()) {
                     refresh = s.negotiated.families.clone();
                 }
             }

@@ -162,9 +162,9 @@ impl Rib {
     fn received(&self, id: PeerId, p: &RibPeer, filter: &RouteFilter) -> Vec<AdjRouteView> {
         let a = &p.adj_in;
         let mut out = Vec::new();
-        match &a.pre {
+        match self.pre_policy(id, |prefix| filter.wants(prefix)) {
             Some(pre) => {
-                for (prefix, (attrs, nh)) in pre.iter().filter(|(prefix, _)| filter.wants(prefix)) {
+                for (prefix, (attrs, nh)) in &pre {
                     let filtered = a.rejected.contains(prefix);
                     if filter.filtered_only && !filtered {
                         continue;

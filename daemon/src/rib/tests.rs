@@ -1274,3 +1274,73 @@ fn a_single_path_prefix_holds_room_for_one_path() {
     l.rib.update(l.cilium, cilium_announce(&["10.224.2.0/24"]));
     assert_eq!(l.rib.loc[&prefix].paths.len(), 2);
 }
+
+/// Soft reconfiguration keeps a copy only of what the Loc-RIB does not
+/// hold as received (rejected or changed paths): a table import policy
+/// passes through unchanged costs no copy, and is still shown as received
+/// and re-imported after a policy change.
+#[test]
+fn the_pre_policy_copy_holds_only_what_policy_rejected_or_changed() {
+    let mut l = lab();
+    l.rib.update(
+        l.frr,
+        frr_announce(FRR_AS, &["10.224.2.0/24", "10.224.3.0/24"], &[]),
+    );
+    let pre = |rib: &Rib, id: PeerId| rib.peer(id).unwrap().adj_in.pre.as_ref().unwrap().len();
+    assert_eq!(
+        pre(&l.rib, l.frr),
+        0,
+        "accepted as sent: the Loc-RIB's path is the copy"
+    );
+    let received = l
+        .rib
+        .adj_rib("upstream", AdjSide::Received, &RouteFilter::default())
+        .unwrap();
+    assert_eq!(received.len(), 2);
+    assert!(
+        received
+            .iter()
+            .all(|r| r.attributes.as_ref().is_some_and(|a| a.med == Some(10)))
+    );
+    // A policy that rejects one and changes the other: both are kept as
+    // received, and the change is undone by a policy that changes nothing.
+    let set_lp = Arc::new(Policy {
+        name: "lp".into(),
+        statements: vec![
+            Statement {
+                name: "no-3".into(),
+                conditions: vec![Condition::Prefix(Arc::new(
+                    policy::PrefixSet::new("three", vec!["10.224.3.0/24".parse().unwrap()]).unwrap(),
+                ))],
+                actions: vec![],
+                result: StatementResult::Reject,
+            },
+            Statement {
+                name: "lp".into(),
+                conditions: vec![],
+                actions: vec![policy::Action::SetLocalPref(50)],
+                result: StatementResult::Accept,
+            },
+        ],
+    });
+    let with = |policies: Vec<Arc<Policy>>| PeerSetup {
+        import: PolicyChain {
+            policies,
+            default: Disposition::Accept,
+        },
+        ..setup("upstream", Role::Upstream)
+    };
+    l.rib.update_peer(l.frr, with(vec![set_lp]));
+    assert_eq!(pre(&l.rib, l.frr), 2);
+    let sel = l.rib.selected(&net("10.224.2.0/24")).unwrap();
+    assert_eq!(sel.attrs.local_pref, Some(50));
+    assert!(l.rib.selected(&net("10.224.3.0/24")).is_none());
+    l.rib.update_peer(l.frr, with(vec![]));
+    assert_eq!(pre(&l.rib, l.frr), 0);
+    assert_eq!(
+        l.rib.selected(&net("10.224.2.0/24")).unwrap().attrs.local_pref,
+        None
+    );
+    assert!(l.rib.selected(&net("10.224.3.0/24")).is_some());
+    assert_eq!(l.rib.counts(l.frr).received, 2);
+}
