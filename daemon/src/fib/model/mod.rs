@@ -106,7 +106,10 @@ pub struct Fib {
     kernel: KernelView,
     /// Resolution per BGP next-hop address, and the prefixes using it.
     resolved: HashMap<IpAddr, Vec<KernelNextHop>>,
-    users: HashMap<IpAddr, HashSet<IpNet>>,
+    /// How many wanted prefixes use each next-hop address. (Which ones is
+    /// looked up in `wanted` when a resolution changes, which is rare:
+    /// an index of them cost more memory than the Loc-RIB's paths.)
+    users: HashMap<IpAddr, usize>,
     nexthops: NexthopTable,
     counters: FibCounters,
     /// Next hops not resolvable at the moment, for the API.
@@ -276,8 +279,12 @@ impl Fib {
     fn set_wanted(&mut self, prefix: IpNet, new: Option<Wanted>) {
         if let Some(Wanted::Forward(nhs)) = &self.wanted.get(&prefix) {
             for nh in nhs {
-                if let Some(u) = self.users.get_mut(&nh_address(nh)) {
-                    u.remove(&prefix);
+                let a = nh_address(nh);
+                if let Some(u) = self.users.get_mut(&a) {
+                    *u = u.saturating_sub(1);
+                    if *u == 0 {
+                        self.users.remove(&a);
+                    }
                 }
             }
         }
@@ -285,7 +292,7 @@ impl Fib {
         if let Some(Wanted::Forward(nhs)) = &new {
             for nh in nhs {
                 let a = nh_address(nh);
-                self.users.entry(a).or_default().insert(prefix);
+                *self.users.entry(a).or_default() += 1;
                 if !self.resolved.contains_key(&a) {
                     let r = self.kernel.resolve(a);
                     self.resolved.insert(a, r);
@@ -446,21 +453,16 @@ impl Fib {
     /// and go grows to twice its peak otherwise). True if one shrank, when
     /// the allocator may have memory to return to the system.
     pub fn release_unused(&mut self) -> bool {
-        use crate::memory::{shrink_map, shrink_set};
+        use crate::memory::shrink_map;
         let mut shrunk = shrink_map(&mut self.wanted) | shrink_map(&mut self.installed);
         shrunk |= shrink_map(&mut self.resolved) | shrink_map(&mut self.users);
-        for prefixes in self.users.values_mut() {
-            shrunk |= shrink_set(prefixes);
-        }
         shrunk | self.nexthops.shrink()
     }
 
     /// Entries the prefix-keyed tables have room for.
     #[cfg(test)]
     pub fn room(&self) -> usize {
-        self.wanted.capacity()
-            + self.installed.capacity()
-            + self.users.values().map(HashSet::capacity).sum::<usize>()
+        self.wanted.capacity() + self.installed.capacity()
     }
 
     /// The operations that bring the kernel to the wanted state for every
@@ -710,18 +712,26 @@ impl Fib {
     /// are rewritten.
     fn reresolve_all(&mut self) {
         let addrs: Vec<IpAddr> = self.users.keys().copied().collect();
+        let mut changed = HashSet::new();
         for a in addrs {
             let r = self.kernel.resolve(a);
             if self.resolved.get(&a) != Some(&r) {
                 self.resolved.insert(a, r);
-                if let Some(prefixes) = self.users.get(&a) {
-                    for p in prefixes {
-                        self.dirty.insert(RouteKey {
-                            prefix: *p,
-                            table: self.config.table,
-                        });
-                    }
-                }
+                changed.insert(a);
+            }
+        }
+        if changed.is_empty() {
+            return;
+        }
+        let table = self.config.table;
+        for (prefix, w) in &self.wanted {
+            if let Wanted::Forward(nhs) = w
+                && nhs.iter().any(|nh| changed.contains(&nh_address(nh)))
+            {
+                self.dirty.insert(RouteKey {
+                    prefix: *prefix,
+                    table,
+                });
             }
         }
     }
