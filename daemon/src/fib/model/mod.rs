@@ -72,6 +72,9 @@ pub struct RouteKey {
 
 #[derive(Clone, Debug)]
 struct Installed {
+    /// As written; a route that points at a nexthop object keeps only the
+    /// object's id (`expand_route` gives its next hops back), so a full
+    /// table does not hold each route's next hops a second time.
     route: KernelRoute,
     /// Found in the kernel at start and not yet confirmed as wanted.
     leftover: bool,
@@ -186,7 +189,7 @@ impl Fib {
         let mut table = NexthopTable::from_kernel(&nexthops, self.config.protocol);
         for mut route in ours {
             if let Some(id) = route.nhid {
-                route.nexthops = table.expand(id);
+                route.nexthops = Vec::new();
                 table.add_use(id);
             }
             let key = RouteKey {
@@ -491,7 +494,7 @@ impl Fib {
                         routes.push(Op::DeleteRoute(i.route));
                     }
                 }
-                (Some(w), Some(i)) if same_route(&i.route, &w) => {
+                (Some(w), Some(i)) if same_route(&self.expand_route(&i.route), &w) => {
                     self.failing.remove(&key);
                     if i.leftover {
                         self.counters.adopted += 1;
@@ -512,6 +515,10 @@ impl Fib {
                         if old.route.kind != w.kind {
                             routes.push(Op::DeleteRoute(old.route));
                         }
+                    }
+                    // The kernel is told the object alone.
+                    if w.nhid.is_some() {
+                        w.nexthops = Vec::new();
                     }
                     routes.push(Op::ReplaceRoute(w.clone()));
                     self.installed.insert(

@@ -60,7 +60,7 @@ impl Fib {
         let mut repairs = Vec::new();
         for (key, i) in &self.installed {
             match seen.get(key) {
-                Some(k) if same_route(&i.route, &self.expand_route(k)) => {}
+                Some(k) if same_route(&self.expand_route(&i.route), &self.expand_route(k)) => {}
                 _ => repairs.push(*key),
             }
         }
@@ -121,7 +121,7 @@ impl Fib {
         r
     }
 
-    fn expand_route(&self, r: &KernelRoute) -> KernelRoute {
+    pub(super) fn expand_route(&self, r: &KernelRoute) -> KernelRoute {
         let mut r = r.clone();
         if let Some(id) = r.nhid {
             r.nexthops = self.nexthops.expand(id);
