@@ -27,6 +27,7 @@ mod retry;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use bgp_proto::{Family, NextHop};
 use ipnet::IpNet;
@@ -46,7 +47,8 @@ use retry::Failing;
 /// What a prefix should become, before next-hop resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Wanted {
-    Forward(Vec<NextHop>),
+    /// Shared by every prefix with the same next hops (`Fib::next_hops`).
+    Forward(Arc<[NextHop]>),
     Vip,
     /// A static blackhole or unreachable route.
     Reject(RouteKind),
@@ -113,6 +115,8 @@ pub struct Fib {
     /// looked up in `wanted` when a resolution changes, which is rare:
     /// an index of them cost more memory than the Loc-RIB's paths.)
     users: HashMap<IpAddr, usize>,
+    /// Every list of next hops in `wanted`, once.
+    next_hop_lists: HashSet<Arc<[NextHop]>>,
     nexthops: NexthopTable,
     counters: FibCounters,
     /// Next hops not resolvable at the moment, for the API.
@@ -147,6 +151,7 @@ impl Fib {
             kernel: KernelView::default(),
             resolved: HashMap::new(),
             users: HashMap::new(),
+            next_hop_lists: HashSet::new(),
             nexthops: NexthopTable::default(),
             counters: FibCounters::default(),
             unresolved: BTreeSet::new(),
@@ -274,14 +279,18 @@ impl Fib {
         {
             return Err("rejected by the [fib] policy".into());
         }
-        Ok(Wanted::Forward(sel.next_hops.clone()))
+        Ok(Wanted::Forward(sel.next_hops.as_slice().into()))
     }
 
     /// Sets what a prefix should become: next hops are resolved, and both
     /// of its keys (our table, the local table) are marked for a write.
     fn set_wanted(&mut self, prefix: IpNet, new: Option<Wanted>) {
+        let new = new.map(|w| match w {
+            Wanted::Forward(nhs) => Wanted::Forward(self.shared_next_hops(&nhs)),
+            w => w,
+        });
         if let Some(Wanted::Forward(nhs)) = &self.wanted.get(&prefix) {
-            for nh in nhs {
+            for nh in nhs.iter() {
                 let a = nh_address(nh);
                 if let Some(u) = self.users.get_mut(&a) {
                     *u = u.saturating_sub(1);
@@ -293,7 +302,7 @@ impl Fib {
         }
         self.wanted.remove(&prefix);
         if let Some(Wanted::Forward(nhs)) = &new {
-            for nh in nhs {
+            for nh in nhs.iter() {
                 let a = nh_address(nh);
                 *self.users.entry(a).or_default() += 1;
                 if !self.resolved.contains_key(&a) {
@@ -333,7 +342,7 @@ impl Fib {
             .filter(|r| family_on(&r.prefix))
             .map(|r| {
                 let w = match r.target {
-                    StaticTarget::NextHop(a) => Wanted::Forward(vec![NextHop::from(a)]),
+                    StaticTarget::NextHop(a) => Wanted::Forward([NextHop::from(a)].into()),
                     StaticTarget::Blackhole => Wanted::Reject(RouteKind::Blackhole),
                     StaticTarget::Unreachable => Wanted::Reject(RouteKind::Unreachable),
                 };
@@ -451,12 +460,24 @@ impl Fib {
         Followup::None
     }
 
+    /// The one copy of a list of next hops that every prefix using it
+    /// shares (a full table has a handful of lists).
+    fn shared_next_hops(&mut self, nhs: &[NextHop]) -> Arc<[NextHop]> {
+        if let Some(shared) = self.next_hop_lists.get(nhs) {
+            return shared.clone();
+        }
+        let shared: Arc<[NextHop]> = nhs.into();
+        self.next_hop_lists.insert(shared.clone());
+        shared
+    }
+
     /// Gives back the room of tables that emptied (routes withdrawn, or
     /// many prefixes replaced by others: a hash table that sees keys come
     /// and go grows to twice its peak otherwise). True if one shrank, when
     /// the allocator may have memory to return to the system.
     pub fn release_unused(&mut self) -> bool {
         use crate::memory::shrink_map;
+        self.next_hop_lists.retain(|l| Arc::strong_count(l) > 1);
         let mut shrunk = shrink_map(&mut self.wanted) | shrink_map(&mut self.installed);
         shrunk |= shrink_map(&mut self.resolved) | shrink_map(&mut self.users);
         shrunk | self.nexthops.shrink()
@@ -687,7 +708,7 @@ impl Fib {
                     return None;
                 }
                 let mut set: BTreeSet<KernelNextHop> = BTreeSet::new();
-                for nh in nhs {
+                for nh in nhs.iter() {
                     if let Some(r) = self.resolved.get(&nh_address(nh)) {
                         set.extend(r.iter().cloned());
                     }
