@@ -18,12 +18,13 @@ use super::adj_rib_out::Advertised;
 use super::best::{Path, PathPeer, PeerId, Source};
 use super::{Rib, RibOutput, RibPeer};
 use crate::config::MaxPrefixAction;
+use crate::memory::{FastMap, FastSet};
 
 /// The prefixes of a peer whose path is in the Loc-RIB, counted per family
 /// as they change (max-prefix limits are per family).
 #[derive(Debug, Default)]
 pub(super) struct Accepted {
-    set: HashSet<IpNet>,
+    set: FastSet<IpNet>,
     ipv4: usize,
 }
 
@@ -81,17 +82,17 @@ pub(super) struct AdjRibIn {
     /// changed. An accepted path that policy left alone is its own copy
     /// (see [`Rib::pre_policy`]), so a table that import policy passes
     /// through unchanged costs nothing here.
-    pub(super) pre: Option<HashMap<IpNet, Advertised>>,
+    pub(super) pre: Option<FastMap<IpNet, Advertised>>,
     /// Prefixes whose path from this peer is in the Loc-RIB.
     pub(super) accepted: Accepted,
     /// Prefixes received and rejected by import policy or a max-prefix
     /// limit.
-    pub(super) rejected: HashSet<IpNet>,
+    pub(super) rejected: FastSet<IpNet>,
     /// Prefixes last received with an invalid path, treated as withdrawn.
     pub(super) invalid: HashMap<IpNet, InvalidPath>,
     /// Accepted prefixes kept for a restarting peer (RFC 4724 §4.2) or
     /// during an enhanced route refresh (RFC 7313 §4), until re-sent.
-    pub(super) stale: HashSet<IpNet>,
+    pub(super) stale: FastSet<IpNet>,
     /// Families over their max-prefix limit, to log a crossing once.
     pub(super) over_limit: HashSet<Family>,
 }
@@ -99,12 +100,12 @@ pub(super) struct AdjRibIn {
 impl AdjRibIn {
     pub(super) fn new(soft_reconfiguration: bool) -> Self {
         AdjRibIn {
-            pre: soft_reconfiguration.then(HashMap::new),
+            pre: soft_reconfiguration.then(FastMap::default),
             accepted: Accepted::default(),
             over_limit: HashSet::new(),
-            rejected: HashSet::new(),
+            rejected: FastSet::default(),
             invalid: HashMap::new(),
-            stale: HashSet::new(),
+            stale: FastSet::default(),
         }
     }
 

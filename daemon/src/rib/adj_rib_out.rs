@@ -9,13 +9,15 @@
 //! Refresh (RFC 7313) follow once nothing is pending. Pure: it encodes and
 //! never sends.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bgp_proto::route_refresh::{RefreshSubtype, RouteRefresh};
 use bgp_proto::{Attributes, Context, Family, Message, NextHop, Nlri, UpdateBuilder};
 use bytes::{Bytes, BytesMut};
 use ipnet::IpNet;
+
+use crate::memory::{FastMap, FastSet};
 
 /// Outbound bytes handed to a peer at once; the next batch is built when
 /// the peer reports this one written.
@@ -31,7 +33,7 @@ type Group = (Arc<Attributes>, Vec<Nlri>);
 pub struct AdjRibOut {
     /// Present while a session is up: encodes with its negotiated context.
     builder: Option<UpdateBuilder>,
-    advertised: HashMap<IpNet, Advertised>,
+    advertised: FastMap<IpNet, Advertised>,
     pending: BTreeMap<IpNet, Option<Advertised>>,
     /// The initial table was computed; changes are exported as they come.
     synced: bool,
@@ -41,7 +43,7 @@ pub struct AdjRibOut {
     /// Prefixes whose announcement could not be encoded for this session
     /// (e.g. attributes too long without extended messages): not sent, not
     /// recorded as advertised, and withdrawn if an older state was.
-    unsendable: HashSet<IpNet>,
+    unsendable: FastSet<IpNet>,
 }
 
 impl AdjRibOut {

@@ -33,7 +33,7 @@ mod loc_rib;
 mod query;
 pub mod task;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +45,7 @@ use ipnet::IpNet;
 use policy::{PeerInfo, Role};
 
 use crate::config::{GracefulRestartConfig, MaxPrefix, MultipathConfig, PolicyChain};
+use crate::memory::FastMap;
 use crate::session::negotiate::Negotiated;
 use adj_rib_in::{AdjRibIn, InvalidPath};
 use adj_rib_out::AdjRibOut;
@@ -176,7 +177,7 @@ impl RibPeer {
 pub struct Rib {
     settings: RibSettings,
     peers: Vec<Option<RibPeer>>,
-    loc: HashMap<IpNet, Dest>,
+    loc: FastMap<IpNet, Dest>,
     loc_size: LocSize,
     /// Paths replaced or removed since unused memory was last released.
     released: usize,
@@ -209,7 +210,7 @@ impl Rib {
         Rib {
             settings,
             peers: Vec::new(),
-            loc: HashMap::new(),
+            loc: FastMap::default(),
             loc_size: LocSize::default(),
             released: 0,
             interner: Interner::default(),
@@ -256,7 +257,7 @@ impl Rib {
             return (Vec::new(), Vec::new());
         };
         if setup.soft_reconfiguration && peer.adj_in.pre.is_none() {
-            peer.adj_in.pre = Some(HashMap::new());
+            peer.adj_in.pre = Some(FastMap::default());
         }
         peer.setup = setup;
         let mut refresh = Vec::new();

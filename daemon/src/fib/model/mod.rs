@@ -40,6 +40,7 @@ pub use super::kernel::{RT_TABLE_LOCAL, RT_TABLE_MAIN};
 use super::nexthop_table::NexthopTable;
 use super::resolve::KernelView;
 use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
+use crate::memory::FastMap;
 use crate::rib::LocRibChange;
 use crate::status::FibCounters;
 use retry::Failing;
@@ -98,13 +99,13 @@ pub struct Fib {
     /// Point routes at kernel nexthop objects (shared by every route with
     /// the same next hops) instead of carrying the next hops themselves.
     nexthop_objects: bool,
-    wanted: HashMap<IpNet, Wanted>,
+    wanted: FastMap<IpNet, Wanted>,
     /// Static routes; each one's prefix is in `wanted` with it.
     statics: HashMap<IpNet, Wanted>,
     /// What BGP wants for a prefix a static route holds, for when the
     /// static route goes.
     shadowed: HashMap<IpNet, Wanted>,
-    installed: HashMap<RouteKey, Installed>,
+    installed: FastMap<RouteKey, Installed>,
     dirty: BTreeSet<RouteKey>,
     converged: bool,
     /// What the kernel has that is not ours, for next-hop resolution.
@@ -142,10 +143,10 @@ impl Fib {
         Fib {
             config,
             nexthop_objects,
-            wanted: HashMap::new(),
+            wanted: FastMap::default(),
             statics: HashMap::new(),
             shadowed: HashMap::new(),
-            installed: HashMap::new(),
+            installed: FastMap::default(),
             dirty: BTreeSet::new(),
             converged: false,
             kernel: KernelView::default(),
