@@ -77,6 +77,7 @@ fn main() {
             negotiated: common::negotiated(65001),
             local_address: IpAddr::from([10, 0, 0, 1]),
             remote_address: IpAddr::from([10, 0, 0, 2]),
+            ifindex: None,
         },
         now,
     );

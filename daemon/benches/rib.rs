@@ -71,6 +71,7 @@ fn main() {
             negotiated: common::negotiated(4220101000),
             local_address: IpAddr::from([10, 0, 0, 1]),
             remote_address: IpAddr::from([10, 0, 0, 2]),
+            ifindex: None,
         },
         now,
     );
@@ -120,6 +121,7 @@ fn main() {
             negotiated: common::negotiated(4200001000),
             local_address: IpAddr::from([10, 0, 1, 1]),
             remote_address: IpAddr::from([10, 0, 1, 2]),
+            ifindex: None,
         },
         now,
     );

@@ -5,8 +5,10 @@
 //! Every task it starts, and the channels between them, are drawn in the
 //! crate documentation (`lib.rs`).
 
+mod connections;
+
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use bgp_proto::Notification;
 use bgp_proto::notification::CeaseSubcode;
-use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
@@ -27,11 +28,10 @@ use crate::refusals::RefusalLog;
 use crate::rib::task::{RibHandle, RibRequest, RibToPeer};
 use crate::rib::{PeerId, PeerSetup, Rib};
 use crate::session::socket::{self, SocketOptions};
-use crate::session::task::{
-    self as peer_task, PeerControl, PeerEvent, PeerHandle, Settings, set_listener_md5,
-};
+use crate::session::task::{self as peer_task, PeerControl, PeerHandle, Settings};
 use crate::setup::NodeSetup;
 use crate::status::{PeerStatus, StatusBoard};
+use crate::unnumbered::task::{DiscoveryControl, DiscoveryHandle};
 
 /// The file whose presence at start means tern is restarting (RFC 4724).
 /// In the state directory while `tern drain` is in force.
@@ -58,6 +58,10 @@ struct Supervisor {
     rib: RibHandle,
     board: Arc<StatusBoard>,
     peers: HashMap<String, PeerEntry>,
+    /// The router found at the other end of each unnumbered peer's link,
+    /// by peer name.
+    neighbours: HashMap<String, SocketAddrV6>,
+    discovery: mpsc::UnboundedSender<DiscoveryControl>,
     listeners: Vec<Arc<TcpListener>>,
     seed: u64,
     refusals: RefusalLog,
@@ -169,6 +173,10 @@ pub async fn run(path: &Path) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot start the BFD thread: {e}"))?;
     let mut bfd_changes = bfd.changes;
+    let DiscoveryHandle {
+        control: discovery,
+        neighbours: mut neighbours_found,
+    } = crate::unnumbered::task::start();
     let mut sup = Supervisor {
         config,
         router_id,
@@ -177,6 +185,8 @@ pub async fn run(path: &Path) -> Result<(), String> {
         rib: rib_tx,
         board: board.clone(),
         peers: HashMap::new(),
+        neighbours: HashMap::new(),
+        discovery,
         listeners,
         seed,
         refusals: RefusalLog::default(),
@@ -186,11 +196,10 @@ pub async fn run(path: &Path) -> Result<(), String> {
         health: health.configure,
     };
     for pc in sup.config.peers.clone() {
-        if let PeerAddress::Single(ip) = pc.session.address {
-            sup.add_peer(pc, ip, None).await;
-        }
+        sup.add_configured_peer(pc).await;
         sup.set_md5_keys(None);
     }
+    sup.configure_discovery();
 
     sup.configure_bfd();
     let _ = sup.rib.requests.send(RibRequest::PeersConfigured).await;
@@ -260,6 +269,7 @@ pub async fn run(path: &Path) -> Result<(), String> {
                 sup.reconfigure_all();
             }
             Some(change) = bfd_changes.recv() => sup.bfd_changed(&change),
+            Some(n) = neighbours_found.recv() => sup.neighbour_found(n),
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -309,9 +319,20 @@ impl Supervisor {
     fn settings(&self, pc: &PeerConfig, name: &str, ip: IpAddr) -> Settings {
         let local_asn = pc.session.local_asn.unwrap_or(self.config.asn);
         let ebgp = !matches!(pc.session.remote_asn, RemoteAs::Exact(a) if a == local_asn);
+        let remote = match &pc.session.address {
+            PeerAddress::Interface(_) => match self.neighbours.get(name) {
+                Some(n) => SocketAddr::V6(SocketAddrV6::new(*n.ip(), pc.session.port, 0, n.scope_id())),
+                None => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), pc.session.port),
+            },
+            _ => SocketAddr::new(ip, pc.session.port),
+        };
         Settings {
             name: name.to_owned(),
-            remote: SocketAddr::new(ip, pc.session.port),
+            remote,
+            interface: match &pc.session.address {
+                PeerAddress::Interface(i) => Some(i.clone()),
+                _ => None,
+            },
             local_address: pc.session.local_address,
             offer: self.node().offer(pc),
             timing: NodeSetup::timing(pc),
@@ -342,11 +363,12 @@ impl Supervisor {
             return;
         }
         let Ok(id) = id.await else { return };
-        let status = Arc::new(PeerStatus::new(
-            name.clone(),
-            pc.session.role.to_string(),
-            ip.to_string(),
-        ));
+        let shown = match &pc.session.address {
+            PeerAddress::Interface(_) => pc.session.address.to_string(),
+            _ => ip.to_string(),
+        };
+        tracing::info!(peer = %name, address = %shown, role = %pc.session.role, passive = pc.session.passive, "peer added");
+        let status = Arc::new(PeerStatus::new(name.clone(), pc.session.role.to_string(), shown));
         self.board.insert(status.clone());
         self.seed = self
             .seed
@@ -360,7 +382,6 @@ impl Supervisor {
             from_rib,
             self.seed,
         );
-        tracing::info!(peer = %name, address = %ip, role = %pc.session.role, passive = pc.session.passive, "peer added");
         self.peers.insert(
             name,
             PeerEntry {
@@ -380,74 +401,6 @@ impl Supervisor {
         let _ = self.rib.requests.send(RibRequest::RemovePeer(entry.id)).await;
         self.board.remove(name);
         tracing::info!(peer = %name, "peer removed");
-    }
-
-    /// MD5 keys live on the listening sockets too, for connections the peer
-    /// opens. `old` are the keys of the previous configuration to remove.
-    fn set_md5_keys(&self, old: Option<&Config>) {
-        for l in &self.listeners {
-            for pc in old.map(|c| c.peers.as_slice()).unwrap_or_default() {
-                if pc.session.md5_password.is_some() {
-                    let _ = set_listener_md5(l, peer_net(&pc.session.address), None);
-                }
-            }
-            for pc in self
-                .config
-                .peers
-                .iter()
-                .filter(|p| p.session.md5_password.is_some())
-            {
-                let key = pc.session.md5_password.as_ref().map(|s| s.0.as_bytes());
-                if let Err(e) = set_listener_md5(l, peer_net(&pc.session.address), key) {
-                    tracing::error!(peer = %pc.name, error = %e, "cannot set the MD5 key on the listener");
-                }
-            }
-        }
-    }
-
-    /// Gives an accepted connection to its peer, or refuses it.
-    async fn dispatch(&mut self, stream: TcpStream, remote: SocketAddr) {
-        let ip = remote.ip().to_canonical();
-        let name = self
-            .peers
-            .iter()
-            .find(|(_, e)| e.config.session.address == PeerAddress::Single(ip))
-            .map(|(n, _)| n.clone());
-        let name = match name {
-            Some(n) => Some(n),
-            None => match self
-                .config
-                .peers
-                .iter()
-                .find(|p| {
-                    matches!(p.session.address, PeerAddress::Range(_)) && p.session.address.contains(ip)
-                })
-                .cloned()
-            {
-                Some(range) => {
-                    let parent = range.name.clone();
-                    let name = format!("{parent}-{ip}");
-                    if !self.peers.contains_key(&name) {
-                        let mut pc = range;
-                        pc.session.address = PeerAddress::Single(ip);
-                        pc.session.passive = true;
-                        self.add_peer(pc, ip, Some(parent)).await;
-                    }
-                    Some(name)
-                }
-                None => None,
-            },
-        };
-        let Some(entry) = name.and_then(|n| self.peers.get(&n)) else {
-            self.board.rejected_connections.fetch_add(1, Relaxed);
-            if let Some(line) = self.refusals.refused(ip, Instant::now()) {
-                tracing::warn!(source = %ip, "{line}");
-            }
-            return;
-        };
-        if entry.handle.events.try_send(PeerEvent::Incoming(stream)).is_err() {
-            tracing::warn!(source = %remote, "connection refused: the peer is busy");
-        }
     }
 
     /// Re-reads the file (SIGHUP, the API), logs and counts the outcome: one
@@ -531,9 +484,7 @@ impl Supervisor {
                     for d in dynamic {
                         self.remove_peer(&d, changed_config.clone()).await;
                     }
-                    if let PeerAddress::Single(ip) = new_pc.session.address {
-                        self.add_peer(new_pc.clone(), ip, None).await;
-                    }
+                    self.add_configured_peer(new_pc.clone()).await;
                     if let (Some(before), Some(now)) = (before, self.board.peer(name)) {
                         now.carry_over(&before);
                     }
@@ -569,9 +520,7 @@ impl Supervisor {
         }
         for (name, pc) in &new_peers {
             if !old_peers.contains_key(name.as_str()) {
-                if let PeerAddress::Single(ip) = pc.session.address {
-                    self.add_peer(pc.clone(), ip, None).await;
-                }
+                self.add_configured_peer(pc.clone()).await;
                 changes.push(format!("added {name}"));
             }
         }
@@ -600,6 +549,8 @@ impl Supervisor {
                 changes.push(format!("bfd of {name}"));
             }
         }
+        self.neighbours.retain(|name, _| new_peers.contains_key(name));
+        self.configure_discovery();
         self.configure_bfd();
         self.set_md5_keys(Some(&old));
         Ok(if changes.is_empty() {
@@ -617,13 +568,21 @@ impl Supervisor {
             .iter()
             .filter_map(|pc| {
                 let b = pc.bfd.as_ref()?;
-                let PeerAddress::Single(remote) = pc.session.address else {
-                    return None;
+                // An unnumbered peer's session starts once its router is
+                // found, on the link it was found on.
+                let (remote, ifindex) = match &pc.session.address {
+                    PeerAddress::Single(remote) => (*remote, None),
+                    PeerAddress::Interface(_) => {
+                        let n = self.neighbours.get(&pc.name)?;
+                        (IpAddr::V6(*n.ip()), Some(n.scope_id()))
+                    }
+                    PeerAddress::Range(_) => return None,
                 };
                 let s = &pc.session;
                 Some(crate::bfd::SessionConfig {
                     peer: pc.name.clone(),
                     remote,
+                    ifindex,
                     local: s.local_address,
                     multihop: s.ttl.is_some_and(|t| t > 1) || s.ttl_security.is_some_and(|h| h > 1),
                     timers: crate::bfd::Timers {
@@ -657,6 +616,7 @@ impl Supervisor {
         for (name, e) in &self.peers {
             let ip = match e.config.session.address {
                 PeerAddress::Single(ip) => ip,
+                PeerAddress::Interface(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
                 PeerAddress::Range(_) => continue,
             };
             let _ = e.handle.control.send(PeerControl::Reconfigure(Box::new(
@@ -763,12 +723,5 @@ async fn watchdog(rib: RibHandle, interval: Duration) {
             }
             None => tracing::error!("the RIB does not answer; not feeding the systemd watchdog"),
         }
-    }
-}
-
-fn peer_net(a: &PeerAddress) -> IpNet {
-    match a {
-        PeerAddress::Single(ip) => IpNet::from(*ip),
-        PeerAddress::Range(n) => *n,
     }
 }

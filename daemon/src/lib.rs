@@ -93,3 +93,4 @@ pub mod rib;
 pub mod session;
 pub mod setup;
 pub mod status;
+pub mod unnumbered;

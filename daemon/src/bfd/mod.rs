@@ -34,6 +34,8 @@ pub struct SessionConfig {
     /// The BGP peer's name.
     pub peer: String,
     pub remote: IpAddr,
+    /// The link of a link-local `remote` (an unnumbered peer).
+    pub ifindex: Option<u32>,
     pub local: Option<IpAddr>,
     pub multihop: bool,
     pub timers: Timers,
@@ -331,6 +333,7 @@ mod tests {
         SessionConfig {
             peer: peer.into(),
             remote: remote.parse().unwrap(),
+            ifindex: None,
             local: None,
             multihop: false,
             timers: Timers::default(),

@@ -408,7 +408,10 @@ fn sender(c: &SessionConfig) -> io::Result<UdpSocket> {
     } else {
         SINGLE_HOP_PORT
     };
-    let remote = SocketAddr::new(c.remote, port);
+    let remote = match (c.remote, c.ifindex) {
+        (IpAddr::V6(a), Some(scope)) => SocketAddr::V6(std::net::SocketAddrV6::new(a, port, 0, scope)),
+        (a, _) => SocketAddr::new(a, port),
+    };
     let domain = if c.remote.is_ipv6() {
         Domain::IPV6
     } else {

@@ -21,6 +21,7 @@
 //! is picked up by putting it in the right group.
 
 mod health;
+mod peer;
 mod policies;
 mod roles;
 mod schema;
@@ -176,6 +177,10 @@ pub enum PeerAddress {
     Single(IpAddr),
     /// Dynamic neighbours: any address in the range may connect.
     Range(IpNet),
+    /// Unnumbered: the router at the other end of this link, by its IPv6
+    /// link-local address, learned from its router advertisements or its
+    /// connection (as FRR's `neighbor IFACE interface`).
+    Interface(String),
 }
 
 impl PeerAddress {
@@ -183,6 +188,7 @@ impl PeerAddress {
         match self {
             PeerAddress::Single(a) => *a == addr,
             PeerAddress::Range(net) => net.contains(&addr),
+            PeerAddress::Interface(_) => false,
         }
     }
 }
@@ -192,6 +198,7 @@ impl std::fmt::Display for PeerAddress {
         match self {
             PeerAddress::Single(a) => a.fmt(f),
             PeerAddress::Range(n) => n.fmt(f),
+            PeerAddress::Interface(i) => write!(f, "interface {i}"),
         }
     }
 }

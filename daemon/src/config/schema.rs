@@ -151,7 +151,11 @@ pub(super) enum RawAsn {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawPeer {
     pub(super) name: Spanned<String>,
-    pub(super) address: Spanned<String>,
+    /// An address or a range; or else `interface`.
+    pub(super) address: Option<Spanned<String>>,
+    /// Unnumbered: the peer is whoever is on the other end of this link,
+    /// found by its IPv6 link-local address.
+    pub(super) interface: Option<Spanned<String>>,
     pub(super) port: Option<u16>,
     pub(super) remote_asn: Spanned<RawAsn>,
     pub(super) role: Option<Spanned<String>>,

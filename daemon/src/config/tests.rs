@@ -520,7 +520,7 @@ hold-time = 1
     assert_eq!(
         e,
         [
-            "/etc/tern/tern.toml:2:1: missing field `address`",
+            "/etc/tern/tern.toml:3:8: peer \"a\" needs `address` (an address or a range) or `interface` (unnumbered)",
             "/etc/tern/tern.toml:7:1: unknown key `adress`; did you mean `address`?",
             "/etc/tern/tern.toml:13:13: hold-time must be 0 or at least 3 seconds (RFC 4271 §4.2)",
         ]
@@ -749,6 +749,39 @@ namespace = "/run/netns/x"
             "16:10: invalid action \"drop\"",
             "17:16: unknown prefix-set \"nope\"",
             "22:9: invalid query name",
+        ],
+    );
+}
+
+#[test]
+fn unnumbered_peers_are_named_by_interface() {
+    let c = parse(
+        "asn = 65000\n[[peer]]\nname = \"uplink1\"\ninterface = \"eth1\"\nremote-asn = \"any\"\nrole = \"upstream\"\nbfd = true\n",
+    )
+    .unwrap();
+    let p = c.peer("uplink1").unwrap();
+    assert_eq!(p.session.address, PeerAddress::Interface("eth1".into()));
+    // IPv4 over the link-local session needs RFC 8950, on by default here.
+    assert!(p.session.extended_next_hop && !p.session.passive && p.bfd.is_some());
+    assert_eq!(p.session.address.to_string(), "interface eth1");
+
+    let e = errors(
+        "asn = 65000\n\
+         [[peer]]\nname = \"both\"\naddress = \"fd00::1\"\ninterface = \"eth1\"\nremote-asn = 1\n\
+         [[peer]]\nname = \"neither\"\nremote-asn = 1\n\
+         [[peer]]\nname = \"bad\"\ninterface = \"a/b\"\nremote-asn = 1\n\
+         [[peer]]\nname = \"src\"\ninterface = \"eth2\"\nremote-asn = 1\nlocal-address = \"fe80::1\"\nmultihop = 2\n\
+         [[peer]]\nname = \"twice\"\ninterface = \"eth2\"\nremote-asn = 1\n",
+    );
+    assert_errors(
+        &e,
+        &[
+            "4:11: a peer has either `address` or `interface`",
+            "8:8: peer \"neither\" needs `address`",
+            "12:13: invalid interface name \"a/b\"",
+            "18:17: an unnumbered peer (`interface`) uses the link's IPv6 link-local address",
+            "19:12: an unnumbered peer (`interface`) is directly connected",
+            "20:1: peer \"twice\" has the same address as peer \"src\"",
         ],
     );
 }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::kernel::{Address, KernelNextHop, KernelRoute, Link, RT_TABLE_MAIN, RouteKind};
+use crate::rib::Gateway;
 
 /// The part of the kernel's state that is not ours.
 #[derive(Debug, Default)]
@@ -20,9 +21,23 @@ impl KernelView {
     /// The kernel next hops for a BGP next hop: itself on a connected
     /// prefix of a link that is up, else the next hops of the most specific
     /// route tern does not own that covers it (not a default route, as FRR
-    /// by default), recursively. Empty when unresolvable.
-    pub fn resolve(&self, addr: IpAddr) -> Vec<KernelNextHop> {
-        self.resolve_depth(addr, 0)
+    /// by default), recursively. A link-local one is on the link of the
+    /// session it came from, when that link is up. Empty when
+    /// unresolvable.
+    pub fn resolve(&self, gateway: Gateway) -> Vec<KernelNextHop> {
+        if let Some(ifindex) = gateway.ifindex {
+            let up = self.links.get(&ifindex).is_some_and(|l| l.up);
+            return if up {
+                vec![KernelNextHop {
+                    gateway: Some(gateway.addr),
+                    ifindex: Some(ifindex),
+                    weight: 1,
+                }]
+            } else {
+                Vec::new()
+            };
+        }
+        self.resolve_depth(gateway.addr, 0)
     }
 
     fn resolve_depth(&self, addr: IpAddr, depth: u8) -> Vec<KernelNextHop> {
@@ -46,8 +61,8 @@ impl KernelView {
         if let IpAddr::V6(v6) = addr
             && v6.is_unicast_link_local()
         {
-            // A link-local address needs its interface, which only the
-            // session knows; the global next hop is used instead.
+            // A link-local address needs its link, which only the session
+            // knows (see `Gateway::of`).
             return Vec::new();
         }
         let covering = self

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bgp_proto::{Attributes, NextHop};
+use bgp_proto::Attributes;
 use ipnet::IpNet;
 use policy::{Role, VipSelector};
 
@@ -15,7 +15,7 @@ use super::netlink::{
     Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, NexthopSpec, Op, OpError, RouteKind,
 };
 use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
-use crate::rib::{LocRibChange, Selected};
+use crate::rib::{Gateway, LocRibChange, Selected};
 
 const ETH: u32 = 2;
 const LO: u32 = 1;
@@ -100,7 +100,7 @@ fn change(prefix: &str, role: Role, own: bool, next_hops: &[&str]) -> LocRibChan
         prefix: net(prefix),
         selected: Some(Selected {
             attrs: Arc::new(Attributes::default()),
-            next_hops: next_hops.iter().map(|n| NextHop::from(ip(n))).collect(),
+            next_hops: next_hops.iter().map(|n| Gateway::from(ip(n))).collect(),
             source_peer: Some(if role == Role::Cilium {
                 "cilium".into()
             } else {
@@ -1016,4 +1016,61 @@ fn each_selection_says_whether_and_how_it_is_in_the_kernel() {
         s.installed && s.detail.starts_with("static route: blackhole"),
         "{s:?}"
     );
+}
+
+#[test]
+fn link_local_next_hops_go_out_on_their_sessions_links() {
+    let link = |ifindex: u32, up: bool| Link {
+        ifindex,
+        name: format!("up{ifindex}"),
+        up,
+        mtu: 1500,
+    };
+    let snapshot = |up8: bool| KernelSnapshot {
+        ours: vec![],
+        nexthops: vec![],
+        foreign: vec![],
+        // Unnumbered uplinks: no address of their own but link-local ones.
+        links: [links(true), vec![link(7, true), link(8, up8)]].concat(),
+        addresses: addresses(),
+    };
+    let mut f = Fib::new(config(), false);
+    f.load(snapshot(false));
+    let gw = |a: &str, ifindex: u32| Gateway {
+        addr: ip(a),
+        ifindex: Some(ifindex),
+    };
+    let mut c = change("10.244.2.0/24", Role::Upstream, false, &[]);
+    c.selected.as_mut().unwrap().next_hops = vec![gw("fe80::2", 7), gw("fe80::3", 8)];
+    f.loc_rib(&c);
+    let on = |a: &str, ifindex: u32| KernelNextHop {
+        gateway: Some(ip(a)),
+        ifindex: Some(ifindex),
+        weight: 1,
+    };
+    // The IPv4 prefix goes via the router's link-local address on link 7
+    // (RFC 8950); link 8 is down.
+    let ops = f.flush();
+    assert_eq!(
+        ops,
+        [Op::ReplaceRoute(unicast("10.244.2.0/24", vec![on("fe80::2", 7)]))]
+    );
+    f.applied(&ops, &ok(&ops), Instant::now());
+    // Link 8 comes up: ECMP over both uplinks.
+    assert_eq!(f.kernel_event(Event::Link(link(8, true))), Followup::Reload);
+    f.reload(snapshot(true));
+    let ops = f.flush();
+    assert_eq!(
+        ops,
+        [Op::ReplaceRoute(unicast(
+            "10.244.2.0/24",
+            vec![on("fe80::2", 7), on("fe80::3", 8)]
+        ))]
+    );
+    // Without its link, a link-local next hop is never resolved elsewhere.
+    let mut c = change("10.244.3.0/24", Role::Upstream, false, &["fe80::2"]);
+    c.selected.as_mut().unwrap().next_hops[0].ifindex = None;
+    f.loc_rib(&c);
+    assert_eq!(f.flush().len(), 0);
+    assert!(f.unresolved().any(|p| *p == net("10.244.3.0/24")));
 }

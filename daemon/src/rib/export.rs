@@ -228,6 +228,19 @@ impl Rib {
 /// IPv4).
 fn self_next_hop(family: Family, session: &SessionInfo) -> Option<NextHop> {
     match (family, session.local_address) {
+        // Over link-local addresses (unnumbered), as FRR sends it: the
+        // link-local address in both places, there being no global one on
+        // the link (RFC 2545 §3 wants one; FRR and those who peer with it
+        // take this form).
+        (_, IpAddr::V6(a))
+            if a.is_unicast_link_local()
+                && (family == Family::IPV6_UNICAST || session.negotiated.extended_next_hop) =>
+        {
+            Some(NextHop::V6 {
+                global: a,
+                link_local: Some(a),
+            })
+        }
         (f, IpAddr::V4(a)) if f == Family::IPV4_UNICAST => Some(NextHop::V4(a)),
         (_, IpAddr::V6(a)) if family == Family::IPV6_UNICAST || session.negotiated.extended_next_hop => Some(
             NextHop::v6(a.to_ipv4_mapped().map_or(a, |v4| v4.to_ipv6_mapped())),

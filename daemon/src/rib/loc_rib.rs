@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use policy::Role;
 
 use super::best::{self, Path, Source};
-use super::{Rib, Selected};
+use super::{Gateway, Rib, Selected};
 use crate::config::GateAction;
 
 /// The Loc-RIB's size, kept as it changes, so asking for it costs nothing
@@ -129,7 +129,16 @@ impl Rib {
         });
         Some(Selected {
             attrs: best.attrs.clone(),
-            next_hops: used.iter().map(|p| p.next_hop).collect(),
+            next_hops: used
+                .iter()
+                .map(|p| {
+                    let link = match p.source {
+                        Source::Peer(id) => self.peer(id).and_then(|peer| peer.link),
+                        Source::Local => None,
+                    };
+                    Gateway::of(&p.next_hop, link)
+                })
+                .collect(),
             source_peer: name,
             source_role: role,
             own,

@@ -92,6 +92,58 @@ pub struct SessionInfo {
     pub negotiated: Negotiated,
     pub local_address: IpAddr,
     pub remote_address: IpAddr,
+    /// The link of a session over IPv6 link-local addresses (an unnumbered
+    /// peer): link-local next hops it sends are on that link.
+    pub ifindex: Option<u32>,
+}
+
+/// A next hop as the kernel needs it: the address to forward to, and for
+/// an IPv6 link-local one the link it is on.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Gateway {
+    pub addr: IpAddr,
+    pub ifindex: Option<u32>,
+}
+
+impl Gateway {
+    /// The gateway of a BGP next hop learned over a session on `link`
+    /// (over link-local addresses). There the link-local address is used
+    /// when there is one, as FRR does: an unnumbered router sends its
+    /// link-local address, alone or twice (RFC 2545 §3). Elsewhere the
+    /// global address, an IPv4-mapped one as IPv4.
+    pub fn of(nh: &NextHop, link: Option<u32>) -> Gateway {
+        if let Some(ifindex) = link {
+            let global_ll = match nh.addr() {
+                IpAddr::V6(a) if a.is_unicast_link_local() => Some(a),
+                _ => None,
+            };
+            if let Some(ll) = nh.link_local().or(global_ll) {
+                return Gateway {
+                    addr: IpAddr::V6(ll),
+                    ifindex: Some(ifindex),
+                };
+            }
+        }
+        Gateway {
+            addr: nh.ipv4_mapped().map_or(nh.addr(), IpAddr::V4),
+            ifindex: None,
+        }
+    }
+}
+
+impl From<IpAddr> for Gateway {
+    fn from(addr: IpAddr) -> Self {
+        Gateway { addr, ifindex: None }
+    }
+}
+
+impl std::fmt::Display for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ifindex {
+            Some(i) => write!(f, "{}%{i}", self.addr),
+            None => self.addr.fmt(f),
+        }
+    }
 }
 
 /// A change of the selected paths of a prefix, for the FIB.
@@ -106,7 +158,7 @@ pub struct LocRibChange {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Selected {
     pub attrs: Arc<Attributes>,
-    pub next_hops: Vec<NextHop>,
+    pub next_hops: Vec<Gateway>,
     pub source_peer: Option<Arc<str>>,
     pub source_role: Option<Role>,
     /// Some path to the prefix comes from a Cilium peer or from
@@ -132,6 +184,9 @@ pub enum RibOutput {
 struct RibPeer {
     setup: PeerSetup,
     session: Option<SessionInfo>,
+    /// The link of its last session over link-local addresses, kept while
+    /// its routes are (graceful restart).
+    link: Option<u32>,
     adj_in: AdjRibIn,
     adj_out: AdjRibOut,
     eor_received: HashSet<Family>,
@@ -144,6 +199,7 @@ impl RibPeer {
             adj_in: AdjRibIn::new(setup.soft_reconfiguration),
             setup,
             session: None,
+            link: None,
             adj_out: AdjRibOut::default(),
             eor_received: HashSet::new(),
             restart: Restart::None,
@@ -369,6 +425,7 @@ impl Rib {
         } else {
             Restart::None
         };
+        peer.link = session.ifindex;
         peer.session = Some(session);
         if was_helping {
             self.sweep_stale(id, |f| !keep.contains(&f));

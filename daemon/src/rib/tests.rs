@@ -121,6 +121,7 @@ fn cilium_session() -> SessionInfo {
         negotiated: negotiated(CILIUM_AS, [10, 101, 0, 21], true, false),
         local_address: IpAddr::V6(Ipv6Addr::LOCALHOST),
         remote_address: IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ifindex: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn frr_session(n: u8) -> SessionInfo {
         negotiated: negotiated(FRR_AS + u32::from(n) - 1, [10, 101, 0, 250 + n], true, false),
         local_address: "fd00:101::21".parse().unwrap(),
         remote_address: format!("fd00:101::fff{n}").parse().unwrap(),
+        ifindex: None,
     }
 }
 
@@ -1073,6 +1075,7 @@ fn a_drain_sends_everything_again_with_graceful_shutdown() {
         negotiated: negotiated(LOCAL_AS, [10, 101, 0, 30], true, false),
         local_address: "fd00:101::21".parse().unwrap(),
         remote_address: "fd00:101::30".parse().unwrap(),
+        ifindex: None,
     };
     l.rib.peer_up(ibgp, session, l.now);
     l.rib.written(ibgp);
@@ -1343,4 +1346,92 @@ fn the_pre_policy_copy_holds_only_what_policy_rejected_or_changed() {
     );
     assert!(l.rib.selected(&net("10.224.3.0/24")).is_some());
     assert_eq!(l.rib.counts(l.frr).received, 2);
+}
+
+/// An unnumbered upstream (`interface = ...`): its session runs over
+/// link-local addresses on link `ifindex`.
+fn unnumbered_session(n: u8, ifindex: u32) -> SessionInfo {
+    SessionInfo {
+        negotiated: negotiated(FRR_AS + u32::from(n) - 1, [10, 101, 0, 250 + n], true, false),
+        local_address: "fe80::21".parse().unwrap(),
+        remote_address: format!("fe80::{n}").parse().unwrap(),
+        ifindex: Some(ifindex),
+    }
+}
+
+#[test]
+fn unnumbered_uplinks_give_link_local_next_hops_on_their_links() {
+    let mut l = lab();
+    let up1 = l.rib.add_peer(setup("uplink1", Role::Upstream));
+    let up2 = l.rib.add_peer(setup("uplink2", Role::Upstream));
+    l.rib.peer_up(up1, unnumbered_session(2, 7), l.now);
+    l.rib.written(up1);
+    l.rib.peer_up(up2, unnumbered_session(3, 8), l.now);
+    l.rib.written(up2);
+    // FRR sends its link-local address twice (no global one on the link);
+    // the other router sends it alone, for IPv4 as RFC 8950 allows.
+    let mut u = frr_announce(FRR_AS + 1, &["10.244.2.0/24"], &[4210101022]);
+    u.mp_reach.as_mut().unwrap().next_hop = NextHop::V6 {
+        global: "fe80::2".parse().unwrap(),
+        link_local: Some("fe80::2".parse().unwrap()),
+    };
+    l.rib.update(up1, u);
+    let mut u = frr_announce(FRR_AS + 2, &["10.244.2.0/24"], &[4210101022]);
+    u.mp_reach.as_mut().unwrap().next_hop = NextHop::v6("fe80::3".parse().unwrap());
+    let out = l.rib.update(up2, u);
+    let Some(RibOutput::LocRib(change)) = out.iter().find(|o| matches!(o, RibOutput::LocRib(_))) else {
+        panic!("{out:?}")
+    };
+    let mut gws = change.selected.as_ref().unwrap().next_hops.clone();
+    gws.sort();
+    assert_eq!(
+        gws,
+        [
+            Gateway {
+                addr: "fe80::2".parse().unwrap(),
+                ifindex: Some(7)
+            },
+            Gateway {
+                addr: "fe80::3".parse().unwrap(),
+                ifindex: Some(8)
+            }
+        ]
+    );
+    // A numbered peer's next hops stay as they were: the global address,
+    // an IPv4-mapped one as IPv4.
+    assert_eq!(
+        Gateway::of(
+            &NextHop::V6 {
+                global: "fd00:101::fffe".parse().unwrap(),
+                link_local: Some("fe80::9".parse().unwrap())
+            },
+            None
+        ),
+        Gateway::from("fd00:101::fffe".parse::<IpAddr>().unwrap())
+    );
+    assert_eq!(
+        Gateway::of(&NextHop::v6("::ffff:10.0.0.1".parse().unwrap()), None),
+        Gateway::from("10.0.0.1".parse::<IpAddr>().unwrap())
+    );
+    // Our VIPs go to an unnumbered router with our link-local address as
+    // next hop, as FRR sends it, for IPv4 (RFC 8950) and IPv6.
+    let out = l
+        .rib
+        .update(l.cilium, cilium_announce(&["10.96.1.10/32", "fd00:96::10/128"]));
+    let ll: Ipv6Addr = "fe80::21".parse().unwrap();
+    let ours = NextHop::V6 {
+        global: ll,
+        link_local: Some(ll),
+    };
+    let mut to_up1 = announced(&sent(&out, up1));
+    to_up1.sort();
+    assert_eq!(
+        to_up1,
+        [("10.96.1.10/32".into(), ours), ("fd00:96::10/128".into(), ours)]
+    );
+    // Through the peer's session going down with graceful restart, its
+    // stale routes keep their link.
+    l.rib.peer_down(up1, Some(Duration::from_secs(120)), l.now);
+    let sel = l.rib.selected(&net("10.244.2.0/24")).unwrap();
+    assert!(sel.next_hops.iter().any(|g| g.ifindex == Some(7)), "{sel:?}");
 }

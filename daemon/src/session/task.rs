@@ -65,7 +65,11 @@ pub enum PeerControl {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub name: String,
+    /// For an unnumbered peer, the router found on its link (with the
+    /// link as scope), or the unspecified address until one is.
     pub remote: SocketAddr,
+    /// The link of an unnumbered peer.
+    pub interface: Option<String>,
     pub local_address: Option<IpAddr>,
     pub offer: Offer,
     pub timing: Timing,
@@ -275,7 +279,11 @@ impl PeerTask {
                         // Said once when dialling starts to fail or fails
                         // differently; the retries that fail alike are
                         // debug.
-                        let error = format!("connect to {}: {e}", self.settings.remote);
+                        let error = if e.kind() == io::ErrorKind::NotFound {
+                            e.to_string()
+                        } else {
+                            format!("connect to {}: {e}", self.settings.remote)
+                        };
                         if self.connect_error.as_ref() != Some(&error) {
                             tracing::info!(peer = %self.settings.name, %error, "cannot connect; retrying");
                         } else {
@@ -502,6 +510,7 @@ impl PeerTask {
                         negotiated: *negotiated,
                         local_address: c.local.ip(),
                         remote_address: c.remote.ip(),
+                        ifindex: link_of(c.remote),
                     };
                     let _ = self
                         .rib
@@ -552,11 +561,23 @@ impl PeerTask {
         let seq = self.dial_seq;
         let s = &self.settings;
         let (remote, local, opts, md5) = (s.remote, s.local_address, s.socket.clone(), s.md5.clone());
+        let tx = self.events_tx.clone();
+        if let (Some(interface), true) = (&s.interface, remote.ip().is_unspecified()) {
+            let e = io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "no router heard on {interface} yet (waiting for its router advertisement or its connection)"
+                ),
+            );
+            tokio::spawn(async move {
+                let _ = tx.send(PeerEvent::Dialled(seq, Err(e))).await;
+            });
+            return;
+        }
         let timeout = s
             .timing
             .connect_retry
             .clamp(Duration::from_secs(1), Duration::from_secs(30));
-        let tx = self.events_tx.clone();
         tracing::debug!(peer = %s.name, %remote, "connecting");
         tokio::spawn(async move {
             let result = socket::connect(remote, local, &opts, md5.as_deref(), timeout).await;
@@ -578,9 +599,22 @@ impl From<PeerState> for SessionState {
     }
 }
 
-/// IPv4 peers reached over a dual-stack socket appear as ::ffff:a.b.c.d.
+/// IPv4 peers reached over a dual-stack socket appear as ::ffff:a.b.c.d;
+/// an IPv6 address keeps its scope (the link of a link-local one).
 pub fn canonical(a: SocketAddr) -> SocketAddr {
-    SocketAddr::new(a.ip().to_canonical(), a.port())
+    match a {
+        SocketAddr::V6(v6) if v6.ip().to_ipv4_mapped().is_none() => a,
+        _ => SocketAddr::new(a.ip().to_canonical(), a.port()),
+    }
+}
+
+/// The link a session runs over, when the peer's address is link-local:
+/// its next hops are on that link.
+fn link_of(remote: SocketAddr) -> Option<u32> {
+    match remote {
+        SocketAddr::V6(v6) if v6.ip().is_unicast_link_local() && v6.scope_id() != 0 => Some(v6.scope_id()),
+        _ => None,
+    }
 }
 
 /// Cuts the byte stream into messages. Only the header is checked here;

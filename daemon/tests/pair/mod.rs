@@ -485,6 +485,7 @@ impl Pair {
                         negotiated: *negotiated,
                         local_address: local,
                         remote_address: remote,
+                        ifindex: None,
                     };
                     let out = sp.rib.peer_up(sp.id, session, now);
                     self.note(s, Note::Established(id));

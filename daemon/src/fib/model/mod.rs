@@ -29,7 +29,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
-use bgp_proto::{Family, NextHop};
+use bgp_proto::Family;
 use ipnet::IpNet;
 use policy::{PeerInfo, Role, RouteInput};
 
@@ -41,7 +41,7 @@ use super::nexthop_table::NexthopTable;
 use super::resolve::KernelView;
 use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
 use crate::memory::FastMap;
-use crate::rib::LocRibChange;
+use crate::rib::{Gateway, LocRibChange};
 use crate::status::FibCounters;
 use retry::Failing;
 
@@ -49,7 +49,7 @@ use retry::Failing;
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Wanted {
     /// Shared by every prefix with the same next hops (`Fib::next_hops`).
-    Forward(Arc<[NextHop]>),
+    Forward(Arc<[Gateway]>),
     Vip,
     /// A static blackhole or unreachable route.
     Reject(RouteKind),
@@ -111,13 +111,13 @@ pub struct Fib {
     /// What the kernel has that is not ours, for next-hop resolution.
     kernel: KernelView,
     /// Resolution per BGP next-hop address, and the prefixes using it.
-    resolved: HashMap<IpAddr, Vec<KernelNextHop>>,
+    resolved: HashMap<Gateway, Vec<KernelNextHop>>,
     /// How many wanted prefixes use each next-hop address. (Which ones is
     /// looked up in `wanted` when a resolution changes, which is rare:
     /// an index of them cost more memory than the Loc-RIB's paths.)
-    users: HashMap<IpAddr, usize>,
+    users: HashMap<Gateway, usize>,
     /// Every list of next hops in `wanted`, once.
-    next_hop_lists: HashSet<Arc<[NextHop]>>,
+    next_hop_lists: HashSet<Arc<[Gateway]>>,
     nexthops: NexthopTable,
     counters: FibCounters,
     /// Next hops not resolvable at the moment, for the API.
@@ -127,14 +127,6 @@ pub struct Fib {
     /// Object uses given back by routes no longer believed installed,
     /// released at the next flush.
     to_release: Vec<u32>,
-}
-
-/// A BGP next hop as an address to resolve: IPv4-mapped IPv6 ones as IPv4.
-fn nh_address(nh: &NextHop) -> IpAddr {
-    match nh.ipv4_mapped() {
-        Some(v4) => IpAddr::V4(v4),
-        None => nh.addr(),
-    }
 }
 
 impl Fib {
@@ -253,7 +245,7 @@ impl Fib {
             prefix,
             family: Family::unicast_of(&prefix),
             attributes: &sel.attrs,
-            next_hop: sel.next_hops.first().map(NextHop::addr),
+            next_hop: sel.next_hops.first().map(|g| g.addr),
             source,
             target: None,
             local_asn: 0,
@@ -291,8 +283,7 @@ impl Fib {
             w => w,
         });
         if let Some(Wanted::Forward(nhs)) = &self.wanted.get(&prefix) {
-            for nh in nhs.iter() {
-                let a = nh_address(nh);
+            for &a in nhs.iter() {
                 if let Some(u) = self.users.get_mut(&a) {
                     *u = u.saturating_sub(1);
                     if *u == 0 {
@@ -303,8 +294,7 @@ impl Fib {
         }
         self.wanted.remove(&prefix);
         if let Some(Wanted::Forward(nhs)) = &new {
-            for nh in nhs.iter() {
-                let a = nh_address(nh);
+            for &a in nhs.iter() {
                 *self.users.entry(a).or_default() += 1;
                 if !self.resolved.contains_key(&a) {
                     let r = self.kernel.resolve(a);
@@ -343,7 +333,7 @@ impl Fib {
             .filter(|r| family_on(&r.prefix))
             .map(|r| {
                 let w = match r.target {
-                    StaticTarget::NextHop(a) => Wanted::Forward([NextHop::from(a)].into()),
+                    StaticTarget::NextHop(a) => Wanted::Forward([Gateway::from(a)].into()),
                     StaticTarget::Blackhole => Wanted::Reject(RouteKind::Blackhole),
                     StaticTarget::Unreachable => Wanted::Reject(RouteKind::Unreachable),
                 };
@@ -463,11 +453,11 @@ impl Fib {
 
     /// The one copy of a list of next hops that every prefix using it
     /// shares (a full table has a handful of lists).
-    fn shared_next_hops(&mut self, nhs: &[NextHop]) -> Arc<[NextHop]> {
+    fn shared_next_hops(&mut self, nhs: &[Gateway]) -> Arc<[Gateway]> {
         if let Some(shared) = self.next_hop_lists.get(nhs) {
             return shared.clone();
         }
-        let shared: Arc<[NextHop]> = nhs.into();
+        let shared: Arc<[Gateway]> = nhs.into();
         self.next_hop_lists.insert(shared.clone());
         shared
     }
@@ -710,7 +700,7 @@ impl Fib {
                 }
                 let mut set: BTreeSet<KernelNextHop> = BTreeSet::new();
                 for nh in nhs.iter() {
-                    if let Some(r) = self.resolved.get(&nh_address(nh)) {
+                    if let Some(r) = self.resolved.get(nh) {
                         set.extend(r.iter().cloned());
                     }
                 }
@@ -740,7 +730,7 @@ impl Fib {
     /// Re-resolves every next hop in use; prefixes whose resolution changed
     /// are rewritten.
     fn reresolve_all(&mut self) {
-        let addrs: Vec<IpAddr> = self.users.keys().copied().collect();
+        let addrs: Vec<Gateway> = self.users.keys().copied().collect();
         let mut changed = HashSet::new();
         for a in addrs {
             let r = self.kernel.resolve(a);
@@ -755,7 +745,7 @@ impl Fib {
         let table = self.config.table;
         for (prefix, w) in &self.wanted {
             if let Wanted::Forward(nhs) = w
-                && nhs.iter().any(|nh| changed.contains(&nh_address(nh)))
+                && nhs.iter().any(|nh| changed.contains(nh))
             {
                 self.dirty.insert(RouteKey {
                     prefix: *prefix,
