@@ -96,8 +96,13 @@ impl NodeSetup<'_> {
             accept_local_next_hop: pc.routing.accept_local_next_hop,
             soft_reconfiguration: pc.routing.soft_reconfiguration,
             max_prefix: pc.routing.max_prefix.clone(),
+            // A range's neighbours may never come back; a configured
+            // address or an unnumbered link's router will.
             wait_for_end_of_rib: self.graceful_restart(pc)
-                && matches!(pc.session.address, PeerAddress::Single(_)),
+                && matches!(
+                    pc.session.address,
+                    PeerAddress::Single(_) | PeerAddress::Interface(_)
+                ),
         }
     }
 }

@@ -85,6 +85,19 @@ fn example_configs_load_and_the_yaml_parses() {
         }
     }
     assert_eq!(tern_configs, 3);
+    // The dual-homed node of an unnumbered fabric.
+    let c = Config::load(&examples.join("unnumbered/node.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let uplinks: Vec<_> = c
+        .peers
+        .iter()
+        .filter(|p| matches!(p.session.address, tern::config::PeerAddress::Interface(_)))
+        .collect();
+    assert_eq!(uplinks.len(), 2);
+    assert!(
+        uplinks
+            .iter()
+            .all(|p| p.session.extended_next_hop && p.bfd.is_some())
+    );
 
     let mut files = Vec::new();
     yaml_files(&repo().join("deploy"), &mut files);

@@ -1043,8 +1043,14 @@ impl RouterWatch {
     /// Starts watching `prefixes` on `router` (FRR).
     #[track_caller]
     pub fn start(router: &Router, prefixes: &[String]) -> RouterWatch {
-        let vty = router.frr().vty();
-        let ns = router.ns.name().to_owned();
+        RouterWatch::start_on(router.frr(), &router.ns, prefixes)
+    }
+
+    /// [`RouterWatch::start`] for an FRR in namespace `ns`, outside a
+    /// [`Topology`].
+    pub fn start_on(frr: &Frr, ns: &Netns, prefixes: &[String]) -> RouterWatch {
+        let vty = frr.vty();
+        let ns = ns.name().to_owned();
         let prefixes = prefixes.to_vec();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();

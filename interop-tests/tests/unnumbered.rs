@@ -19,9 +19,11 @@
 use std::time::{Duration, Instant};
 
 use interop_tests::kernel::{KernelRoute, bgp_routes, find};
+use interop_tests::lab::RouterWatch;
 use interop_tests::{
-    Frr, FrrOptions, Netns, Tern, WorkDir, require_root, timeout, unique_name, veth, wait_until,
+    Frr, FrrOptions, Monitor, Netns, Tern, WorkDir, require_root, timeout, unique_name, veth, wait_until,
 };
+use serde_json::Value;
 
 const FAR_V4: &str = "10.244.2.0/24";
 const FAR_V6: &str = "fd00:244:2::/64";
@@ -30,6 +32,9 @@ fn router_conf(name: &str, asn: u32, id: &str, down: &str, far: &str) -> String 
     format!(
         "frr defaults traditional
 hostname {name}
+debug bgp neighbor-events
+debug bgp updates
+debug bgp graceful-restart
 !
 router bgp {asn}
  bgp router-id {id}
@@ -164,6 +169,26 @@ fn wait_forwarding(node: &Netns, devs: &[&str], within: Duration) -> Duration {
     t.elapsed()
 }
 
+/// FRR's BFD counters for its session on `port`.
+fn bfd_counters(frr: &Frr, port: &str) -> Value {
+    let all = frr.json("show bfd peers counters json").expect("counters");
+    all.as_array()
+        .and_then(|a| a.iter().find(|p| p["interface"] == port))
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// tern's routes in the kernel, as (prefix, next hops), sorted.
+fn snapshot(node: &Netns) -> Vec<(String, Vec<interop_tests::Hop>)> {
+    let mut v: Vec<_> = bgp_routes(node)
+        .expect("routes")
+        .into_iter()
+        .map(|r| (r.dst, r.hops))
+        .collect();
+    v.sort();
+    v
+}
+
 fn ping(node: &Netns, to: &str, from: &str) -> Result<String, String> {
     node.exec(&["ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", from, to])
 }
@@ -215,7 +240,7 @@ fn unnumbered_dual_homed_node_with_ecmp_over_link_local_next_hops() {
             bfd: None,
         },
     );
-    let tern = Tern::start(&node, &work, "node", TERN_CONF);
+    let mut tern = Tern::start(&node, &work, "node", TERN_CONF);
 
     // No address on any link but the kernel's link-local ones.
     for (ns, dev) in [(&node, "up1"), (&node, "up2"), (&r1, "down1"), (&r2, "down2")] {
@@ -263,8 +288,7 @@ fn unnumbered_dual_homed_node_with_ecmp_over_link_local_next_hops() {
         "far prefixes installed over both uplinks after another {:.1} s",
         took.as_secs_f64()
     );
-    let routes = bgp_routes(&node).expect("routes");
-    println!("{:#?}", find(&routes, FAR_V4).map(|r| &r.hops));
+    println!("{}", node.ip(&["route", "show", FAR_V4]));
 
     // Our pod CIDR reached the routers with our link-local address.
     for frr in [&fr1, &fr2] {
@@ -284,25 +308,37 @@ fn unnumbered_dual_homed_node_with_ecmp_over_link_local_next_hops() {
         });
     }
 
-    // BFD over link-local addresses, both sides Up.
-    wait_until(timeout(20), "BFD up on both uplinks", || {
-        let v = tern.get("/api/v1/bfd")?;
-        let up = v["sessions"]
-            .as_array()
-            .map(|s| s.iter().filter(|s| s["state"] == "up").count())
-            .unwrap_or(0);
-        if up == 2 { Ok(()) } else { Err(format!("{v:#}")) }
-    });
-    for frr in [&fr1, &fr2] {
-        wait_until(timeout(20), &format!("{}: BFD up", frr.name()), || {
-            let peers = frr.bfd_peers()?;
-            if peers.iter().any(|p| p["status"] == "up") {
-                Ok(())
-            } else {
-                Err(format!("{peers:?}"))
-            }
-        });
-    }
+    // BFD over link-local addresses, Up on both sides, which agree on the
+    // addresses and the timers (300 ms both ways).
+    let bfd_up = |tern: &Tern| {
+        for (frr, port, peer) in [(&fr1, "down1", "uplink1"), (&fr2, "down2", "uplink2")] {
+            wait_until(timeout(20), &format!("BFD up on {port}"), || {
+                let v = tern.get("/api/v1/bfd")?;
+                let t = v["sessions"]
+                    .as_array()
+                    .and_then(|s| s.iter().find(|s| s["peer"] == peer).cloned())
+                    .ok_or(format!("tern has no BFD session for {peer}: {v:#}"))?;
+                let peers = frr.bfd_peers()?;
+                let f = peers
+                    .iter()
+                    .find(|p| p["interface"] == port)
+                    .ok_or(format!("FRR has no BFD session on {port}: {peers:?}"))?;
+                let remote = t["remote"].as_str().unwrap_or_default();
+                let agree = t["state"] == "up"
+                    && f["status"] == "up"
+                    && remote.starts_with("fe80:")
+                    && f["peer"].as_str().is_some_and(|p| p.starts_with("fe80:"))
+                    && f["remote-receive-interval"] == 300
+                    && f["receive-interval"] == 300;
+                if agree {
+                    Ok(())
+                } else {
+                    Err(format!("tern {t}\nFRR {f}"))
+                }
+            });
+        }
+    };
+    bfd_up(&tern);
 
     // Uplink 1 cut at the router, with the link still up on both ends:
     // the node forwards over uplink 2 alone once BFD notices.
@@ -325,4 +361,71 @@ fn unnumbered_dual_homed_node_with_ecmp_over_link_local_next_hops() {
     for (to, from) in [("10.244.2.1", "10.244.1.1"), ("fd00:244:2::1", "fd00:244:1::1")] {
         ping(&node, to, from).unwrap_or_else(|e| panic!("ping {to} after the restore: {e}"));
     }
+    bfd_up(&tern);
+
+    // A planned restart (SIGTERM, then start): the routers keep the node's
+    // routes throughout, BFD never goes down at either router, and the
+    // node's kernel sees no change. The routers are found again from their
+    // answers to the solicitation tern sends at start.
+    let before = snapshot(&node);
+    let own = vec!["10.244.1.0/24".to_owned(), "fd00:244:1::/64".to_owned()];
+    let monitor = Monitor::start(&node, &work, "node-monitor", &["route", "nexthop"]);
+    let begin = monitor.mark(&node, "10.250.0.1");
+    let watches = [
+        RouterWatch::start_on(&fr1, &r1, &own),
+        RouterWatch::start_on(&fr2, &r2, &own),
+    ];
+    let downs: Vec<Value> = [(&fr1, "down1"), (&fr2, "down2")]
+        .iter()
+        .map(|(f, p)| bfd_counters(f, p)["session-down"].clone())
+        .collect();
+    let status = tern.stop().expect("tern ran");
+    assert!(status.success(), "tern did not exit cleanly on SIGTERM: {status}");
+    let restarted = Instant::now();
+    tern.start_again();
+    for name in ["uplink1", "uplink2"] {
+        tern.wait_established(name, timeout(60));
+    }
+    println!(
+        "restart: both unnumbered sessions back after {:.1} s",
+        restarted.elapsed().as_secs_f64()
+    );
+    bfd_up(&tern);
+    wait_until(timeout(60), "tern done with its restart", || {
+        let summary = tern.summary()?;
+        let fib = tern.fib()?;
+        if summary["rib"]["deferring"].as_bool() == Some(false) && fib["adopted"].as_u64().unwrap_or(0) > 0 {
+            Ok(())
+        } else {
+            Err(format!("summary {summary:#}\nfib {fib:#}"))
+        }
+    });
+    wait_forwarding(&node, &["up1", "up2"], timeout(10));
+    let end = monitor.unmark(&node, "10.250.0.1", begin + 1);
+    let lines = monitor.lines();
+    let ours: Vec<&String> = lines[begin + 1..end]
+        .iter()
+        .filter(|l| l.contains("proto bgp") || l.contains(" 186"))
+        .collect();
+    assert!(ours.is_empty(), "the node's kernel changed: {ours:#?}");
+    assert_eq!(snapshot(&node), before);
+    for (w, frr) in watches.into_iter().zip([&fr1, &fr2]) {
+        let report = w.finish();
+        println!(
+            "{}: {} polls, {} saw a stale path, {} missing",
+            frr.name(),
+            report.polls,
+            report.stale,
+            report.missing.len()
+        );
+        assert!(report.polls > 10 && report.missing.is_empty(), "{report:#?}");
+    }
+    let after: Vec<Value> = [(&fr1, "down1"), (&fr2, "down2")]
+        .iter()
+        .map(|(f, p)| bfd_counters(f, p)["session-down"].clone())
+        .collect();
+    assert_eq!(
+        after, downs,
+        "a router's BFD session went down during the restart"
+    );
 }

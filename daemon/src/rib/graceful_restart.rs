@@ -90,19 +90,35 @@ impl Rib {
     }
 
     pub(super) fn converge(&mut self) {
-        if self.converge_by.take().is_some() {
-            self.out.push(RibOutput::Converged);
+        if self.converge_by.take().is_none() {
+            return;
         }
+        if std::mem::take(&mut self.fib_held) {
+            // Everything the FIB was not told, before it may sweep.
+            let mut all: Vec<IpNet> = self.loc.keys().copied().collect();
+            all.sort_unstable();
+            for prefix in all {
+                let selected = self.selected(&prefix);
+                self.out
+                    .push(RibOutput::LocRib(super::LocRibChange { prefix, selected }));
+            }
+        }
+        self.out.push(RibOutput::Converged);
     }
 
     /// RFC 4724 §4.1: after our restart, selection waits for End-of-RIB
-    /// from every peer that takes part (not those that restarted too). The
-    /// same condition marks the first convergence.
+    /// from every peer that takes part, except those that restarted too
+    /// (they wait for ours). Convergence, which lets the FIB remove what
+    /// the previous run installed and nobody re-sent, waits for those as
+    /// well: they send their tables once they have our End-of-RIB, and
+    /// until then the routes they gave the previous run must stay. (FRR
+    /// sets the Restart State bit for `restart-time` after it starts, so a
+    /// router that came up shortly before tern restarted is one of them.)
     pub(super) fn check_deferral(&mut self) {
         if self.defer_until.is_none() && self.converge_by.is_none() {
             return;
         }
-        let waiting = self.peers.iter().flatten().any(|p| {
+        let missing_eor = |p: &super::RibPeer, count_restarting: bool| {
             if !p.setup.wait_for_end_of_rib {
                 return false;
             }
@@ -110,16 +126,17 @@ impl Rib {
                 None => true,
                 Some(s) => match &s.negotiated.graceful_restart {
                     None => false,
-                    Some(gr) if gr.restarting => false,
+                    Some(gr) if gr.restarting && !count_restarting => false,
                     Some(_) => s.negotiated.families.iter().any(|f| !p.eor_received.contains(f)),
                 },
             }
-        });
-        if !waiting {
-            if self.defer_until.is_some() {
-                tracing::info!("End-of-RIB received from every peer; ending deferral");
-                self.end_deferral();
-            }
+        };
+        let selection_waits = self.peers.iter().flatten().any(|p| missing_eor(p, false));
+        if !selection_waits && self.defer_until.is_some() {
+            tracing::info!("End-of-RIB received from every peer; ending deferral");
+            self.end_deferral();
+        }
+        if !self.peers.iter().flatten().any(|p| missing_eor(p, true)) {
             self.converge();
         }
     }

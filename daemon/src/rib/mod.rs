@@ -253,6 +253,11 @@ pub struct Rib {
     defer_until: Option<Instant>,
     /// Until the first convergence: when to declare it at the latest.
     converge_by: Option<Instant>,
+    /// After our restart, the FIB hears of the Loc-RIB only at the first
+    /// convergence, all at once: until then the kernel keeps what the
+    /// previous run installed, even where deferral already ended (a peer
+    /// that restarted too is not waited for there, but is here).
+    fib_held: bool,
     /// Prefixes changed by the event being processed.
     changed: Vec<IpNet>,
     export_cache: ExportCache,
@@ -263,6 +268,7 @@ impl Rib {
     pub fn new(settings: RibSettings, now: Instant) -> Rib {
         let select_defer = settings.graceful_restart.select_defer_time;
         let defer_until = settings.restarting.then(|| now + select_defer);
+        let fib_held = settings.restarting;
         Rib {
             settings,
             peers: Vec::new(),
@@ -277,6 +283,7 @@ impl Rib {
             gates: Vec::new(),
             defer_until,
             converge_by: Some(now + select_defer),
+            fib_held,
             changed: Vec::new(),
             export_cache: ExportCache::default(),
             out: Vec::new(),
@@ -671,7 +678,7 @@ impl Rib {
         let mut changed = std::mem::take(&mut self.changed);
         changed.sort_unstable();
         changed.dedup();
-        if self.defer_until.is_none() {
+        if self.defer_until.is_none() && !self.fib_held {
             for prefix in &changed {
                 let selected = self.selected(prefix);
                 self.out.push(RibOutput::LocRib(LocRibChange {

@@ -743,6 +743,28 @@ fn peers_that_restarted_too_are_not_waited_for() {
     let out = rib.peer_up(frr, s, now);
     assert!(!rib.is_deferring());
     assert_eq!(eors(&sent(&out, frr)).len(), 2);
+    // But the kernel routes of the previous run stay until it has sent its
+    // table: it does so now that it has our End-of-RIB.
+    assert!(!out.contains(&RibOutput::Converged), "{out:?}");
+    // Nor does the FIB hear of anything before: a partial table would
+    // replace what the kernel holds from the previous run.
+    let mut out = rib.update(frr, frr_announce(FRR_AS, &["10.244.2.0/24"], &[]));
+    for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+        assert!(
+            !out.iter()
+                .any(|o| matches!(o, RibOutput::LocRib(_) | RibOutput::Converged))
+        );
+        out = rib.update(frr, Update::end_of_rib(family));
+    }
+    let fib: Vec<String> = out
+        .iter()
+        .filter_map(|o| match o {
+            RibOutput::LocRib(c) => Some(c.prefix.to_string()),
+            RibOutput::Converged => Some("converged".into()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fib, ["10.244.2.0/24", "converged"]);
 }
 
 /// The FIB may sweep kernel routes left from a previous run only once every

@@ -55,6 +55,10 @@ pub struct LinkInfo {
 pub enum Output {
     /// Send this advertisement to all nodes (ff02::1) on the link.
     Advertise { ifindex: u32, packet: Vec<u8> },
+    /// Send this solicitation to all routers (ff02::2) on the link: a
+    /// router answers with an advertisement at once rather than at its
+    /// next turn (FRR's is every 10 s), so a restart finds it again fast.
+    Solicit { ifindex: u32, packet: Vec<u8> },
     /// The router at the other end of `interface` is `address`.
     Neighbour {
         interface: String,
@@ -95,6 +99,8 @@ struct Link {
     fast_left: u8,
     last_sent: Option<Instant>,
     neighbour: Option<(Ipv6Addr, Instant)>,
+    /// A solicitation is owed (the link just became ready).
+    solicit: bool,
 }
 
 impl Link {
@@ -105,6 +111,7 @@ impl Link {
             fast_left: FAST_COUNT,
             last_sent: None,
             neighbour: None,
+            solicit: false,
         }
     }
 }
@@ -143,6 +150,7 @@ impl Discovery {
             link.fast_left = FAST_COUNT;
             link.neighbour = None;
             link.next = ready(&info).map(|_| now);
+            link.solicit = ready(&info).is_some();
         }
         link.info = info;
     }
@@ -239,6 +247,12 @@ impl Discovery {
             let Some(info) = link.info.as_ref().filter(|i| i.ready) else {
                 continue;
             };
+            if std::mem::take(&mut link.solicit) {
+                out.push(Output::Solicit {
+                    ifindex: info.ifindex,
+                    packet: solicitation(info.mac),
+                });
+            }
             if link.next.is_none_or(|t| t > now) {
                 continue;
             }
@@ -273,6 +287,16 @@ impl Discovery {
 /// checksum.
 pub fn advertisement(mac: Option<[u8; 6]>) -> Vec<u8> {
     let mut p = vec![ROUTER_ADVERTISEMENT, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    if let Some(mac) = mac {
+        p.extend_from_slice(&[SOURCE_LINK_LAYER_ADDRESS, 1]);
+        p.extend_from_slice(&mac);
+    }
+    p
+}
+
+/// Our router solicitation (RFC 4861 §4.1), with our link-layer address.
+pub fn solicitation(mac: Option<[u8; 6]>) -> Vec<u8> {
+    let mut p = vec![ROUTER_SOLICITATION, 0, 0, 0, 0, 0, 0, 0];
     if let Some(mac) = mac {
         p.extend_from_slice(&[SOURCE_LINK_LAYER_ADDRESS, 1]);
         p.extend_from_slice(&mac);
@@ -359,6 +383,13 @@ mod tests {
         }
         assert_eq!(times, vec![0, 1, 2, 3, 13, 23]);
         assert_eq!(d.sent, 6);
+        // One solicitation, with the first advertisement.
+        let mut out = Vec::new();
+        let mut d = setup(t0);
+        d.on_timer(t0, &mut out);
+        d.on_timer(t0 + FAST_INTERVAL, &mut out);
+        let solicited = out.iter().filter(|o| matches!(o, Output::Solicit { .. })).count();
+        assert_eq!(solicited, 1);
     }
 
     #[test]
@@ -395,6 +426,8 @@ mod tests {
         assert_eq!(&p[16..], &[1, 1, 2, 0, 0, 0, 0, 1]);
         assert_eq!(parse(&p), Ok(ROUTER_ADVERTISEMENT));
         assert_eq!(parse(&advertisement(None)), Ok(ROUTER_ADVERTISEMENT));
+        let rs = solicitation(Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!((rs.len(), parse(&rs)), (16, Ok(ROUTER_SOLICITATION)));
     }
 
     #[test]

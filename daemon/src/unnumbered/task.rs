@@ -105,11 +105,16 @@ async fn run(
         }
         for o in out {
             match o {
-                Output::Advertise { ifindex, packet } => {
+                Output::Advertise { ifindex, packet } | Output::Solicit { ifindex, packet } => {
+                    let group = if packet[0] == ROUTER_ADVERTISEMENT {
+                        ALL_NODES
+                    } else {
+                        ALL_ROUTERS
+                    };
                     if let Some(s) = &socket {
-                        let to = SocketAddrV6::new(ALL_NODES, 0, 0, ifindex);
+                        let to = SocketAddrV6::new(group, 0, 0, ifindex);
                         if let Err(e) = s.get_ref().send_to(&packet, &to.into()) {
-                            tracing::debug!(ifindex, error = %e, "cannot send a router advertisement");
+                            tracing::debug!(ifindex, error = %e, "cannot send a router advertisement or solicitation");
                         }
                     }
                 }
