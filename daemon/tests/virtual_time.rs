@@ -181,7 +181,8 @@ fn a_restarting_speaker_defers_selection_until_end_of_rib() {
         .map(|(t, _)| *t)
         .expect("established again");
     // Nothing reached the FIB before convergence, which came with b's
-    // End-of-RIB once the session was up.
+    // End-of-RIB once the session was up: then the whole selection, once,
+    // and only after it the signal that lets the FIB sweep.
     let first_change = after
         .iter()
         .position(|(_, n)| matches!(n, Note::LocRib(_)))
@@ -190,8 +191,25 @@ fn a_restarting_speaker_defers_selection_until_end_of_rib() {
         .iter()
         .position(|(_, n)| matches!(n, Note::Converged))
         .expect("converged");
-    assert!(converged < first_change, "{after:?}");
-    assert!(after[converged].0 >= established);
+    assert!(first_change < converged, "{after:?}");
+    assert!(after[first_change].0 >= established);
+    let reported: Vec<_> = after[..converged]
+        .iter()
+        .filter_map(|(_, n)| match n {
+            Note::LocRib(c) => Some(c.prefix),
+            _ => None,
+        })
+        .collect();
+    let mut once = reported.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), reported.len(), "{reported:?}");
+    assert!(
+        after[converged..]
+            .iter()
+            .all(|(_, n)| !matches!(n, Note::LocRib(_))),
+        "{after:?}"
+    );
     assert!(!p.a().rib.is_deferring());
     // b kept a's routes while a restarted.
     let b_withdrew = p

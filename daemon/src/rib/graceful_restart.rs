@@ -94,7 +94,9 @@ impl Rib {
             return;
         }
         if std::mem::take(&mut self.fib_held) {
-            // Everything the FIB was not told, before it may sweep.
+            // Everything the FIB was not told, before it may sweep (and
+            // what changed in this event with it: see `propagate`).
+            self.fib_dumped = true;
             let mut all: Vec<IpNet> = self.loc.keys().copied().collect();
             all.sort_unstable();
             for prefix in all {

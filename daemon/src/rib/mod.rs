@@ -258,6 +258,9 @@ pub struct Rib {
     /// previous run installed, even where deferral already ended (a peer
     /// that restarted too is not waited for there, but is here).
     fib_held: bool,
+    /// The FIB was just given the whole Loc-RIB (at convergence): what
+    /// changed in the same event needs no second report.
+    fib_dumped: bool,
     /// Prefixes changed by the event being processed.
     changed: Vec<IpNet>,
     export_cache: ExportCache,
@@ -284,6 +287,7 @@ impl Rib {
             defer_until,
             converge_by: Some(now + select_defer),
             fib_held,
+            fib_dumped: false,
             changed: Vec::new(),
             export_cache: ExportCache::default(),
             out: Vec::new(),
@@ -678,7 +682,7 @@ impl Rib {
         let mut changed = std::mem::take(&mut self.changed);
         changed.sort_unstable();
         changed.dedup();
-        if self.defer_until.is_none() && !self.fib_held {
+        if self.defer_until.is_none() && !self.fib_held && !self.fib_dumped {
             for prefix in &changed {
                 let selected = self.selected(prefix);
                 self.out.push(RibOutput::LocRib(LocRibChange {
@@ -700,6 +704,7 @@ impl Rib {
     }
 
     fn take_out(&mut self) -> Vec<RibOutput> {
+        self.fib_dumped = false;
         // During a long burst of changes, release as often as there are
         // attribute sets (amortised: a sweep costs one look at each set).
         if self.released > self.interner.len().max(RELEASE_AT_LEAST) {
