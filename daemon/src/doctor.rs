@@ -254,10 +254,11 @@ fn sessions(f: &Facts, out: &mut Vec<Check>) {
                 name,
                 CheckStatus::Fail,
                 format!("{} for {} s; last error: {last}", snap.state, p.uptime),
-                Some(if p.role == "cilium" {
-                    "Cilium dials tern: check its CiliumBGPPeerConfig (peer address ::1, AS numbers) and that its agent runs."
-                } else {
-                    "Check the peer's address, AS and reachability against the last error (`tern show peer NAME`)."
+                Some(match p.role.as_str() {
+                    "cilium" => "Cilium dials tern: check its CiliumBGPPeerConfig (peer address ::1, AS numbers) and that its agent runs.",
+                    "metallb" => "MetalLB's speaker dials tern: check its BGPPeer (peerAddress, peerASN = this peer's local-asn) and that the speaker runs on this node.",
+                    "kube-vip" => "kube-vip dials tern on port 179: check its bgp_peers (127.0.0.1 and this peer's local-asn) and that it runs on this node.",
+                    _ => "Check the peer's address, AS and reachability against the last error (`tern show peer NAME`).",
                 }),
             ));
             continue;
@@ -275,12 +276,23 @@ fn sessions(f: &Facts, out: &mut Vec<Check>) {
             ),
             None,
         ));
-        if p.role == "cilium" && n.graceful_restart.is_none() {
+        let gr_hint = match p.role.as_str() {
+            "cilium" => Some((
+                "Cilium did not negotiate graceful restart: each agent restart withdraws the node's VIPs and pod CIDRs",
+                "Enable gracefulRestart in the CiliumBGPPeerConfig.",
+            )),
+            "metallb" => Some((
+                "MetalLB did not negotiate graceful restart: each speaker restart withdraws the node's VIPs",
+                "Set enableGracefulRestart: true in the BGPPeer (FRR and frr-k8s modes; the native speaker cannot).",
+            )),
+            _ => None,
+        };
+        if let (Some((what, fix)), None) = (gr_hint, &n.graceful_restart) {
             out.push(check(
                 format!("graceful restart with {}", p.name),
                 CheckStatus::Warn,
-                "Cilium did not negotiate graceful restart: each agent restart withdraws the node's VIPs and pod CIDRs",
-                Some("Enable gracefulRestart in the CiliumBGPPeerConfig."),
+                what,
+                Some(fix),
             ));
         }
         if p.role == "upstream" && !bfd_peers.contains(&p.name.as_str()) && n.hold_time > SLOW_HOLD_TIME {

@@ -39,6 +39,9 @@ pub struct FrrOptions {
     /// bfdd runs too (its configuration `bfdd_conf`, often empty: bgpd's
     /// `neighbor X bfd` registers sessions through zebra).
     pub bfd: Option<String>,
+    /// bgpd never listens (`-p 0`), as MetalLB and frr-k8s run it: it only
+    /// dials.
+    pub no_listen: bool,
 }
 
 /// A handle on FRR's vty that can be cloned and sent to another thread
@@ -111,6 +114,9 @@ impl Frr {
         if !options.install_routes {
             cmd.arg("-n");
         }
+        if options.no_listen {
+            cmd.args(["-p", "0"]);
+        }
         cmd.args(["--log-level", "debug"]);
         let mut bgpd = Daemon::spawn(&format!("{name}-bgpd"), cmd, work.path());
         bgpd.add_log(dir.join("bgpd.log"));
@@ -129,6 +135,15 @@ impl Frr {
             frr.vtysh(&["show bgp summary json"]).map(drop)
         });
         frr
+    }
+
+    /// SIGKILL to every daemon, as when the pod that runs them dies.
+    pub fn kill(&mut self) {
+        self.bgpd.kill();
+        if let Some(b) = &mut self.bfdd {
+            b.kill();
+        }
+        self.zebra.kill();
     }
 
     pub fn name(&self) -> &str {

@@ -314,6 +314,7 @@ impl TopologyBuilder {
                         &FrrOptions {
                             install_routes: true,
                             bfd: self.bfd.then(String::new),
+                            ..FrrOptions::default()
                         },
                     ))
                 }

@@ -215,6 +215,7 @@ fn unnumbered_dual_homed_node_with_ecmp_over_link_local_next_hops() {
     let routing = FrrOptions {
         install_routes: true,
         bfd: Some(String::new()),
+        ..FrrOptions::default()
     };
     let fr1 = Frr::start_with(
         &r1,
@@ -238,6 +239,7 @@ fn unnumbered_dual_homed_node_with_ecmp_over_link_local_next_hops() {
         &FrrOptions {
             install_routes: true,
             bfd: None,
+            ..FrrOptions::default()
         },
     );
     let mut tern = Tern::start(&node, &work, "node", TERN_CONF);

@@ -17,6 +17,12 @@ pub enum Role {
     /// The node's own Cilium: a passive session over localhost that
     /// advertises LoadBalancer VIPs (as /32 and /128) and pod CIDRs.
     Cilium,
+    /// MetalLB's speaker on the node (its FRR, frr-k8s or its native
+    /// speaker): LoadBalancer VIPs, dialled to us.
+    Metallb,
+    /// kube-vip on the node (its embedded GoBGP): VIPs as /32 and /128,
+    /// dialled to us over loopback.
+    KubeVip,
     /// An upstream router of the node, such as a top-of-rack FRR.
     Upstream,
     /// Any other BGP speaker.
@@ -27,10 +33,25 @@ impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Role::Cilium => "cilium",
+            Role::Metallb => "metallb",
+            Role::KubeVip => "kube-vip",
             Role::Upstream => "upstream",
             Role::Peer => "peer",
         })
     }
+}
+
+impl Role {
+    /// A speaker on this node that announces what the node serves (its
+    /// VIPs, its pod CIDRs): what it sends is the node's own, never a
+    /// route to forward elsewhere, and its host routes get local routes
+    /// (the hairpin fix).
+    pub fn is_local_speaker(self) -> bool {
+        matches!(self, Role::Cilium | Role::Metallb | Role::KubeVip)
+    }
+
+    /// Every local speaker role.
+    pub const LOCAL_SPEAKERS: [Role; 3] = [Role::Cilium, Role::Metallb, Role::KubeVip];
 }
 
 impl FromStr for Role {
@@ -39,12 +60,14 @@ impl FromStr for Role {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "cilium" => Ok(Role::Cilium),
+            "metallb" => Ok(Role::Metallb),
+            "kube-vip" => Ok(Role::KubeVip),
             "upstream" => Ok(Role::Upstream),
             "peer" => Ok(Role::Peer),
             _ => Err(PolicyError::Keyword {
                 what: "peer role",
                 text: s.to_owned(),
-                expected: "cilium, upstream or peer",
+                expected: "cilium, metallb, kube-vip, upstream or peer",
             }),
         }
     }
@@ -86,6 +109,8 @@ mod tests {
     fn role_text_forms() {
         for (text, role) in [
             ("cilium", Role::Cilium),
+            ("metallb", Role::Metallb),
+            ("kube-vip", Role::KubeVip),
             ("upstream", Role::Upstream),
             ("peer", Role::Peer),
         ] {
@@ -95,7 +120,8 @@ mod tests {
         for bad in ["", "Cilium", "frr", "upstream "] {
             let err = bad.parse::<Role>().unwrap_err();
             assert!(
-                err.to_string().contains("expected cilium, upstream or peer"),
+                err.to_string()
+                    .contains("expected cilium, metallb, kube-vip, upstream or peer"),
                 "{err}"
             );
         }

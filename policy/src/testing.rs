@@ -19,7 +19,7 @@ pub fn addr(s: &str) -> IpAddr {
 
 pub fn peer(name: &'static str, role: Role) -> PeerInfo<'static> {
     let (address, asn) = match role {
-        Role::Cilium => (addr("127.0.0.1"), 65000),
+        Role::Cilium | Role::Metallb | Role::KubeVip => (addr("127.0.0.1"), 65000),
         Role::Upstream => (addr("192.0.2.1"), 64512),
         Role::Peer => (addr("2001:db8::7"), 64999),
     };

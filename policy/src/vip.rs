@@ -1,14 +1,14 @@
 //! Which routes are the node's own LoadBalancer VIPs: the host routes its
-//! Cilium advertises. The FIB installs these as local routes so that
+//! Cilium (or MetalLB, or kube-vip) advertises. The FIB installs these as local routes so that
 //! traffic from the node to its own VIPs never leaves it (the hairpin fix).
 //! This is a selection only; it never changes or rejects a route.
 
 use std::sync::Arc;
 
-use crate::{CommunitySet, PrefixSet, Role, RouteInput};
+use crate::{CommunitySet, PrefixSet, RouteInput};
 
-/// Selects VIP routes: learned from a `cilium` peer, and narrowed by the
-/// fields set.
+/// Selects VIP routes: learned from a local speaker (`cilium`, `metallb`,
+/// `kube-vip`), and narrowed by the fields set.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VipSelector {
     /// When not empty, the prefix must match one of these sets.
@@ -21,7 +21,7 @@ pub struct VipSelector {
 }
 
 impl Default for VipSelector {
-    /// Every /32 and /128 from a cilium peer.
+    /// Every /32 and /128 from a local speaker.
     fn default() -> Self {
         VipSelector {
             prefix_sets: Vec::new(),
@@ -34,7 +34,7 @@ impl Default for VipSelector {
 impl VipSelector {
     pub fn matches(&self, route: &RouteInput<'_>) -> bool {
         let prefix = &route.prefix;
-        route.source.is_some_and(|s| s.role == Role::Cilium)
+        route.source.is_some_and(|s| s.role.is_local_speaker())
             && (!self.host_routes_only || prefix.prefix_len() == prefix.max_prefix_len())
             && (self.prefix_sets.is_empty() || self.prefix_sets.iter().any(|set| set.matches(prefix)))
             && self
@@ -50,7 +50,7 @@ mod tests {
 
     use super::*;
     use crate::testing::{peer, route};
-    use crate::{CommunityPattern, PrefixEntry};
+    use crate::{CommunityPattern, PrefixEntry, Role};
 
     fn prefix_set(entries: &[&str]) -> Arc<PrefixSet> {
         Arc::new(
@@ -68,8 +68,9 @@ mod tests {
     /// (prefix, source role, carries 65000:100) for each route below.
     const ROUTES: [(&str, Option<Role>, bool); 8] = [
         ("10.100.0.7/32", Some(Role::Cilium), false),
-        ("10.100.0.8/32", Some(Role::Cilium), true),
-        ("fd00:100::7/128", Some(Role::Cilium), false),
+        // MetalLB's and kube-vip's VIPs are the node's own as Cilium's are.
+        ("10.100.0.8/32", Some(Role::Metallb), true),
+        ("fd00:100::7/128", Some(Role::KubeVip), false),
         ("10.244.1.0/24", Some(Role::Cilium), false),
         ("10.200.0.1/32", Some(Role::Cilium), true),
         ("10.100.0.9/32", Some(Role::Upstream), true),

@@ -19,15 +19,16 @@ pub(super) struct Preset {
 }
 
 /// What the `upstream` role exports when no policy decided: routes from
-/// Cilium and tern's own `originate` prefixes; nothing learned from other
-/// upstreams (a node is not a transit).
+/// the node's own speakers (Cilium, MetalLB, kube-vip) and tern's own
+/// `originate` prefixes; nothing learned from other upstreams (a node is
+/// not a transit).
 fn upstream_export() -> Arc<Policy> {
     Arc::new(Policy {
         name: "role:upstream-export".into(),
         statements: vec![
             Statement {
-                name: "from-cilium".into(),
-                conditions: vec![Condition::PeerRole(vec![Role::Cilium])],
+                name: "from-local-speakers".into(),
+                conditions: vec![Condition::PeerRole(Role::LOCAL_SPEAKERS.to_vec())],
                 actions: vec![],
                 result: StatementResult::Accept,
             },
@@ -43,14 +44,20 @@ fn upstream_export() -> Arc<Policy> {
 
 pub(super) fn preset(role: Role) -> Preset {
     match role {
-        Role::Cilium => Preset {
+        // The node's own speakers dial us and send what the node serves;
+        // they are sent nothing. Their next hop is their end of the
+        // session (`::1`, `127.0.0.1`, the node's address): never passed on.
+        Role::Cilium | Role::Metallb | Role::KubeVip => Preset {
             passive: true,
             import_default: Disposition::Accept,
             export_default: Disposition::Reject,
             export_builtin: None,
             next_hop_self: true,
             accept_local_next_hop: true,
-            extended_next_hop: true,
+            // Cilium sends IPv4 over its IPv6 session; MetalLB's FRR sends
+            // IPv6 over an IPv4 one with IPv4-mapped next hops, and
+            // kube-vip's GoBGP both families over one with MP-BGP.
+            extended_next_hop: role == Role::Cilium,
         },
         Role::Upstream => Preset {
             passive: false,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bgp_proto::{AsPath, Attributes, Community, Family, NextHop};
 use ipnet::IpNet;
-use policy::{NextHopChange, Role, RouteInput, Verdict};
+use policy::{NextHopChange, RouteInput, Verdict};
 
 use super::adj_rib_out::Advertised;
 use super::best::{PeerId, Source};
@@ -138,7 +138,7 @@ impl Rib {
         };
         let ebgp = target.ebgp();
         let from_external = source.is_some_and(|s| s.asn != target.setup.local_asn);
-        let from_cilium = source.is_some_and(|s| s.role == Role::Cilium);
+        let from_cilium = source.is_some_and(|s| s.role.is_local_speaker());
         // Cilium's next hop is ::1 or 127.0.0.1: it is always rewritten.
         let own = || self_next_hop(family, session);
         let nh = match next_hop {

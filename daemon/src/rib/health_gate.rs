@@ -15,7 +15,7 @@
 
 use bgp_proto::Family;
 use ipnet::IpNet;
-use policy::{PeerInfo, Role, RouteInput};
+use policy::{PeerInfo, RouteInput};
 
 use super::best::{self, Path, Source};
 use super::loc_rib::snapshot;
@@ -68,7 +68,7 @@ fn gate(gates: &[Gate], peers: &[Option<RibPeer>], prefix: &IpNet, path: &Path) 
         return None;
     };
     let peer = peers.get(id.0 as usize)?.as_ref()?;
-    if peer.setup.role != Role::Cilium {
+    if !peer.setup.role.is_local_speaker() {
         return None;
     }
     let route = RouteInput {
@@ -78,7 +78,7 @@ fn gate(gates: &[Gate], peers: &[Option<RibPeer>], prefix: &IpNet, path: &Path) 
         next_hop: Some(path.next_hop.addr()),
         source: Some(PeerInfo {
             name: &peer.setup.name,
-            role: Role::Cilium,
+            role: peer.setup.role,
             address: path.peer.address,
             asn: path.peer.asn,
         }),

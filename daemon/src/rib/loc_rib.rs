@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use bgp_proto::NextHop;
 use ipnet::IpNet;
-use policy::Role;
 
 use super::best::{self, Path, Source};
 use super::{Gateway, Rib, Selected};
@@ -124,7 +123,9 @@ impl Rib {
             p.gated.is_none()
                 && match p.source {
                     Source::Local => true,
-                    Source::Peer(id) => self.peer(id).is_some_and(|peer| peer.setup.role == Role::Cilium),
+                    Source::Peer(id) => self
+                        .peer(id)
+                        .is_some_and(|peer| peer.setup.role.is_local_speaker()),
                 }
         });
         Some(Selected {
