@@ -98,6 +98,16 @@ fn example_configs_load_and_the_yaml_parses() {
             .iter()
             .all(|p| p.session.extended_next_hop && p.bfd.is_some())
     );
+    // Every VIP source on one node.
+    let c = Config::load(&examples.join("vip-sources/node.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let speakers: Vec<String> = c
+        .peers
+        .iter()
+        .filter(|p| p.session.role.is_local_speaker())
+        .map(|p| p.session.role.to_string())
+        .collect();
+    assert_eq!(speakers, ["cilium", "metallb", "kube-vip"]);
+    assert_eq!(c.fib.protocol, 200);
 
     let mut files = Vec::new();
     yaml_files(&repo().join("deploy"), &mut files);
