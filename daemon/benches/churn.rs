@@ -70,6 +70,7 @@ fn main() {
         soft_reconfiguration: true,
         max_prefix: None,
         wait_for_end_of_rib: false,
+        restart_hold: false,
     });
     rib.peer_up(
         peer,

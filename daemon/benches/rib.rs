@@ -38,6 +38,7 @@ fn setup(name: &str, role: Role, export: PolicyChain) -> PeerSetup {
         soft_reconfiguration: false,
         max_prefix: None,
         wait_for_end_of_rib: false,
+        restart_hold: false,
     }
 }
 

@@ -339,6 +339,7 @@ impl Supervisor {
             socket: SocketOptions::for_peer(ebgp, pc.session.ttl, pc.session.ttl_security),
             md5: pc.session.md5_password.as_ref().map(|s| s.0.as_bytes().to_vec()),
             graceful_restart: self.node().graceful_restart(pc),
+            restart_hold: pc.session.restart_hold,
         }
     }
 

@@ -98,6 +98,7 @@ impl NodeSetup<'_> {
             max_prefix: pc.routing.max_prefix.clone(),
             // A range's neighbours may never come back; a configured
             // address or an unnumbered link's router will.
+            restart_hold: pc.session.restart_hold.is_some(),
             wait_for_end_of_rib: self.graceful_restart(pc)
                 && matches!(
                     pc.session.address,

@@ -34,6 +34,8 @@
 //!   peer at `bgp_peers` (127.0.0.1), remote port 179, connect retry 10 s,
 //!   no graceful restart, IPv4 only, and each VIP a /32 with next hop
 //!   0.0.0.0, which GoBGP sends as its end of the session (127.0.0.1).
+//!   Without graceful restart, tern's `kube-vip` role holds its routes
+//!   across its restart (`restart-hold`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -217,6 +219,21 @@ fn local_route(lab: &Topology, vip: &str) -> bool {
     kernel::find(&routes, &host(vip)).is_some_and(|r| r.kind == "local" && r.table == "local")
 }
 
+/// The prefixes tern keeps stale for `peer` (all families).
+fn stale(lab: &Topology, peer: &str) -> Result<f64, String> {
+    let text = lab.node(1).tern.get_text("/metrics")?;
+    let prefix = format!("tern_peer_prefixes_stale{{");
+    let found: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with(&prefix) && l.contains(&format!("peer=\"{peer}\"")))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .collect();
+    if found.is_empty() {
+        return Err(format!("no tern_peer_prefixes_stale for {peer}"));
+    }
+    Ok(found.iter().sum())
+}
+
 /// Polls until `done` holds; how long that took.
 #[track_caller]
 fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
@@ -255,7 +272,7 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
             ..FrrOptions::default()
         },
     );
-    let kube_vip = Gobgp::start(
+    let mut kube_vip = Gobgp::start(
         &lab.node(1).ns,
         lab.work(),
         "kube-vip",
@@ -432,6 +449,71 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
     for vip in [MLB4, MLB6] {
         assert!(local_route(&lab, vip), "{vip}");
     }
+
+    // 5. kube-vip's pod dies and comes back. kube-vip negotiates no
+    // graceful restart, but the `kube-vip` role holds its routes across its
+    // restart (`restart-hold`, 60 s): the router keeps the VIP and the
+    // node's kernel does not change; what it does not announce again within
+    // 5 s of its return goes.
+    let begin = monitor.mark(&n1.ns, "10.250.0.2");
+    let watch = RouterWatch::start(lab.router(0), &[host(KV4)]);
+    kube_vip.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    kube_vip.start_again(false);
+    // kube-vip adds its VIPs again when it starts.
+    kube_vip.add_route(&format!("{KV4}/32"), &[]);
+    wait_until(timeout(30), "kube-vip's session back", || {
+        let p = n1.tern.peer("kube-vip")?;
+        (p["state"] == "established")
+            .then_some(())
+            .ok_or(format!("{}", p["state"]))
+    });
+    // Past the window (5 s) in which it had to announce its routes again.
+    std::thread::sleep(Duration::from_secs(6));
+    let end = monitor.unmark(&n1.ns, "10.250.0.2", begin + 1);
+    let report = watch.finish();
+    let lines = monitor.lines();
+    let changes: Vec<&String> = lines[begin + 1..end].iter().filter(|l| l.contains(KV4)).collect();
+    println!(
+        "kube-vip restarted: the router's watch made {} polls, {} missing; {} kernel changes of its VIP's route",
+        report.polls,
+        report.missing.len(),
+        changes.len()
+    );
+    assert!(report.missing.is_empty(), "{report:#?}");
+    assert!(changes.is_empty(), "{changes:#?}");
+    assert!(local_route(&lab, KV4));
+    assert_eq!(stale(&lab, "kube-vip"), Ok(0.0));
+
+    // The control: without the hold (`restart-hold = 0`), the same restart
+    // takes kube-vip's VIP away from the router until it is back.
+    let config = n1.tern_config(
+        &[],
+        &speaker_peers().replace("role = \"kube-vip\"", "role = \"kube-vip\"\nrestart-hold = 0"),
+    );
+    let n1 = lab.node_mut(1);
+    n1.tern.set_config(&config);
+    println!("{}", n1.tern.reload_cli().expect("reload"));
+    let n1 = lab.node(1);
+    n1.tern.wait_established("kube-vip", timeout(30));
+    wait_until(timeout(10), "kube-vip's VIP at the router", || {
+        router_has(&lab, &host(KV4))
+    });
+    kube_vip.kill();
+    let gone = until(
+        Duration::from_secs(10),
+        "kube-vip's VIP out of the router",
+        || router_has(&lab, &host(KV4)).is_err(),
+    );
+    println!(
+        "without restart-hold, kube-vip's VIP left the router {:.0} ms after its pod died",
+        gone.as_secs_f64() * 1e3
+    );
+    kube_vip.start_again(false);
+    kube_vip.add_route(&format!("{KV4}/32"), &[]);
+    wait_until(timeout(30), "kube-vip's VIP back at the router", || {
+        router_has(&lab, &host(KV4))
+    });
     println!("{}", kernel::dump(&lab.node(1).ns));
     drop(metallb);
     let served = backend.finish();

@@ -309,6 +309,10 @@ pub struct SessionConfig {
     /// GTSM (RFC 5082): send TTL 255 and require at least 256 - hops.
     pub ttl_security: Option<u8>,
     pub graceful_restart: bool,
+    /// Keep the peer's routes this long, stale, when its session ends from
+    /// its side and graceful restart does not apply: a speaker on the node
+    /// that cannot negotiate it (kube-vip) restarting.
+    pub restart_hold: Option<Duration>,
     pub md5_password: Option<Secret>,
     pub extended_next_hop: bool,
     pub extended_message: bool,

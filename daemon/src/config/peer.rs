@@ -213,6 +213,8 @@ impl Validator<'_> {
                 ttl: p.multihop.map(|m| *m.get_ref()),
                 ttl_security,
                 graceful_restart: p.graceful_restart.unwrap_or(gr),
+                restart_hold: Some(Duration::from_secs(p.restart_hold.unwrap_or(preset.restart_hold)))
+                    .filter(|d| !d.is_zero()),
                 md5_password,
                 // IPv4 over an unnumbered session needs IPv6 next hops
                 // (RFC 8950), as FRR turns on for interface peers.

@@ -16,6 +16,9 @@ pub(super) struct Preset {
     pub(super) next_hop_self: bool,
     pub(super) accept_local_next_hop: bool,
     pub(super) extended_next_hop: bool,
+    /// Seconds to hold the routes of a peer that cannot negotiate graceful
+    /// restart across its restart.
+    pub(super) restart_hold: u64,
 }
 
 /// What the `upstream` role exports when no policy decided: routes from
@@ -58,6 +61,9 @@ pub(super) fn preset(role: Role) -> Preset {
             // IPv6 over an IPv4 one with IPv4-mapped next hops, and
             // kube-vip's GoBGP both families over one with MP-BGP.
             extended_next_hop: role == Role::Cilium,
+            // kube-vip configures no graceful restart: its VIPs would go
+            // at each of its restarts (it dials again every 10 s).
+            restart_hold: if role == Role::KubeVip { 60 } else { 0 },
         },
         Role::Upstream => Preset {
             passive: false,
@@ -67,6 +73,7 @@ pub(super) fn preset(role: Role) -> Preset {
             next_hop_self: true,
             accept_local_next_hop: false,
             extended_next_hop: false,
+            restart_hold: 0,
         },
         // RFC 8212: without a policy, an eBGP peer gets nothing and gives
         // nothing.
@@ -78,6 +85,7 @@ pub(super) fn preset(role: Role) -> Preset {
             next_hop_self: true,
             accept_local_next_hop: false,
             extended_next_hop: false,
+            restart_hold: 0,
         },
     }
 }

@@ -176,6 +176,9 @@ pub(super) struct RawPeer {
     /// `action`, `restart-after`) read in `validate`.
     pub(super) max_prefix: Option<Spanned<toml::Value>>,
     pub(super) graceful_restart: Option<bool>,
+    /// Seconds to keep a peer's routes after its session ends from its
+    /// side without graceful restart; 0: not at all.
+    pub(super) restart_hold: Option<u64>,
     pub(super) md5_password: Option<Spanned<String>>,
     pub(super) md5_password_file: Option<Spanned<String>>,
     pub(super) md5_password_env: Option<Spanned<String>>,

@@ -84,7 +84,15 @@ pub struct PeerSetup {
     /// Take part in deferral after our restart (graceful restart enabled
     /// and a single configured address).
     pub wait_for_end_of_rib: bool,
+    /// Its routes are held across its restarts without graceful restart
+    /// (`restart-hold`): back, it re-sends them at once, and what it does
+    /// not re-send within [`REFRESH_WITHOUT_END_OF_RIB`] goes.
+    pub restart_hold: bool,
 }
+
+/// How long a peer held by `restart-hold`, which sends no End-of-RIB, has
+/// to re-send its routes once its session is back.
+pub const REFRESH_WITHOUT_END_OF_RIB: Duration = Duration::from_secs(5);
 
 /// An established session, as the RIB needs to know it.
 #[derive(Clone, Debug)]
@@ -429,7 +437,17 @@ impl Rib {
             .map(|gr| gr.families.iter().filter(|(_, f)| *f).map(|(f, _)| *f).collect())
             .unwrap_or_default();
         let was_helping = matches!(peer.restart, Restart::Helping { .. });
-        peer.restart = if was_helping && !keep.is_empty() {
+        let held = was_helping && keep.is_empty() && peer.setup.restart_hold;
+        let keep = if held {
+            session.negotiated.families.clone()
+        } else {
+            keep
+        };
+        peer.restart = if held {
+            Restart::Refreshing {
+                until: now + REFRESH_WITHOUT_END_OF_RIB,
+            }
+        } else if was_helping && !keep.is_empty() {
             Restart::Refreshing {
                 until: now + stale_routes_time,
             }
@@ -456,11 +474,16 @@ impl Rib {
         let Some(peer) = self.peer_mut(id) else {
             return Vec::new();
         };
+        // The families graceful restart covers; for a peer held by
+        // `restart-hold` (no graceful restart), all of its families.
         let families: Vec<Family> = peer
             .session
             .as_ref()
-            .and_then(|s| s.negotiated.graceful_restart.as_ref())
-            .map(|gr| gr.families.iter().map(|(f, _)| *f).collect())
+            .and_then(|s| match &s.negotiated.graceful_restart {
+                Some(gr) => Some(gr.families.iter().map(|(f, _)| *f).collect()),
+                None if peer.setup.restart_hold => Some(s.negotiated.families.clone()),
+                None => None,
+            })
             .unwrap_or_default();
         peer.session = None;
         peer.adj_out.session_down();

@@ -53,7 +53,7 @@ fn upstream_export() -> PolicyChain {
             statements: vec![
                 Statement {
                     name: "cilium".into(),
-                    conditions: vec![Condition::PeerRole(vec![Role::Cilium])],
+                    conditions: vec![Condition::PeerRole(Role::LOCAL_SPEAKERS.to_vec())],
                     actions: vec![],
                     result: StatementResult::Accept,
                 },
@@ -71,7 +71,7 @@ fn upstream_export() -> PolicyChain {
 
 fn setup(name: &str, role: Role) -> PeerSetup {
     let (import, export) = match role {
-        Role::Cilium => (chain(Disposition::Accept), chain(Disposition::Reject)),
+        r if r.is_local_speaker() => (chain(Disposition::Accept), chain(Disposition::Reject)),
         _ => (chain(Disposition::Accept), upstream_export()),
     };
     PeerSetup {
@@ -81,10 +81,11 @@ fn setup(name: &str, role: Role) -> PeerSetup {
         import,
         export,
         next_hop_self: true,
-        accept_local_next_hop: role == Role::Cilium,
+        accept_local_next_hop: role.is_local_speaker(),
         soft_reconfiguration: true,
         max_prefix: None,
         wait_for_end_of_rib: true,
+        restart_hold: role == Role::KubeVip,
     }
 }
 
@@ -1456,4 +1457,46 @@ fn unnumbered_uplinks_give_link_local_next_hops_on_their_links() {
     l.rib.peer_down(up1, Some(Duration::from_secs(120)), l.now);
     let sel = l.rib.selected(&net("10.244.2.0/24")).unwrap();
     assert!(sel.next_hops.iter().any(|g| g.ifindex == Some(7)), "{sel:?}");
+}
+
+/// kube-vip negotiates no graceful restart; its role holds its routes
+/// across its restart (`restart-hold`): nothing is withdrawn while it is
+/// away, and once back, what it does not announce again within
+/// `REFRESH_WITHOUT_END_OF_RIB` goes (it sends no End-of-RIB).
+#[test]
+fn a_speaker_without_graceful_restart_is_held_across_its_restart() {
+    let mut l = lab();
+    let kv = l.rib.add_peer(setup("kube-vip", Role::KubeVip));
+    let session = || SessionInfo {
+        negotiated: negotiated(CILIUM_AS + 1, [10, 101, 0, 21], false, false),
+        local_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        remote_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        ifindex: None,
+    };
+    l.rib.peer_up(kv, session(), l.now);
+    l.rib.written(kv);
+    let mut u = cilium_announce(&["10.96.6.10/32", "10.96.6.11/32"]);
+    u.attributes.as_path = Some(AsPath::from_sequence([CILIUM_AS + 1]));
+    u.mp_reach.as_mut().unwrap().next_hop = NextHop::V4(Ipv4Addr::LOCALHOST);
+    let out = l.rib.update(kv, u.clone());
+    assert_eq!(announced(&sent(&out, l.frr)).len(), 2);
+    l.rib.written(l.frr);
+    // Its pod dies: held (what the session task passes for restart-hold).
+    let out = l.rib.peer_down(kv, Some(Duration::from_secs(60)), l.now);
+    assert!(sent(&out, l.frr).is_empty());
+    assert_eq!(l.rib.counts(kv).stale, 2);
+    // Back without graceful restart: nothing is swept yet.
+    let back = l.now + Duration::from_secs(15);
+    let out = l.rib.peer_up(kv, session(), back);
+    assert!(sent(&out, l.frr).is_empty(), "{out:?}");
+    l.rib.written(kv);
+    // It announces one of its two VIPs again.
+    u.mp_reach.as_mut().unwrap().nlri.truncate(1);
+    let out = l.rib.update(kv, u);
+    assert!(sent(&out, l.frr).is_empty(), "an unchanged route is not re-sent");
+    assert_eq!(l.rib.counts(kv).stale, 1);
+    assert_eq!(l.rib.next_deadline(), Some(back + REFRESH_WITHOUT_END_OF_RIB));
+    let out = l.rib.on_timer(back + REFRESH_WITHOUT_END_OF_RIB);
+    assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.96.6.11/32"]);
+    assert_eq!(l.rib.counts(kv).stale, 0);
 }

@@ -67,6 +67,12 @@ impl CloseReason {
     /// How long the peer's routes stay, as stale, after the session ended
     /// this way (its advertised restart time), or `None` when they go now.
     /// `graceful_restart`: the capability is enabled for this peer.
+    /// The peer ended the session (it closed the connection, sent a
+    /// NOTIFICATION, or came back on a new one): not we.
+    pub fn from_peer_side(&self) -> bool {
+        !matches!(self, CloseReason::Sent(_))
+    }
+
     pub fn stale_time(&self, negotiated: &Negotiated, graceful_restart: bool) -> Option<Duration> {
         let restart_time = negotiated.graceful_restart.as_ref().map_or(0, |g| g.restart_time);
         (graceful_restart && self.keeps_routes(negotiated))

@@ -78,6 +78,9 @@ pub struct Settings {
     /// Graceful restart is on for this peer: a session end keeps its
     /// routes when the peer agreed to it.
     pub graceful_restart: bool,
+    /// Without graceful restart, keep its routes this long when the session
+    /// ends from its side.
+    pub restart_hold: Option<Duration>,
 }
 
 pub struct PeerHandle {
@@ -536,7 +539,9 @@ impl PeerTask {
                         .await;
                 }
                 PeerOutput::Down { reason, negotiated } => {
-                    let keep = reason.stale_time(&negotiated, self.settings.graceful_restart);
+                    let keep = reason
+                        .stale_time(&negotiated, self.settings.graceful_restart)
+                        .or(self.settings.restart_hold.filter(|_| reason.from_peer_side()));
                     tracing::info!(
                         peer = %self.settings.name,
                         reason = %reason,
