@@ -222,7 +222,7 @@ fn local_route(lab: &Topology, vip: &str) -> bool {
 /// The prefixes tern keeps stale for `peer` (all families).
 fn stale(lab: &Topology, peer: &str) -> Result<f64, String> {
     let text = lab.node(1).tern.get_text("/metrics")?;
-    let prefix = format!("tern_peer_prefixes_stale{{");
+    let prefix = "tern_peer_prefixes_stale{";
     let found: Vec<f64> = text
         .lines()
         .filter(|l| l.starts_with(&prefix) && l.contains(&format!("peer=\"{peer}\"")))
