@@ -225,7 +225,7 @@ fn stale(lab: &Topology, peer: &str) -> Result<f64, String> {
     let prefix = "tern_peer_prefixes_stale{";
     let found: Vec<f64> = text
         .lines()
-        .filter(|l| l.starts_with(&prefix) && l.contains(&format!("peer=\"{peer}\"")))
+        .filter(|l| l.starts_with(prefix) && l.contains(&format!("peer=\"{peer}\"")))
         .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
         .collect();
     if found.is_empty() {
