@@ -515,6 +515,7 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
         router_has(&lab, &host(KV4))
     });
     println!("{}", kernel::dump(&lab.node(1).ns));
+    println!("tern's FIB: {:#}", lab.node(1).tern.fib().expect("fib"));
     drop(metallb);
     let served = backend.finish();
     println!("the backend served {served:?} ({node_ns})");

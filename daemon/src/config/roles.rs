@@ -61,9 +61,10 @@ pub(super) fn preset(role: Role) -> Preset {
             // IPv6 over an IPv4 one with IPv4-mapped next hops, and
             // kube-vip's GoBGP both families over one with MP-BGP.
             extended_next_hop: role == Role::Cilium,
-            // kube-vip configures no graceful restart: its VIPs would go
-            // at each of its restarts (it dials again every 10 s).
-            restart_hold: if role == Role::KubeVip { 60 } else { 0 },
+            // kube-vip configures no graceful restart, nor can MetalLB's
+            // native speaker: their VIPs would go at each of their
+            // restarts. (Cilium and MetalLB's FRR negotiate it.)
+            restart_hold: if role == Role::Cilium { 0 } else { 60 },
         },
         Role::Upstream => Preset {
             passive: false,

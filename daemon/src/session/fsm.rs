@@ -68,9 +68,15 @@ impl CloseReason {
     /// this way (its advertised restart time), or `None` when they go now.
     /// `graceful_restart`: the capability is enabled for this peer.
     /// The peer ended the session (it closed the connection, sent a
-    /// NOTIFICATION, or came back on a new one): not we.
+    /// NOTIFICATION, or came back on a new one), and not with a Hard
+    /// Reset, which says its routes must go (RFC 8538; how Cilium
+    /// deselects a node).
     pub fn from_peer_side(&self) -> bool {
-        !matches!(self, CloseReason::Sent(_))
+        match self {
+            CloseReason::Sent(_) => false,
+            CloseReason::Received(n) => !n.is_hard_reset(),
+            CloseReason::TcpClosed | CloseReason::Replaced => true,
+        }
     }
 
     pub fn stale_time(&self, negotiated: &Negotiated, graceful_restart: bool) -> Option<Duration> {
@@ -559,5 +565,18 @@ mod tests {
         let (mut c, _) = Connection::start(offer(), now);
         c.on_message(peer_open(9), now);
         assert_eq!(sent_notification(&c.lose_collision()), Some((6, 7)));
+    }
+
+    #[test]
+    fn a_hold_without_graceful_restart_follows_the_peers_side_only() {
+        use bgp_proto::notification::CeaseSubcode;
+        let cease = Notification::cease(CeaseSubcode::AdministrativeShutdown);
+        assert!(CloseReason::TcpClosed.from_peer_side());
+        assert!(CloseReason::Replaced.from_peer_side());
+        assert!(CloseReason::Received(cease.clone()).from_peer_side());
+        // A Hard Reset says the routes go (Cilium deselecting the node);
+        // and what we ended, we ended.
+        assert!(!CloseReason::Received(Notification::hard_reset(&cease)).from_peer_side());
+        assert!(!CloseReason::Sent(cease).from_peer_side());
     }
 }
