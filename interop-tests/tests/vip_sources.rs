@@ -40,9 +40,13 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use bgp_proto::{
+    AsPath, Attributes, Capability, Context, Family, Message, NextHop, Nlri, Open, Origin, UpdateBuilder,
+};
+use bytes::BytesMut;
 use interop_tests::kernel::{self, Monitor};
 use interop_tests::lab::RouterWatch;
-use interop_tests::{Frr, FrrOptions, Gobgp, Topology, nft, tcp, timeout, wait_until};
+use interop_tests::{Frr, FrrOptions, Gobgp, RawPeer, Topology, nft, tcp, timeout, wait_until};
 
 /// The address every node has on `lo` for MetalLB's FRR to dial.
 const SPEAKERS: &str = "169.254.179.1";
@@ -53,6 +57,7 @@ const KUBE_VIP_AS: u32 = 64513;
 const MLB4: &str = "10.96.5.10";
 const MLB6: &str = "fd00:96::5:10";
 const KV4: &str = "10.96.6.10";
+const NATIVE4: &str = "10.96.7.10";
 const BACKEND_PORT: u16 = 8080;
 const GREETING: &str = "hello from the backend, you are";
 
@@ -516,7 +521,94 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
     });
     println!("{}", kernel::dump(&lab.node(1).ns));
     println!("tern's FIB: {:#}", lab.node(1).tern.fib().expect("fib"));
+
+    // 6. MetalLB's native mode instead of its FRR mode: its own speaker,
+    // dial only, IPv4 only, no graceful restart. Emulated by a raw speaker
+    // sending what MetalLB's `internal/bgp/native` sends (metallb/metallb
+    // 7938d3f, native.go and messages.go): an OPEN with MP IPv4, MP IPv6 and
+    // 4-octet AS, then each VIP as classic NLRI with ORIGIN IGP, AS_PATH
+    // [myASN] and NEXT_HOP its end of the session, and no End-of-RIB. It
+    // dials the same address, so it is the same `metallb` peer.
     drop(metallb);
+    let native = |lab: &Topology| {
+        let a: std::net::IpAddr = SPEAKERS.parse().unwrap();
+        let open = {
+            let caps = vec![
+                Capability::Multiprotocol(Family::IPV4_UNICAST),
+                Capability::Multiprotocol(Family::IPV6_UNICAST),
+                Capability::FourOctetAs(METALLB_AS),
+            ];
+            let mut buf = BytesMut::new();
+            Message::Open(Open::new(METALLB_AS, 90, [169, 254, 179, 1].into(), caps))
+                .encode(&Context::default(), &mut buf)
+                .expect("encode");
+            buf.to_vec()
+        };
+        let mut peer = RawPeer::establish(&lab.node(1).ns, a, a, TERN_LOCAL_AS, &open);
+        let mut b = UpdateBuilder::new(Context::ebgp());
+        let attrs = Attributes {
+            origin: Some(Origin::Igp),
+            as_path: Some(AsPath::from_sequence([METALLB_AS])),
+            ..Attributes::default()
+        };
+        let mut buf = BytesMut::new();
+        b.announce(
+            &mut buf,
+            Family::IPV4_UNICAST,
+            &attrs,
+            NextHop::V4(SPEAKERS.parse().unwrap()),
+            &[Nlri::new(host(NATIVE4).parse().unwrap())],
+        )
+        .expect("encode");
+        peer.send(&buf);
+        peer
+    };
+    let speaker = native(&lab);
+    wait_until(timeout(20), "the native speaker's VIP at the router", || {
+        router_has(&lab, &host(NATIVE4))
+    });
+    wait_until(timeout(10), "a local route for the native speaker's VIP", || {
+        local_route(&lab, NATIVE4).then_some(()).ok_or("none".to_owned())
+    });
+    // The FRR mode's VIPs, held across the switch, go: the native speaker
+    // did not announce them again within 5 s of its session.
+    wait_until(timeout(15), "the FRR mode's VIPs gone", || {
+        match (router_has(&lab, &host(MLB4)), local_route(&lab, MLB4)) {
+            (Err(_), false) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    // Its restart (the TCP connection closes, no NOTIFICATION) changes
+    // nothing: the `metallb` role holds its routes (`restart-hold`).
+    let n1 = lab.node(1);
+    let begin = monitor.mark(&n1.ns, "10.250.0.3");
+    let watch = RouterWatch::start(lab.router(0), &[host(NATIVE4)]);
+    drop(speaker);
+    std::thread::sleep(Duration::from_secs(2));
+    let _speaker = native(&lab);
+    wait_until(timeout(10), "the native speaker back", || {
+        let p = n1.tern.peer("metallb")?;
+        (p["state"] == "established")
+            .then_some(())
+            .ok_or(format!("{}", p["state"]))
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    let end = monitor.unmark(&n1.ns, "10.250.0.3", begin + 1);
+    let report = watch.finish();
+    let lines = monitor.lines();
+    let changes: Vec<&String> = lines[begin + 1..end]
+        .iter()
+        .filter(|l| l.contains(NATIVE4))
+        .collect();
+    println!(
+        "MetalLB's native speaker restarted: the router's watch made {} polls, {} missing; {} kernel changes of its VIP's route",
+        report.polls,
+        report.missing.len(),
+        changes.len()
+    );
+    assert!(report.missing.is_empty(), "{report:#?}");
+    assert!(changes.is_empty(), "{changes:#?}");
+    assert_eq!(stale(&lab, "metallb"), Ok(0.0));
     let served = backend.finish();
     println!("the backend served {served:?} ({node_ns})");
 }
