@@ -411,6 +411,19 @@ fn kernel_routes(f: &Facts, out: &mut Vec<Check>) {
         return;
     };
     let c = &fib.counters;
+    if !fib.strangers.is_empty() {
+        out.push(check(
+            "routes of tern's protocol",
+            CheckStatus::Fail,
+            format!(
+                "{} route(s) of protocol {} that tern did not write: {}",
+                fib.strangers.len(),
+                fib.protocol,
+                fib.strangers.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            ),
+            Some("Another daemon uses tern's protocol number (FRR's zebra, as MetalLB's FRR mode and frr-k8s run it, takes 186 for its own) and its copies outlive tern's changes. Set [fib] protocol to a number of tern's own (e.g. 200) and remove the copies (`ip route flush proto 186 metric N`)."),
+        ));
+    }
     if fib.failed_routes.is_empty() {
         out.push(check(
             "kernel writes",
@@ -725,6 +738,8 @@ mod tests {
                 retry_in: 4,
             }],
             unresolved_prefixes: vec!["10.224.4.0/24".into()],
+            protocol: 186,
+            strangers: vec!["0.0.0.0/0 via fd00:101::fffe table 254 metric 20 nhid 186000000".into()],
             last_repair_at: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .ok()
@@ -776,6 +791,11 @@ mod tests {
                 "BFD to fabric-b",
                 CheckStatus::Fail,
                 "control detection time expired",
+            ),
+            (
+                "routes of tern's protocol",
+                CheckStatus::Fail,
+                "1 route(s) of protocol 186 that tern did not write: 0.0.0.0/0 via fd00:101::fffe table 254 metric 20",
             ),
             (
                 "kernel writes",

@@ -445,6 +445,10 @@ pub struct FibStatus {
     /// The protocol number of tern's routes (`[fib] protocol`).
     #[serde(default)]
     pub protocol: u8,
+    /// Routes of that protocol tern did not write (another metric): a
+    /// daemon that uses the same number.
+    #[serde(default)]
+    pub strangers: Vec<String>,
 }
 
 /// The routing entry the kernel uses for an address (`ip route get

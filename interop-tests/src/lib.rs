@@ -61,7 +61,7 @@ pub use netns::{Bridge, Netns, veth};
 pub use process::Daemon;
 pub use raw::RawPeer;
 pub use tern::{Tern, set_tern_bin, tern_bin};
-pub use wait::{holds_for, timeout, wait_for, wait_until};
+pub use wait::{holds_for, time_until, timeout, wait_for, wait_until};
 pub use workdir::WorkDir;
 
 /// Prefix of every namespace, work dir and log this harness creates.

@@ -36,6 +36,22 @@ pub fn wait_until<T>(within: Duration, what: &str, mut check: impl FnMut() -> Re
     }
 }
 
+/// Polls `done` as fast as it answers (a vtysh or `ip` call) until it
+/// holds; returns how long that took. For measuring, where
+/// [`wait_until`]'s pause would be the resolution.
+#[track_caller]
+pub fn time_until(within: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !done() {
+        assert!(
+            t.elapsed() < within,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t.elapsed()
+}
+
 /// Polls `probe` until `done` accepts what it returned, and returns it; on
 /// timeout panics with the last probe result (`{:#?}`).
 #[track_caller]

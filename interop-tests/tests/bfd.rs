@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use interop_tests::feeder::{add_feeder_addresses, connect, main_prefixes, table, with_feeder};
 use interop_tests::lab::RouterWatch;
-use interop_tests::{Monitor, Topology, timeout, wait_until};
+use interop_tests::{Monitor, Topology, time_until, timeout, wait_until};
 use serde_json::Value;
 
 /// tern's BFD sessions on node `x`.
@@ -53,21 +53,6 @@ fn cut(lab: &Topology, x: u8, off: bool) {
         .netns()
         .exec(&["bridge", "link", "set", "dev", &port, "state", state])
         .expect("bridge link set");
-}
-
-/// Polls `done` as fast as it answers (a vtysh or `ip` call) until it
-/// holds; returns how long that took.
-#[track_caller]
-fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    while !done() {
-        assert!(
-            t.elapsed() < within,
-            "timed out after {within:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    t.elapsed()
 }
 
 /// The router forwards to `prefix`: FRR installed its best path in the
@@ -172,14 +157,14 @@ fn node_loss_trials(lab: &Topology, trials: usize, bfd: bool, within: Duration) 
         });
         cut(lab, 1, true);
         let gone = if bfd {
-            let t = until(within, "the router to drop the cut-off node's routes", || {
+            let t = time_until(within, "the router to drop the cut-off node's routes", || {
                 !router_has(lab, &prefix)
             });
             println!("trial {trial}: the router dropped {prefix} after {t:.0?}");
             t
         } else {
             let frr = lab.router(0).frr();
-            let t = until(within, "the router's session to the node down", || {
+            let t = time_until(within, "the router's session to the node down", || {
                 frr.neighbor(&node).is_ok_and(|n| n["bgpState"] != "Established")
             });
             println!(
@@ -285,7 +270,7 @@ fn a_lost_router_leaves_the_nodes_kernel_within_a_second_and_ecmp_falls_back() {
         bridge
             .exec(&["bridge", "link", "set", "dev", &port, "state", "0"])
             .expect("cut");
-        let t = until(
+        let t = time_until(
             Duration::from_secs(3),
             "the route to fall back to the surviving router",
             || gateways(&lab, prefix) == survivor,
@@ -624,7 +609,7 @@ fn a_multihop_peer_gets_a_multihop_session() {
         }
     });
     cut(&lab, 1, true);
-    let gone = until(
+    let gone = time_until(
         Duration::from_secs(3),
         "the router to drop the node's routes",
         || !router_has(&lab, &prefix),

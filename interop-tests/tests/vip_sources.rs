@@ -46,7 +46,7 @@ use bgp_proto::{
 use bytes::BytesMut;
 use interop_tests::kernel::{self, Monitor};
 use interop_tests::lab::RouterWatch;
-use interop_tests::{Frr, FrrOptions, Gobgp, RawPeer, Topology, nft, tcp, timeout, wait_until};
+use interop_tests::{Frr, FrrOptions, Gobgp, RawPeer, Topology, nft, tcp, time_until, timeout, wait_until};
 
 /// The address every node has on `lo` for MetalLB's FRR to dial.
 const SPEAKERS: &str = "169.254.179.1";
@@ -224,6 +224,29 @@ fn local_route(lab: &Topology, vip: &str) -> bool {
     kernel::find(&routes, &host(vip)).is_some_and(|r| r.kind == "local" && r.table == "local")
 }
 
+/// Runs `withdraw` (the speaker withdraws `vip`) and measures, from just
+/// before it, how long until the VIP's local route left the node's kernel
+/// and its path left the router; both must be within a second.
+#[track_caller]
+fn time_withdrawal(lab: &Topology, vip: &str, withdraw: impl FnOnce()) -> (Duration, Duration) {
+    let t = Instant::now();
+    withdraw();
+    time_until(
+        Duration::from_secs(5),
+        &format!("{vip} out of the kernel"),
+        || !local_route(lab, vip),
+    );
+    let kernel = t.elapsed();
+    time_until(
+        Duration::from_secs(5),
+        &format!("{vip} out of the router"),
+        || router_has(lab, &host(vip)).is_err(),
+    );
+    let router = t.elapsed();
+    assert!(router < Duration::from_secs(1), "{vip}: {router:?}");
+    (kernel, router)
+}
+
 /// The prefixes tern keeps stale for `peer` (all families).
 fn stale(lab: &Topology, peer: &str) -> Result<f64, String> {
     let text = lab.node(1).tern.get_text("/metrics")?;
@@ -237,20 +260,6 @@ fn stale(lab: &Topology, peer: &str) -> Result<f64, String> {
         return Err(format!("no tern_peer_prefixes_stale for {peer}"));
     }
     Ok(found.iter().sum())
-}
-
-/// Polls until `done` holds; how long that took.
-#[track_caller]
-fn until(within: Duration, what: &str, mut done: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    while !done() {
-        assert!(
-            t.elapsed() < within,
-            "timed out after {within:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    t.elapsed()
 }
 
 #[test]
@@ -335,40 +344,24 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
 
     // 3. A withdrawal takes the VIP out of the node's kernel and the
     // router's table within a second.
-    let withdrawn = Instant::now();
-    metallb.configure(&[
-        &format!("router bgp {METALLB_AS}"),
-        "address-family ipv4 unicast",
-        &format!("no network {MLB4}/32"),
-    ]);
-    let kernel_gone = until(Duration::from_secs(5), "MetalLB's VIP out of the kernel", || {
-        !local_route(&lab, MLB4)
+    let (kernel, router) = time_withdrawal(&lab, MLB4, || {
+        metallb.configure(&[
+            &format!("router bgp {METALLB_AS}"),
+            "address-family ipv4 unicast",
+            &format!("no network {MLB4}/32"),
+        ])
     });
-    let router_gone = until(Duration::from_secs(5), "MetalLB's VIP out of the router", || {
-        router_has(&lab, &host(MLB4)).is_err()
-    }) + kernel_gone;
     println!(
-        "MetalLB withdrew {MLB4}: out of the node's kernel after {:.0} ms, of the router after {:.0} ms (from the vtysh command, {:.0} ms in all)",
-        kernel_gone.as_secs_f64() * 1e3,
-        router_gone.as_secs_f64() * 1e3,
-        withdrawn.elapsed().as_secs_f64() * 1e3
+        "MetalLB withdrew {MLB4} (vtysh `no network`): out of the node's kernel after {:.0} ms, of the router after {:.0} ms",
+        kernel.as_secs_f64() * 1e3,
+        router.as_secs_f64() * 1e3
     );
-    assert!(router_gone < Duration::from_secs(1), "{router_gone:?}");
-    let t = Instant::now();
-    kube_vip.del_route(&format!("{KV4}/32"));
-    let kernel_gone = until(Duration::from_secs(5), "kube-vip's VIP out of the kernel", || {
-        !local_route(&lab, KV4)
-    });
-    let router_gone = until(Duration::from_secs(5), "kube-vip's VIP out of the router", || {
-        router_has(&lab, &host(KV4)).is_err()
-    }) + kernel_gone;
+    let (kernel, router) = time_withdrawal(&lab, KV4, || kube_vip.del_route(&format!("{KV4}/32")));
     println!(
-        "kube-vip withdrew {KV4}: out of the node's kernel after {:.0} ms, of the router after {:.0} ms ({:.0} ms from the gobgp command)",
-        kernel_gone.as_secs_f64() * 1e3,
-        router_gone.as_secs_f64() * 1e3,
-        t.elapsed().as_secs_f64() * 1e3
+        "kube-vip withdrew {KV4} (`gobgp global rib del`): out of the node's kernel after {:.0} ms, of the router after {:.0} ms",
+        kernel.as_secs_f64() * 1e3,
+        router.as_secs_f64() * 1e3
     );
-    assert!(router_gone < Duration::from_secs(1), "{router_gone:?}");
     // Back again.
     metallb.configure(&[
         &format!("router bgp {METALLB_AS}"),
@@ -505,7 +498,7 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
         router_has(&lab, &host(KV4))
     });
     kube_vip.kill();
-    let gone = until(
+    let gone = time_until(
         Duration::from_secs(10),
         "kube-vip's VIP out of the router",
         || router_has(&lab, &host(KV4)).is_err(),
@@ -519,6 +512,85 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
     wait_until(timeout(30), "kube-vip's VIP back at the router", || {
         router_has(&lab, &host(KV4))
     });
+
+    // MetalLB's zebra and tern's protocol (186 here, the default): a copy
+    // of tern's routes zebra wrote under another metric is reported by
+    // tern (log, `/api/v1/fib`, `tern doctor`), and left alone.
+    let n1 = lab.node(1);
+    let copies: Vec<String> = ["-4", "-6"]
+        .iter()
+        .flat_map(|f| {
+            n1.ns
+                .exec(&["ip", f, "route", "show", "table", "all", "proto", "186"])
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| !l.contains("metric 512"))
+        .collect();
+    println!("copies of tern's routes by another daemon: {copies:#?}");
+    // Whether zebra left one this time or not, one such route for sure.
+    n1.ns
+        .exec(&[
+            "ip",
+            "route",
+            "add",
+            "blackhole",
+            "10.98.0.0/24",
+            "proto",
+            "186",
+            "metric",
+            "20",
+        ])
+        .expect("ip route add");
+    {
+        wait_until(timeout(90), "tern to report the copies", || {
+            let fib = n1.tern.fib()?;
+            let strangers = fib["strangers"].as_array().map_or(0, Vec::len);
+            (strangers > 0).then_some(()).ok_or(format!("{fib:#}"))
+        });
+        let doctor = n1.tern.get("/api/v1/doctor").expect("doctor");
+        let list = doctor
+            .as_array()
+            .or_else(|| doctor["checks"].as_array())
+            .cloned()
+            .unwrap_or_default();
+        let check = list
+            .iter()
+            .find(|c| c["name"] == "routes of tern's protocol")
+            .cloned()
+            .unwrap_or_default();
+        println!("tern doctor: {check}");
+        assert_eq!(check["status"], "FAIL", "{doctor:#}");
+        assert!(
+            check["evidence"]
+                .as_str()
+                .is_some_and(|e| e.contains("10.98.0.0/24")),
+            "{check}"
+        );
+    }
+    // tern left it alone; once it is gone, so is the report.
+    n1.ns
+        .exec(&[
+            "ip",
+            "route",
+            "del",
+            "blackhole",
+            "10.98.0.0/24",
+            "proto",
+            "186",
+            "metric",
+            "20",
+        ])
+        .expect("the route tern did not write is still there");
+    if copies.is_empty() {
+        wait_until(timeout(90), "the report to go", || {
+            let fib = n1.tern.fib()?;
+            let strangers = fib["strangers"].as_array().map_or(0, Vec::len);
+            (strangers == 0).then_some(()).ok_or(format!("{fib:#}"))
+        });
+    }
     println!("{}", kernel::dump(&lab.node(1).ns));
     println!("tern's FIB: {:#}", lab.node(1).tern.fib().expect("fib"));
 

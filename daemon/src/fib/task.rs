@@ -66,6 +66,7 @@ pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::
         Box::pin(async move { dump_kernel(nl, &s).await })
     })
     .await?;
+    let (kernel, strangers) = kernel;
     let ours = kernel.ours.len();
     fib.load(kernel);
     fib.set_statics(statics);
@@ -90,6 +91,7 @@ pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::
         status: status_tx,
         nexthop_objects,
         scans: 0,
+        strangers: strangers.iter().map(describe).collect(),
     };
     let join = tokio::spawn(task.run(input_rx, control_rx));
     Ok(FibHandle {
@@ -122,9 +124,13 @@ async fn with_retries<C, T>(
     }
 }
 
-/// Everything the FIB needs to know of the kernel, dumped.
-async fn dump_kernel(nl: &mut Netlink, s: &FibSettings) -> std::io::Result<KernelSnapshot> {
-    let ours = dump_ours(nl, s).await?;
+/// Everything the FIB needs to know of the kernel, dumped; and the routes
+/// of our protocol that we did not write (see [`dump_ours`]).
+async fn dump_kernel(
+    nl: &mut Netlink,
+    s: &FibSettings,
+) -> std::io::Result<(KernelSnapshot, Vec<KernelRoute>)> {
+    let (ours, strangers) = dump_ours(nl, s).await?;
     // Without nexthop objects in the kernel there are none to find; with
     // them, a failed dump is an error like any other.
     let nexthops = if nl.supports_nexthop_objects().await {
@@ -141,25 +147,57 @@ async fn dump_kernel(nl: &mut Netlink, s: &FibSettings) -> std::io::Result<Kerne
                 .filter(|r| r.protocol != s.protocol),
         );
     }
-    Ok(KernelSnapshot {
+    let snapshot = KernelSnapshot {
         ours,
         nexthops,
         foreign,
         links: nl.links().await?,
         addresses: nl.addresses().await?,
-    })
+    };
+    Ok((snapshot, strangers))
 }
 
 /// Our routes: the configured table and the local table (VIP routes),
-/// filtered in the kernel by protocol.
-async fn dump_ours(nl: &mut Netlink, s: &FibSettings) -> std::io::Result<Vec<KernelRoute>> {
-    let mut ours = Vec::new();
+/// filtered in the kernel by protocol, and with our metric. A route of our
+/// protocol with another metric is not ours: another daemon uses our
+/// protocol number (FRR's zebra takes 186 for its own). Those come second,
+/// to be reported, never touched.
+async fn dump_ours(
+    nl: &mut Netlink,
+    s: &FibSettings,
+) -> std::io::Result<(Vec<KernelRoute>, Vec<KernelRoute>)> {
+    let mut all = Vec::new();
     for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
         for table in [s.table, RT_TABLE_LOCAL] {
-            ours.extend(nl.dump_routes(family, Some(table), Some(s.protocol)).await?);
+            all.extend(nl.dump_routes(family, Some(table), Some(s.protocol)).await?);
         }
     }
-    Ok(ours)
+    Ok(all.into_iter().partition(|r| r.metric == s.metric))
+}
+
+/// A route for the status and the log.
+fn describe(r: &KernelRoute) -> String {
+    let via: Vec<String> = r
+        .nexthops
+        .iter()
+        .map(|h| match (h.gateway, h.ifindex) {
+            (Some(g), _) => format!("via {g}"),
+            (None, Some(i)) => format!("dev {i}"),
+            (None, None) => String::new(),
+        })
+        .collect();
+    let via: String = via
+        .iter()
+        .filter(|v| !v.is_empty())
+        .map(|v| format!(" {v}"))
+        .collect();
+    format!(
+        "{}{via} table {} metric {}{}",
+        r.prefix,
+        r.table,
+        r.metric,
+        r.nhid.map(|n| format!(" nhid {n}")).unwrap_or_default()
+    )
 }
 
 struct FibTask {
@@ -170,6 +208,8 @@ struct FibTask {
     status: watch::Sender<FibStatus>,
     nexthop_objects: bool,
     scans: u64,
+    /// Routes of our protocol we did not write, as last dumped.
+    strangers: Vec<String>,
 }
 
 impl FibTask {
@@ -334,7 +374,8 @@ impl FibTask {
             None
         };
         match dump_ours(&mut self.netlink, &self.settings).await {
-            Ok(ours) => {
+            Ok((ours, strangers)) => {
+                self.strangers(&strangers);
                 let next = self.take_queued_events().await;
                 self.scans += 1;
                 self.fib.scan(&ours, nexthops.as_deref());
@@ -364,9 +405,26 @@ impl FibTask {
 
     async fn reload(&mut self) {
         match dump_kernel(&mut self.netlink, &self.settings).await {
-            Ok(kernel) => self.fib.reload(kernel),
+            Ok((kernel, strangers)) => {
+                self.strangers(&strangers);
+                self.fib.reload(kernel);
+            }
             Err(e) => tracing::error!(error = %e, "cannot reload the kernel state"),
         }
+    }
+
+    /// Routes of our protocol someone else wrote: said in the log when they
+    /// change, and shown in the status (and by `tern doctor`).
+    fn strangers(&mut self, routes: &[KernelRoute]) {
+        let now: Vec<String> = routes.iter().map(describe).collect();
+        if now != self.strangers && !now.is_empty() {
+            tracing::warn!(
+                protocol = self.settings.protocol,
+                routes = ?now,
+                "routes of tern's protocol that tern did not write: another daemon uses the same protocol number (FRR's zebra takes 186 for its own); give tern one of its own with [fib] protocol"
+            );
+        }
+        self.strangers = now;
     }
 
     /// Publishes the status when it changed (readers are woken only then).
@@ -381,6 +439,7 @@ impl FibTask {
                     .all(|(a, b)| *a == b.to_string());
             if s.counters == counters
                 && s.scans == self.scans
+                && s.strangers == self.strangers
                 && unresolved_same
                 && s.failed_routes == failed_routes
             {
@@ -403,6 +462,7 @@ impl FibTask {
                 scans: self.scans,
                 last_repair_at,
                 protocol: self.settings.protocol,
+                strangers: self.strangers.clone(),
             };
             true
         });
