@@ -45,6 +45,13 @@
 //!    one sending socket per session
 //!    ──Change[∞]──▶ supervisor ──PeerControl::BfdDown──▶ that peer's task
 //!
+//!  ROUTER DISCOVERY ×1 (unnumbered/task.rs): Discovery (sans I/O), one raw
+//!  ICMPv6 socket: router advertisements sent and heard on the links of
+//!  `interface` peers
+//!    ◀──DiscoveryControl[∞]: Configure, Heard (a connection from a link)── supervisor
+//!    ──Neighbour[∞]──▶ supervisor ──PeerControl::Reconfigure──▶ that peer's task;
+//!                                 BfdControl::Configure──▶ BFD thread
+//!
 //!  HEALTH ×1 (health/task.rs): a coordinating task keeps the verdicts
 //!    ◀──Outcome[64]── probe task ×1/host check; probe thread ×1/check in
 //!                     another netns (own current-thread runtime, setns)
@@ -71,7 +78,8 @@
 //!
 //! Data flows one way: socket → codec (`bgp-proto`) → [`session`] → [`rib`]
 //! (import policy, best path) → export policy → peers and [`fib`]. Beside
-//! the sessions, [`bfd`] watches the paths to peers. Around it: [`config`]
+//! the sessions, [`bfd`] watches the paths to peers and [`unnumbered`]
+//! finds the routers of `interface` peers. Around it: [`config`]
 //! (the file), [`setup`] (what the configuration makes of a
 //! peer), [`health`] (probes that gate the node's VIPs), [`status`] (the typed model the [`api`], [`metrics`] and [`cli`]
 //! share), [`doctor`] (checks over that model), [`clock`] (where tasks
