@@ -46,6 +46,11 @@
 //! `/proc/PID/stat`) from the session's establishment until the kernel
 //! had every route, and the writer's own for a baseline.
 //!
+//! Then (case 4 of issue 14) the injector withdraws every prefix at once
+//! (pre-encoded withdrawals, at wire speed), timed from the first
+//! withdrawal until the kernel counts none of the table's routes, with the
+//! CPU seconds that took.
+//!
 //! What the daemons keep differs: tern keeps what each peer sent before
 //! import policy (`soft-reconfiguration`, on by default) beside its
 //! Loc-RIB, as FRR's `soft-reconfiguration inbound` would (off here, its
@@ -139,6 +144,8 @@ fn env_count(key: &str, default: usize) -> usize {
 /// families.
 struct Table {
     bytes: Vec<u8>,
+    /// Every prefix withdrawn, IPv4 then IPv6.
+    withdrawals: Vec<u8>,
     messages: usize,
     v4: usize,
     v6: usize,
@@ -187,6 +194,7 @@ impl Table {
         let mut buf = BytesMut::new();
         let mut messages = 0;
         let mut all = Vec::with_capacity(v4 + v6);
+        let mut withdrawals = BytesMut::new();
         for (family, prefixes) in [
             (Family::IPV4_UNICAST, ipv4_prefixes(&mut rng, v4)),
             (Family::IPV6_UNICAST, ipv6_prefixes(&mut rng, v6)),
@@ -203,6 +211,9 @@ impl Table {
             let mut groups: Vec<Vec<Nlri>> = vec![Vec::new(); sets.len()];
             let mut set = 0;
             all.extend(prefixes.iter().map(|n| n.prefix));
+            builder
+                .withdraw(&mut withdrawals, family, &prefixes)
+                .expect("encode");
             for (i, p) in prefixes.into_iter().enumerate() {
                 if i % 16 == 0 {
                     set = rng.below(sets.len() as u64) as usize;
@@ -221,6 +232,7 @@ impl Table {
         }
         Table {
             bytes: buf.to_vec(),
+            withdrawals: withdrawals.to_vec(),
             messages,
             v4,
             v6,
@@ -503,6 +515,10 @@ struct Row {
     /// CPU time (user + system) from the start until the kernel had every
     /// route: the daemon's processes, or the baseline's writer.
     cpu: Option<Duration>,
+    /// Every prefix withdrawn: until the kernel had none of them, and the
+    /// CPU time that took.
+    withdrawn: Option<Duration>,
+    withdraw_cpu: Option<Duration>,
 }
 
 fn measure(kind: Kind, table: &Arc<Table>) -> Row {
@@ -523,13 +539,14 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
     // The injector listens; the daemon dials it.
     let stop = Arc::new(AtomicBool::new(false));
     let (events, rx) = mpsc::channel();
+    let (withdraw_tx, withdraw_rx) = mpsc::channel::<()>();
     let injector = {
         let (table, stop) = (table.clone(), stop.clone());
         let (ready_tx, ready_rx) = mpsc::channel();
         let h = inj.spawn_in(move || {
             let listener = TcpListener::bind((INJECTOR_V4, 179)).expect("bind 179 in the injector namespace");
             ready_tx.send(()).expect("ready");
-            inject(listener, &table, &stop, &events)
+            inject(listener, &table, &stop, &events, &withdraw_rx)
         });
         ready_rx.recv().expect("the injector listens");
         h
@@ -589,6 +606,32 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
     std::thread::sleep(Duration::from_secs(1));
     let rss_after = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmRSS:"))).collect();
     let rss_peak = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmHWM:"))).collect();
+
+    // Case 4: everything withdrawn; until the kernel is back where it was.
+    let (withdrawn, withdraw_cpu) = if kernel.is_some() {
+        let cpu_before: u64 = pids.iter().map(|(_, p)| cpu_ticks(*p)).sum();
+        withdraw_tx.send(()).expect("the injector runs");
+        let started = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Event::WithdrawStarted(t)) => t,
+            other => panic!("{}: the injector did not withdraw: {other:?}", kind.name()),
+        };
+        let emptied = dut
+            .spawn_in(move || {
+                while started.elapsed() < Duration::from_secs(240) {
+                    if count6() <= base6 && count4() <= base4 {
+                        return Some(started.elapsed());
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                None
+            })
+            .join()
+            .expect("counter");
+        let cpu_after: u64 = pids.iter().map(|(_, p)| cpu_ticks(*p)).sum();
+        (emptied, emptied.map(|_| ticks(cpu_after - cpu_before)))
+    } else {
+        (None, None)
+    };
     let row = Row {
         name: kind.name(),
         version,
@@ -602,6 +645,8 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         status_asked,
         status_failed,
         cpu: kernel.map(|_| ticks(cpu_after - cpu_before)),
+        withdrawn,
+        withdraw_cpu,
     };
     // Stop the daemon first (a few seconds at most: its guard SIGKILLs
     // it), then the injector, then the namespaces go with their routes.
@@ -676,6 +721,8 @@ fn measure_kernel(kind: Kind, table: &Arc<Table>) -> Row {
         status_asked: 0,
         status_failed: 0,
         cpu: Some(cpu),
+        withdrawn: None,
+        withdraw_cpu: None,
     }
 }
 
@@ -714,6 +761,7 @@ fn ticks(n: u64) -> Duration {
 enum Event {
     Established(Instant),
     Sent(Instant),
+    WithdrawStarted(Instant),
 }
 
 /// Reads one BGP message (header and body).
@@ -729,7 +777,13 @@ fn read_message(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 /// Accepts the daemon's connection, exchanges OPEN and KEEPALIVE (hold
 /// time 0: no keepalives to keep up), sends the table, then reads and
 /// drops whatever comes until told to stop.
-fn inject(listener: TcpListener, table: &Table, stop: &AtomicBool, events: &mpsc::Sender<Event>) {
+fn inject(
+    listener: TcpListener,
+    table: &Table,
+    stop: &AtomicBool,
+    events: &mpsc::Sender<Event>,
+    withdraw: &mpsc::Receiver<()>,
+) {
     let (mut s, _) = listener.accept().expect("accept the daemon");
     s.set_nodelay(true).expect("nodelay");
     let ctx = Context::ebgp();
@@ -766,6 +820,10 @@ fn inject(listener: TcpListener, table: &Table, stop: &AtomicBool, events: &mpsc
         .expect("timeout");
     let mut sink = [0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
+        if withdraw.try_recv().is_ok() {
+            let _ = events.send(Event::WithdrawStarted(Instant::now()));
+            s.write_all(&table.withdrawals).expect("send the withdrawals");
+        }
         match s.read(&mut sink) {
             Ok(0) => break,
             Ok(_) => {}
@@ -861,6 +919,17 @@ fn print_table(table: &Table, rows: &[Row]) {
         (
             "CPU seconds until in the kernel",
             Box::new(|r: &Row| r.cpu.map_or("-".into(), |c| format!("{:.1} s", c.as_secs_f64()))),
+        ),
+        (
+            "all withdrawn: until the kernel had none",
+            Box::new(|r: &Row| secs(r.withdrawn)),
+        ),
+        (
+            "CPU seconds for the withdrawal",
+            Box::new(|r: &Row| {
+                r.withdraw_cpu
+                    .map_or("-".into(), |c| format!("{:.1} s", c.as_secs_f64()))
+            }),
         ),
         ("RSS, empty", Box::new(|r: &Row| mb(&r.rss_before))),
         ("RSS, table loaded", Box::new(|r: &Row| mb(&r.rss_after))),
