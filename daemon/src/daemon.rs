@@ -485,6 +485,10 @@ impl Supervisor {
                     for d in dynamic {
                         self.remove_peer(&d, changed_config.clone()).await;
                     }
+                    // A router found on another link is not this one's.
+                    if old_pc.session.address != new_pc.session.address {
+                        self.neighbours.remove(*name);
+                    }
                     self.add_configured_peer(new_pc.clone()).await;
                     if let (Some(before), Some(now)) = (before, self.board.peer(name)) {
                         now.carry_over(&before);
