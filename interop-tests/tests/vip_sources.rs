@@ -247,6 +247,47 @@ fn time_withdrawal(lab: &Topology, vip: &str, withdraw: impl FnOnce()) -> (Durat
     (kernel, router)
 }
 
+/// Restarts a speaker (`restart`: it goes away and comes back), then
+/// checks that the router kept `vip` throughout, the node's kernel never
+/// changed its route, and tern's `peer` for it is back with nothing stale,
+/// after the 5 s a speaker without graceful restart has to announce its
+/// routes again.
+#[track_caller]
+fn restart_changes_nothing(
+    lab: &Topology,
+    monitor: &Monitor,
+    marker: &str,
+    vip: &str,
+    peer: &str,
+    restart: impl FnOnce(),
+) {
+    let n1 = lab.node(1);
+    let begin = monitor.mark(&n1.ns, marker);
+    let watch = RouterWatch::start(lab.router(0), &[host(vip)]);
+    restart();
+    wait_until(timeout(30), &format!("{peer}'s session back"), || {
+        let p = n1.tern.peer(peer)?;
+        (p["state"] == "established")
+            .then_some(())
+            .ok_or(format!("{}", p["state"]))
+    });
+    std::thread::sleep(Duration::from_secs(6));
+    let end = monitor.unmark(&n1.ns, marker, begin + 1);
+    let report = watch.finish();
+    let lines = monitor.lines();
+    let changes: Vec<&String> = lines[begin + 1..end].iter().filter(|l| l.contains(vip)).collect();
+    println!(
+        "{peer}'s speaker restarted: the router's watch made {} polls, {} missing; {} kernel changes of {vip}'s route",
+        report.polls,
+        report.missing.len(),
+        changes.len()
+    );
+    assert!(report.missing.is_empty(), "{report:#?}");
+    assert!(changes.is_empty(), "{changes:#?}");
+    assert!(local_route(lab, vip), "{vip}");
+    assert_eq!(stale(lab, peer), Ok(0.0));
+}
+
 /// The prefixes tern keeps stale for `peer` (all families).
 fn stale(lab: &Topology, peer: &str) -> Result<f64, String> {
     let text = lab.node(1).tern.get_text("/metrics")?;
@@ -453,35 +494,13 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
     // restart (`restart-hold`, 60 s): the router keeps the VIP and the
     // node's kernel does not change; what it does not announce again within
     // 5 s of its return goes.
-    let begin = monitor.mark(&n1.ns, "10.250.0.2");
-    let watch = RouterWatch::start(lab.router(0), &[host(KV4)]);
-    kube_vip.kill();
-    std::thread::sleep(Duration::from_secs(2));
-    kube_vip.start_again(false);
-    // kube-vip adds its VIPs again when it starts.
-    kube_vip.add_route(&format!("{KV4}/32"), &[]);
-    wait_until(timeout(30), "kube-vip's session back", || {
-        let p = n1.tern.peer("kube-vip")?;
-        (p["state"] == "established")
-            .then_some(())
-            .ok_or(format!("{}", p["state"]))
+    restart_changes_nothing(&lab, &monitor, "10.250.0.2", KV4, "kube-vip", || {
+        kube_vip.kill();
+        std::thread::sleep(Duration::from_secs(2));
+        kube_vip.start_again(false);
+        // kube-vip adds its VIPs again when it starts.
+        kube_vip.add_route(&format!("{KV4}/32"), &[]);
     });
-    // Past the window (5 s) in which it had to announce its routes again.
-    std::thread::sleep(Duration::from_secs(6));
-    let end = monitor.unmark(&n1.ns, "10.250.0.2", begin + 1);
-    let report = watch.finish();
-    let lines = monitor.lines();
-    let changes: Vec<&String> = lines[begin + 1..end].iter().filter(|l| l.contains(KV4)).collect();
-    println!(
-        "kube-vip restarted: the router's watch made {} polls, {} missing; {} kernel changes of its VIP's route",
-        report.polls,
-        report.missing.len(),
-        changes.len()
-    );
-    assert!(report.missing.is_empty(), "{report:#?}");
-    assert!(changes.is_empty(), "{changes:#?}");
-    assert!(local_route(&lab, KV4));
-    assert_eq!(stale(&lab, "kube-vip"), Ok(0.0));
 
     // The control: without the hold (`restart-hold = 0`), the same restart
     // takes kube-vip's VIP away from the router until it is back.
@@ -652,35 +671,12 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
     });
     // Its restart (the TCP connection closes, no NOTIFICATION) changes
     // nothing: the `metallb` role holds its routes (`restart-hold`).
-    let n1 = lab.node(1);
-    let begin = monitor.mark(&n1.ns, "10.250.0.3");
-    let watch = RouterWatch::start(lab.router(0), &[host(NATIVE4)]);
-    drop(speaker);
-    std::thread::sleep(Duration::from_secs(2));
-    let _speaker = native(&lab);
-    wait_until(timeout(10), "the native speaker back", || {
-        let p = n1.tern.peer("metallb")?;
-        (p["state"] == "established")
-            .then_some(())
-            .ok_or(format!("{}", p["state"]))
+    let mut speaker = Some(speaker);
+    restart_changes_nothing(&lab, &monitor, "10.250.0.3", NATIVE4, "metallb", || {
+        drop(speaker.take());
+        std::thread::sleep(Duration::from_secs(2));
+        speaker = Some(native(&lab));
     });
-    std::thread::sleep(Duration::from_secs(6));
-    let end = monitor.unmark(&n1.ns, "10.250.0.3", begin + 1);
-    let report = watch.finish();
-    let lines = monitor.lines();
-    let changes: Vec<&String> = lines[begin + 1..end]
-        .iter()
-        .filter(|l| l.contains(NATIVE4))
-        .collect();
-    println!(
-        "MetalLB's native speaker restarted: the router's watch made {} polls, {} missing; {} kernel changes of its VIP's route",
-        report.polls,
-        report.missing.len(),
-        changes.len()
-    );
-    assert!(report.missing.is_empty(), "{report:#?}");
-    assert!(changes.is_empty(), "{changes:#?}");
-    assert_eq!(stale(&lab, "metallb"), Ok(0.0));
     let served = backend.finish();
     println!("the backend served {served:?} ({node_ns})");
 }
