@@ -112,6 +112,23 @@ router bgp {METALLB_AS}
     )
 }
 
+/// MetalLB's speaker on node 1: zebra and bgpd on the host network, bgpd
+/// with `-p 0` and routes installed (no `-n`), as its `frr-startup`
+/// ConfigMap starts them.
+fn start_metallb(lab: &Topology) -> Frr {
+    Frr::start_with(
+        &lab.node(1).ns,
+        lab.work(),
+        "metallb",
+        &metallb_bgpd(),
+        &FrrOptions {
+            install_routes: true,
+            no_listen: true,
+            ..FrrOptions::default()
+        },
+    )
+}
+
 fn kube_vip_gobgpd(router_id: &str) -> String {
     format!(
         r#"[global.config]
@@ -316,17 +333,7 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
     println!("{}", lab.node(1).tern.reload_cli().expect("reload"));
 
     // The speakers, in the node's namespace as on a node's host network.
-    let mut metallb = Frr::start_with(
-        &lab.node(1).ns,
-        lab.work(),
-        "metallb",
-        &metallb_bgpd(),
-        &FrrOptions {
-            install_routes: true,
-            no_listen: true,
-            ..FrrOptions::default()
-        },
-    );
+    let mut metallb = start_metallb(&lab);
     let mut kube_vip = Gobgp::start(
         &lab.node(1).ns,
         lab.work(),
@@ -429,17 +436,7 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
     metallb.kill();
     drop(metallb);
     std::thread::sleep(Duration::from_secs(2));
-    let metallb = Frr::start_with(
-        &n1.ns,
-        lab.work(),
-        "metallb",
-        &metallb_bgpd(),
-        &FrrOptions {
-            install_routes: true,
-            no_listen: true,
-            ..FrrOptions::default()
-        },
-    );
+    let metallb = start_metallb(&lab);
     wait_until(
         timeout(30),
         "MetalLB's session back, its stale paths refreshed",
