@@ -22,6 +22,7 @@
 //!   BGP one.
 
 mod explain;
+mod installed;
 mod reconcile;
 mod retry;
 
@@ -43,6 +44,7 @@ use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
 use crate::memory::FastMap;
 use crate::rib::{Gateway, LocRibChange};
 use crate::status::FibCounters;
+use installed::Installed;
 use retry::Failing;
 
 /// What a prefix should become, before next-hop resolution.
@@ -71,16 +73,6 @@ pub struct KernelSnapshot {
 pub struct RouteKey {
     pub prefix: IpNet,
     pub table: u32,
-}
-
-#[derive(Clone, Debug)]
-struct Installed {
-    /// As written; a route that points at a nexthop object keeps only the
-    /// object's id (`expand_route` gives its next hops back), so a full
-    /// table does not hold each route's next hops a second time.
-    route: KernelRoute,
-    /// Found in the kernel at start and not yet confirmed as wanted.
-    leftover: bool,
 }
 
 /// What to do after a kernel event, in increasing order of effort.
@@ -194,13 +186,8 @@ impl Fib {
                 prefix: route.prefix,
                 table: route.table,
             };
-            self.installed.insert(
-                key,
-                Installed {
-                    route,
-                    leftover: true,
-                },
-            );
+            let entry = self.installed_entry(route, true);
+            self.installed.insert(key, entry);
         }
         self.nexthops = table;
         self.reresolve_all();
@@ -424,7 +411,7 @@ impl Fib {
                     && self
                         .installed
                         .get(&key)
-                        .is_some_and(|mine| same_key_kind(&mine.route, &route))
+                        .is_some_and(|mine| same_key_kind(&self.installed_route(key, mine), &route))
                 {
                     return Followup::Scan;
                 }
@@ -502,11 +489,11 @@ impl Fib {
                 (None, Some(i)) if i.leftover && !self.converged => {}
                 (None, Some(_)) => {
                     if let Some(i) = self.installed.remove(&key) {
-                        release.extend(i.route.nhid);
-                        routes.push(Op::DeleteRoute(i.route));
+                        release.extend(i.nhid());
+                        routes.push(Op::DeleteRoute(self.installed_route(key, &i)));
                     }
                 }
-                (Some(w), Some(i)) if same_route(&self.expand_route(&i.route), &w) => {
+                (Some(w), Some(i)) if same_route(&self.expand_route(&self.installed_route(key, i)), &w) => {
                     self.failing.remove(&key);
                     if i.leftover {
                         self.counters.adopted += 1;
@@ -521,11 +508,11 @@ impl Fib {
                         w.nhid = Some(self.acquire(&w.nexthops, &mut create));
                     }
                     if let Some(old) = old {
-                        release.extend(old.route.nhid);
+                        release.extend(old.nhid());
                         // A route moving between kinds (e.g. to a blackhole)
                         // is removed first: replace does not change its type.
-                        if old.route.kind != w.kind {
-                            routes.push(Op::DeleteRoute(old.route));
+                        if old.kind() != w.kind {
+                            routes.push(Op::DeleteRoute(self.installed_route(key, &old)));
                         }
                     }
                     // The kernel is told the object alone.
@@ -533,13 +520,8 @@ impl Fib {
                         w.nexthops = Vec::new();
                     }
                     routes.push(Op::ReplaceRoute(w.clone()));
-                    self.installed.insert(
-                        key,
-                        Installed {
-                            route: w,
-                            leftover: false,
-                        },
-                    );
+                    let entry = self.installed_entry(w, false);
+                    self.installed.insert(key, entry);
                 }
             }
         }
@@ -570,9 +552,10 @@ impl Fib {
     pub fn withdraw_all(&mut self) -> Vec<Op> {
         let mut ops: Vec<Op> = self
             .installed
-            .drain()
-            .map(|(_, i)| Op::DeleteRoute(i.route))
+            .iter()
+            .map(|(k, i)| Op::DeleteRoute(self.installed_route(*k, i)))
             .collect();
+        self.installed.clear();
         ops.extend(self.nexthops.drain().into_iter().map(Op::DeleteNexthop));
         ops
     }
@@ -709,10 +692,7 @@ impl Fib {
                     return None;
                 }
                 self.unresolved.remove(&key.prefix);
-                let prefsrc = match key.prefix {
-                    IpNet::V4(_) => self.config.source_address_ipv4.map(IpAddr::V4),
-                    IpNet::V6(_) => self.config.source_address_ipv6.map(IpAddr::V6),
-                };
+                let prefsrc = self.prefsrc(&key.prefix);
                 Some(KernelRoute {
                     prefix: key.prefix,
                     table: key.table,

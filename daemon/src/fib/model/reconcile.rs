@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::{Fib, Installed, KernelSnapshot, RouteKey, same_route};
+use super::{Fib, KernelSnapshot, RouteKey, same_route};
 use crate::fib::kernel::{KernelRoute, NexthopObject, RT_TABLE_LOCAL, RT_TABLE_MAIN};
 
 impl Fib {
@@ -60,7 +60,11 @@ impl Fib {
         let mut repairs = Vec::new();
         for (key, i) in &self.installed {
             match seen.get(key) {
-                Some(k) if same_route(&self.expand_route(&i.route), &self.expand_route(k)) => {}
+                Some(k)
+                    if same_route(
+                        &self.expand_route(&self.installed_route(*key, i)),
+                        &self.expand_route(k),
+                    ) => {}
                 _ => repairs.push(*key),
             }
         }
@@ -74,14 +78,15 @@ impl Fib {
             // kernel has is kept, so the flush compares with it.
             let leftover = match self.installed.remove(key) {
                 Some(i) => {
-                    self.to_release.extend(i.route.nhid);
+                    self.to_release.extend(i.nhid());
                     i.leftover
                 }
                 None => !self.converged,
             };
             if let Some(k) = seen.get(key) {
                 let route = self.adopt(k);
-                self.installed.insert(*key, Installed { route, leftover });
+                let entry = self.installed_entry(route, leftover);
+                self.installed.insert(*key, entry);
             }
             self.dirty.insert(*key);
         }
