@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use policy::{NextHopChange, RouteInput, Verdict};
 
 use super::adj_rib_out::Advertised;
-use super::best::{Path, PathPeer, PeerId, Source};
+use super::best::{Path, PeerId, Source};
 use super::{Rib, RibOutput, RibPeer};
 use crate::config::MaxPrefixAction;
 use crate::memory::{FastMap, FastSet};
@@ -260,12 +260,6 @@ impl Rib {
             let route = peer.import_input(prefix, &attrs, nh);
             policy::evaluate(&peer.setup.import.refs(), peer.setup.import.default, &route)
         };
-        let path_peer = PathPeer {
-            router_id: session.negotiated.peer_id,
-            address: session.remote_address,
-            asn: session.negotiated.peer_asn,
-            ebgp: peer.ebgp(),
-        };
         let remote = session.remote_address;
         let received = (attrs.clone(), nh);
         match verdict {
@@ -318,7 +312,6 @@ impl Rib {
                         stale: false,
                         gated: None,
                         since: 0,
-                        peer: path_peer,
                     },
                 );
             }

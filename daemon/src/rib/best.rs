@@ -31,8 +31,6 @@ pub struct Path {
     /// When it was received, or last changed: seconds since the RIB
     /// started (set by the Loc-RIB when the path goes in).
     pub since: u32,
-    /// What the tie-breaks need to know of the peer.
-    pub peer: PathPeer,
     /// Held back by a failing health check (the node's own VIP paths):
     /// withdrawn ones are never selected; with graceful shutdown, one is
     /// still advertised (drained), but the node forwards over any other
@@ -40,6 +38,9 @@ pub struct Path {
     pub gated: Option<GateAction>,
 }
 
+/// What the decision process needs to know of the peer a path came from
+/// (looked up by [`Source`]: a copy in every path would cost a full table
+/// 28 bytes a route).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct PathPeer {
     pub router_id: Ipv4Addr,
@@ -77,8 +78,8 @@ impl Path {
     }
 
     /// RFC 4456 §9: the originator replaces the router ID when present.
-    fn router_id(&self) -> Ipv4Addr {
-        self.attrs.originator_id.unwrap_or(self.peer.router_id)
+    fn router_id(&self, peer: &PathPeer) -> Ipv4Addr {
+        self.attrs.originator_id.unwrap_or(peer.router_id)
     }
 }
 
@@ -99,17 +100,23 @@ pub(super) fn compare_preference(a: &Path, b: &Path) -> Ordering {
 
 /// Tie-breaks after MED and eBGP/iBGP: lowest router ID, then lowest peer
 /// address (RFC 4271 §9.1.2.2 f, g).
-fn compare_tie_break(a: &Path, b: &Path) -> Ordering {
-    a.router_id()
-        .cmp(&b.router_id())
-        .then(a.peer.address.cmp(&b.peer.address))
+fn compare_tie_break(a: &Path, b: &Path, peer_of: &dyn Fn(Source) -> PathPeer) -> Ordering {
+    let (pa, pb) = (peer_of(a.source), peer_of(b.source));
+    a.router_id(&pa)
+        .cmp(&b.router_id(&pb))
+        .then(pa.address.cmp(&pb.address))
 }
 
 /// The selected paths of a destination: `paths[..count]` are the
 /// equal-cost set in preference order, the first being the best path.
 /// Stale paths take part like any other (RFC 4724 keeps forwarding on them).
-pub fn select(paths: &mut [Path], multipath: &MultipathConfig) -> usize {
-    let n = select_among(paths, multipath);
+/// `peer_of` tells what the tie-breaks need of a path's peer.
+pub fn select(
+    paths: &mut [Path],
+    multipath: &MultipathConfig,
+    peer_of: &dyn Fn(Source) -> PathPeer,
+) -> usize {
+    let n = select_among(paths, multipath, peer_of);
     // A withdrawn path sorts last: when it comes first, there is nothing
     // else.
     if paths
@@ -121,7 +128,11 @@ pub fn select(paths: &mut [Path], multipath: &MultipathConfig) -> usize {
     n
 }
 
-fn select_among(paths: &mut [Path], multipath: &MultipathConfig) -> usize {
+fn select_among(
+    paths: &mut [Path],
+    multipath: &MultipathConfig,
+    peer_of: &dyn Fn(Source) -> PathPeer,
+) -> usize {
     if paths.len() <= 1 {
         return paths.len();
     }
@@ -139,9 +150,10 @@ fn select_among(paths: &mut [Path], multipath: &MultipathConfig) -> usize {
             .iter()
             .any(|q| q.neighbor_as().is_some() && q.neighbor_as() == p.neighbor_as() && q.med() < p.med());
     }
-    let any_ebgp = candidates.iter().zip(&survives).any(|(p, s)| *s && p.peer.ebgp);
+    let ebgp = |p: &Path| peer_of(p.source).ebgp;
+    let any_ebgp = candidates.iter().zip(&survives).any(|(p, s)| *s && ebgp(p));
     for (i, p) in candidates.iter().enumerate() {
-        if any_ebgp && !p.peer.ebgp && !matches!(p.source, Source::Local) {
+        if any_ebgp && !ebgp(p) && !matches!(p.source, Source::Local) {
             survives[i] = false;
         }
     }
@@ -150,7 +162,7 @@ fn select_among(paths: &mut [Path], multipath: &MultipathConfig) -> usize {
     order.sort_by(|&i, &j| {
         survives[j]
             .cmp(&survives[i])
-            .then(compare_tie_break(&candidates[i], &candidates[j]))
+            .then(compare_tie_break(&candidates[i], &candidates[j], peer_of))
     });
     let sorted: Vec<Path> = order.iter().map(|&i| candidates[i].clone()).collect();
     let equal = survives.iter().filter(|s| **s).count();
@@ -165,11 +177,7 @@ fn select_among(paths: &mut [Path], multipath: &MultipathConfig) -> usize {
             break;
         }
         let same_path = multipath.as_path_relax || p.attrs.as_path == best.attrs.as_path;
-        if same_path
-            && p.peer.ebgp == best.peer.ebgp
-            && p.source != Source::Local
-            && best.source != Source::Local
-        {
+        if same_path && ebgp(p) == ebgp(best) && p.source != Source::Local && best.source != Source::Local {
             count += 1;
         }
     }
@@ -195,12 +203,20 @@ mod tests {
             stale: false,
             gated: None,
             since: 0,
-            peer: PathPeer {
-                router_id: Ipv4Addr::new(10, 0, 0, peer as u8),
-                address: IpAddr::from([10, 0, 0, peer as u8]),
-                asn: 4210101000 + peer,
-                ebgp: true,
-            },
+        }
+    }
+
+    /// Peer `n` has router ID and address 10.0.0.n and is external.
+    fn peer_of(s: Source) -> PathPeer {
+        let n = match s {
+            Source::Peer(PeerId(n)) => n,
+            Source::Local => 0,
+        };
+        PathPeer {
+            router_id: Ipv4Addr::new(10, 0, 0, n as u8),
+            address: IpAddr::from([10, 0, 0, n as u8]),
+            asn: 4210101000 + n,
+            ebgp: true,
         }
     }
 
@@ -212,7 +228,11 @@ mod tests {
     }
 
     fn winners(paths: &mut [Path], m: &MultipathConfig) -> Vec<u32> {
-        let n = select(paths, m);
+        winners_with(paths, m, &peer_of)
+    }
+
+    fn winners_with(paths: &mut [Path], m: &MultipathConfig, peers: &dyn Fn(Source) -> PathPeer) -> Vec<u32> {
+        let n = select(paths, m, peers);
         paths[..n]
             .iter()
             .map(|p| match p.source {
@@ -245,14 +265,20 @@ mod tests {
         assert_eq!(winners(&mut p, &m), [2]);
         // eBGP over iBGP.
         let mut p = vec![path(1, |_| {}), path(2, |_| {})];
-        p[0].peer.ebgp = false;
-        assert_eq!(winners(&mut p, &m), [2]);
+        let one_internal = |s: Source| PathPeer {
+            ebgp: s != Source::Peer(PeerId(1)),
+            ..peer_of(s)
+        };
+        assert_eq!(winners_with(&mut p, &m, &one_internal), [2]);
         // Lowest router ID, then lowest address.
         let mut p = vec![path(3, |_| {}), path(2, |_| {})];
         assert_eq!(winners(&mut p, &m), [2]);
         let mut p = vec![path(3, |_| {}), path(2, |_| {})];
-        p[1].peer.router_id = Ipv4Addr::new(10, 0, 0, 3);
-        assert_eq!(winners(&mut p, &m), [2]);
+        let same_id = |s: Source| PathPeer {
+            router_id: Ipv4Addr::new(10, 0, 0, 3),
+            ..peer_of(s)
+        };
+        assert_eq!(winners_with(&mut p, &m, &same_id), [2]);
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! The Cilium session, and what it sent, stay as they are: recovery needs
 //! no new UPDATE.
 
+use std::net::{IpAddr, Ipv4Addr};
+
 use bgp_proto::Family;
 use ipnet::IpNet;
 use policy::{PeerInfo, RouteInput};
@@ -30,7 +32,8 @@ impl Rib {
         }
         self.gates = gates;
         self.tick();
-        let (gates, peers, multipath) = (&self.gates, &self.peers, &self.settings.multipath);
+        let (gates, peers, settings) = (&self.gates, &self.peers, &self.settings);
+        let peer_of = |s| super::loc_rib::path_peer(peers, settings, s);
         for (prefix, dest) in &mut self.loc {
             let before = snapshot(dest);
             let mut regated = false;
@@ -42,7 +45,7 @@ impl Rib {
                 }
             }
             if regated {
-                dest.selected = best::select(&mut dest.paths, multipath);
+                dest.selected = best::select(&mut dest.paths, &settings.multipath, &peer_of);
                 if snapshot(dest) != before {
                     self.changed.push(*prefix);
                 }
@@ -79,8 +82,10 @@ fn gate(gates: &[Gate], peers: &[Option<RibPeer>], prefix: &IpNet, path: &Path) 
         source: Some(PeerInfo {
             name: &peer.setup.name,
             role: peer.setup.role,
-            address: path.peer.address,
-            asn: path.peer.asn,
+            address: peer
+                .path_peer
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.address),
+            asn: peer.path_peer.map_or(0, |p| p.asn),
         }),
         target: None,
         local_asn: peer.setup.local_asn,

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use bgp_proto::NextHop;
 use ipnet::IpNet;
 
-use super::best::{self, Path, Source};
-use super::{Gateway, Rib, Selected};
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::best::{self, Path, PathPeer, Source};
+use super::{Gateway, Rib, RibPeer, RibSettings, Selected};
 use crate::config::GateAction;
 
 /// The Loc-RIB's size, kept as it changes, so asking for it costs nothing
@@ -77,7 +79,8 @@ impl Rib {
                 self.loc_size.paths += 1;
             }
         }
-        dest.selected = best::select(&mut dest.paths, &self.settings.multipath);
+        let peer_of = |s| path_peer(&self.peers, &self.settings, s);
+        dest.selected = best::select(&mut dest.paths, &self.settings.multipath, &peer_of);
         if snapshot(dest) != before {
             self.changed.push(prefix);
         }
@@ -92,7 +95,8 @@ impl Rib {
         dest.paths.retain(|p| p.source != source);
         self.loc_size.paths -= had - dest.paths.len();
         self.released += had - dest.paths.len();
-        dest.selected = best::select(&mut dest.paths, &self.settings.multipath);
+        let peer_of = |s| path_peer(&self.peers, &self.settings, s);
+        dest.selected = best::select(&mut dest.paths, &self.settings.multipath, &peer_of);
         if snapshot(dest) != before {
             self.changed.push(prefix);
         }
@@ -144,6 +148,28 @@ impl Rib {
             source_role: role,
             own,
         })
+    }
+}
+
+/// What best path selection needs of a path's peer: as of the peer's last
+/// session; for the node's own paths, the node.
+pub(super) fn path_peer(peers: &[Option<RibPeer>], settings: &RibSettings, source: Source) -> PathPeer {
+    let unknown = PathPeer {
+        router_id: Ipv4Addr::UNSPECIFIED,
+        address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        asn: 0,
+        ebgp: false,
+    };
+    match source {
+        Source::Local => PathPeer {
+            router_id: settings.router_id,
+            asn: settings.local_asn,
+            ..unknown
+        },
+        Source::Peer(id) => peers
+            .get(id.0 as usize)
+            .and_then(|p| p.as_ref()?.path_peer)
+            .unwrap_or(unknown),
     }
 }
 

@@ -195,6 +195,9 @@ struct RibPeer {
     /// The link of its last session over link-local addresses, kept while
     /// its routes are (graceful restart).
     link: Option<u32>,
+    /// What best path selection needs of it, as of its last session (kept
+    /// while its routes are).
+    path_peer: Option<PathPeer>,
     adj_in: AdjRibIn,
     adj_out: AdjRibOut,
     eor_received: HashSet<Family>,
@@ -208,6 +211,7 @@ impl RibPeer {
             setup,
             session: None,
             link: None,
+            path_peer: None,
             adj_out: AdjRibOut::default(),
             eor_received: HashSet::new(),
             restart: Restart::None,
@@ -395,12 +399,6 @@ impl Rib {
                 IpNet::V4(_) => NextHop::V4(Ipv4Addr::UNSPECIFIED),
                 IpNet::V6(_) => NextHop::v6(Ipv6Addr::UNSPECIFIED),
             };
-            let peer = PathPeer {
-                router_id: self.settings.router_id,
-                address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                asn: self.settings.local_asn,
-                ebgp: false,
-            };
             self.upsert_path(
                 *p,
                 Path {
@@ -410,7 +408,6 @@ impl Rib {
                     stale: false,
                     gated: None,
                     since: 0,
-                    peer,
                 },
             );
         }
@@ -455,6 +452,12 @@ impl Rib {
             Restart::None
         };
         peer.link = session.ifindex;
+        peer.path_peer = Some(PathPeer {
+            router_id: session.negotiated.peer_id,
+            address: session.remote_address,
+            asn: session.negotiated.peer_asn,
+            ebgp: session.negotiated.peer_asn != peer.setup.local_asn,
+        });
         peer.session = Some(session);
         if was_helping {
             self.sweep_stale(id, |f| !keep.contains(&f));

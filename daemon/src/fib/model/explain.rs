@@ -2,7 +2,7 @@
 //! reads it (`tern show routes`): the same decision the FIB makes, and what
 //! it made of it.
 
-use super::{Fib, RouteKey, Wanted};
+use super::{Fib, RouteKey, Target};
 use crate::config::VipRoute;
 use crate::fib::kernel::{KernelRoute, RT_TABLE_LOCAL, RT_TABLE_MAIN, RouteKind};
 use crate::rib::LocRibChange;
@@ -33,7 +33,7 @@ impl Fib {
             },
         };
         let table = match wanted {
-            Wanted::Vip => match &self.config.vip {
+            Target::Vip => match &self.config.vip {
                 Some((_, VipRoute::Local)) => RT_TABLE_LOCAL,
                 _ => self.config.table,
             },
@@ -64,7 +64,7 @@ impl Fib {
         };
         let what = match (&wanted, self.statics.contains_key(&prefix)) {
             (_, true) => "static route",
-            (Wanted::Vip, _) => "VIP route",
+            (Target::Vip, _) => "VIP route",
             _ => "route",
         };
         KernelState {

@@ -23,6 +23,7 @@
 
 mod explain;
 mod installed;
+mod next_hop_lists;
 mod reconcile;
 mod retry;
 
@@ -45,15 +46,24 @@ use crate::memory::FastMap;
 use crate::rib::{Gateway, LocRibChange};
 use crate::status::FibCounters;
 use installed::Installed;
+use next_hop_lists::{ListId, NextHopLists};
 use retry::Failing;
 
 /// What a prefix should become, before next-hop resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Wanted {
-    /// Shared by every prefix with the same next hops (`Fib::next_hops`).
+enum Target {
     Forward(Arc<[Gateway]>),
     Vip,
     /// A static blackhole or unreachable route.
+    Reject(RouteKind),
+}
+
+/// A [`Target`] as kept for each prefix: its next hops are a list shared
+/// by every prefix with the same ones (`Fib::lists`).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Wanted {
+    Forward(ListId),
+    Vip,
     Reject(RouteKind),
 }
 
@@ -93,10 +103,10 @@ pub struct Fib {
     nexthop_objects: bool,
     wanted: FastMap<IpNet, Wanted>,
     /// Static routes; each one's prefix is in `wanted` with it.
-    statics: HashMap<IpNet, Wanted>,
+    statics: HashMap<IpNet, Target>,
     /// What BGP wants for a prefix a static route holds, for when the
     /// static route goes.
-    shadowed: HashMap<IpNet, Wanted>,
+    shadowed: HashMap<IpNet, Target>,
     installed: FastMap<RouteKey, Installed>,
     dirty: BTreeSet<RouteKey>,
     converged: bool,
@@ -104,12 +114,13 @@ pub struct Fib {
     kernel: KernelView,
     /// Resolution per BGP next-hop address, and the prefixes using it.
     resolved: HashMap<Gateway, Vec<KernelNextHop>>,
-    /// How many wanted prefixes use each next-hop address. (Which ones is
-    /// looked up in `wanted` when a resolution changes, which is rare:
-    /// an index of them cost more memory than the Loc-RIB's paths.)
+    /// How many lists in `lists` hold each next-hop address. (Which
+    /// prefixes use a list is looked up in `wanted` when a resolution
+    /// changes, which is rare: an index of them cost more memory than the
+    /// Loc-RIB's paths.)
     users: HashMap<Gateway, usize>,
     /// Every list of next hops in `wanted`, once.
-    next_hop_lists: HashSet<Arc<[Gateway]>>,
+    lists: NextHopLists,
     nexthops: NexthopTable,
     counters: FibCounters,
     /// Next hops not resolvable at the moment, for the API.
@@ -136,7 +147,7 @@ impl Fib {
             kernel: KernelView::default(),
             resolved: HashMap::new(),
             users: HashMap::new(),
-            next_hop_lists: HashSet::new(),
+            lists: NextHopLists::default(),
             nexthops: NexthopTable::default(),
             counters: FibCounters::default(),
             unresolved: BTreeSet::new(),
@@ -209,7 +220,7 @@ impl Fib {
 
     /// What a Loc-RIB selection should become in the kernel, or why
     /// nothing.
-    fn decide(&self, change: &LocRibChange) -> Result<Wanted, String> {
+    fn decide(&self, change: &LocRibChange) -> Result<Target, String> {
         let prefix = change.prefix;
         let sel = change.selected.as_ref().ok_or("no path in the Loc-RIB")?;
         let family_on = match prefix {
@@ -240,7 +251,7 @@ impl Fib {
         if let Some((selector, _)) = &self.config.vip
             && selector.matches(&route)
         {
-            return Ok(Wanted::Vip);
+            return Ok(Target::Vip);
         }
         if sel.own {
             return Err("the node's own prefix (announced by Cilium or originate): never installed".into());
@@ -259,36 +270,42 @@ impl Fib {
         {
             return Err("rejected by the [fib] policy".into());
         }
-        Ok(Wanted::Forward(sel.next_hops.as_slice().into()))
+        Ok(Target::Forward(sel.next_hops.as_slice().into()))
     }
 
     /// Sets what a prefix should become: next hops are resolved, and both
     /// of its keys (our table, the local table) are marked for a write.
-    fn set_wanted(&mut self, prefix: IpNet, new: Option<Wanted>) {
-        let new = new.map(|w| match w {
-            Wanted::Forward(nhs) => Wanted::Forward(self.shared_next_hops(&nhs)),
-            w => w,
-        });
-        if let Some(Wanted::Forward(nhs)) = &self.wanted.get(&prefix) {
-            for &a in nhs.iter() {
-                if let Some(u) = self.users.get_mut(&a) {
-                    *u = u.saturating_sub(1);
+    fn set_wanted(&mut self, prefix: IpNet, new: Option<Target>) {
+        if let Some(Wanted::Forward(id)) = self.wanted.remove(&prefix)
+            && let Some(gone) = self.lists.release(id)
+        {
+            for a in gone.iter() {
+                if let Some(u) = self.users.get_mut(a) {
+                    *u -= 1;
                     if *u == 0 {
-                        self.users.remove(&a);
+                        self.users.remove(a);
+                        self.resolved.remove(a);
                     }
                 }
             }
         }
-        self.wanted.remove(&prefix);
-        if let Some(Wanted::Forward(nhs)) = &new {
-            for &a in nhs.iter() {
-                *self.users.entry(a).or_default() += 1;
-                if !self.resolved.contains_key(&a) {
-                    let r = self.kernel.resolve(a);
-                    self.resolved.insert(a, r);
+        let new = new.map(|t| match t {
+            Target::Forward(nhs) => {
+                let (id, new_list) = self.lists.acquire(&nhs);
+                if new_list {
+                    for &a in nhs.iter() {
+                        *self.users.entry(a).or_default() += 1;
+                        if !self.resolved.contains_key(&a) {
+                            let r = self.kernel.resolve(a);
+                            self.resolved.insert(a, r);
+                        }
+                    }
                 }
+                Wanted::Forward(id)
             }
-        }
+            Target::Vip => Wanted::Vip,
+            Target::Reject(kind) => Wanted::Reject(kind),
+        });
         match new {
             Some(w) => {
                 self.wanted.insert(prefix, w);
@@ -315,14 +332,14 @@ impl Fib {
             IpNet::V4(_) => self.config.ipv4,
             IpNet::V6(_) => self.config.ipv6,
         };
-        let new: HashMap<IpNet, Wanted> = routes
+        let new: HashMap<IpNet, Target> = routes
             .iter()
             .filter(|r| family_on(&r.prefix))
             .map(|r| {
                 let w = match r.target {
-                    StaticTarget::NextHop(a) => Wanted::Forward([Gateway::from(a)].into()),
-                    StaticTarget::Blackhole => Wanted::Reject(RouteKind::Blackhole),
-                    StaticTarget::Unreachable => Wanted::Reject(RouteKind::Unreachable),
+                    StaticTarget::NextHop(a) => Target::Forward([Gateway::from(a)].into()),
+                    StaticTarget::Blackhole => Target::Reject(RouteKind::Blackhole),
+                    StaticTarget::Unreachable => Target::Reject(RouteKind::Unreachable),
                 };
                 (r.prefix, w)
             })
@@ -343,8 +360,9 @@ impl Fib {
                 continue;
             }
             if !self.statics.contains_key(&p)
-                && let Some(bgp) = self.wanted.get(&p).cloned()
+                && let Some(&bgp) = self.wanted.get(&p)
             {
+                let bgp = self.target_of(bgp);
                 self.shadowed.insert(p, bgp);
             }
             self.statics.insert(p, w.clone());
@@ -438,15 +456,13 @@ impl Fib {
         Followup::None
     }
 
-    /// The one copy of a list of next hops that every prefix using it
-    /// shares (a full table has a handful of lists).
-    fn shared_next_hops(&mut self, nhs: &[Gateway]) -> Arc<[Gateway]> {
-        if let Some(shared) = self.next_hop_lists.get(nhs) {
-            return shared.clone();
+    /// What a prefix's entry stands for.
+    fn target_of(&self, w: Wanted) -> Target {
+        match w {
+            Wanted::Forward(id) => Target::Forward(self.lists.get(id).clone()),
+            Wanted::Vip => Target::Vip,
+            Wanted::Reject(kind) => Target::Reject(kind),
         }
-        let shared: Arc<[Gateway]> = nhs.into();
-        self.next_hop_lists.insert(shared.clone());
-        shared
     }
 
     /// Gives back the room of tables that emptied (routes withdrawn, or
@@ -455,8 +471,8 @@ impl Fib {
     /// the allocator may have memory to return to the system.
     pub fn release_unused(&mut self) -> bool {
         use crate::memory::shrink_map;
-        self.next_hop_lists.retain(|l| Arc::strong_count(l) > 1);
-        let mut shrunk = shrink_map(&mut self.wanted) | shrink_map(&mut self.installed);
+        let mut shrunk = self.lists.shrink();
+        shrunk |= shrink_map(&mut self.wanted) | shrink_map(&mut self.installed);
         shrunk |= shrink_map(&mut self.resolved) | shrink_map(&mut self.users);
         shrunk | self.nexthops.shrink()
     }
@@ -614,7 +630,7 @@ impl Fib {
     }
 
     fn desired_route(&mut self, key: RouteKey) -> Option<KernelRoute> {
-        let wanted = self.wanted.get(&key.prefix)?;
+        let wanted = *self.wanted.get(&key.prefix)?;
         match wanted {
             Wanted::Vip => {
                 let (_, kind) = self.config.vip.as_ref()?;
@@ -671,22 +687,30 @@ impl Fib {
                 prefix: key.prefix,
                 table: key.table,
                 protocol: self.config.protocol,
-                kind: *kind,
+                kind,
                 metric: self.config.metric,
                 nexthops: vec![],
                 nhid: None,
                 prefsrc: None,
             }),
-            Wanted::Forward(nhs) => {
+            Wanted::Forward(id) => {
                 if key.table != self.config.table {
                     return None;
                 }
-                let mut set: BTreeSet<KernelNextHop> = BTreeSet::new();
-                for nh in nhs.iter() {
-                    if let Some(r) = self.resolved.get(nh) {
-                        set.extend(r.iter().cloned());
+                let set = match self.lists.resolved(id) {
+                    Some(set) => set.clone(),
+                    None => {
+                        let mut set: BTreeSet<KernelNextHop> = BTreeSet::new();
+                        for nh in self.lists.get(id).iter() {
+                            if let Some(r) = self.resolved.get(nh) {
+                                set.extend(r.iter().cloned());
+                            }
+                        }
+                        let set: Arc<[KernelNextHop]> = set.into_iter().collect();
+                        self.lists.set_resolved(id, set.clone());
+                        set
                     }
-                }
+                };
                 if set.is_empty() {
                     self.unresolved.insert(key.prefix);
                     return None;
@@ -699,7 +723,7 @@ impl Fib {
                     protocol: self.config.protocol,
                     kind: RouteKind::Unicast,
                     metric: self.config.metric,
-                    nexthops: set.into_iter().collect(),
+                    nexthops: set.to_vec(),
                     nhid: None,
                     prefsrc,
                 })
@@ -722,10 +746,11 @@ impl Fib {
         if changed.is_empty() {
             return;
         }
+        let hit = self.lists.invalidate(&|nh| changed.contains(nh));
         let table = self.config.table;
         for (prefix, w) in &self.wanted {
-            if let Wanted::Forward(nhs) = w
-                && nhs.iter().any(|nh| changed.contains(nh))
+            if let Wanted::Forward(id) = w
+                && hit.contains(id)
             {
                 self.dirty.insert(RouteKey {
                     prefix: *prefix,
