@@ -303,12 +303,13 @@ impl Rib {
                 peer.adj_in.rejected.remove(&prefix);
                 peer.adj_in.stale.remove(&prefix);
                 peer.adj_in.accepted.insert(prefix);
+                let next_hop = self.next_hops.intern(nh);
                 self.upsert_path(
                     prefix,
                     Path {
                         source: Source::Peer(id),
                         attrs,
-                        next_hop: nh,
+                        next_hop,
                         stale: false,
                         gated: None,
                         since: 0,
@@ -342,7 +343,7 @@ impl Rib {
                 .get(prefix)
                 .and_then(|d| d.paths.iter().find(|x| x.source == Source::Peer(id)))
             {
-                out.push((*prefix, (path.attrs.clone(), path.next_hop)));
+                out.push((*prefix, (path.attrs.clone(), *path.next_hop)));
             }
         }
         Some(out)

@@ -25,7 +25,8 @@ pub struct PeerId(pub u32);
 pub struct Path {
     pub source: Source,
     pub attrs: Arc<Attributes>,
-    pub next_hop: NextHop,
+    /// Interned: the paths of a full table share a handful.
+    pub next_hop: Arc<NextHop>,
     /// Kept for a restarting peer (RFC 4724 §4.2) until it re-sends it.
     pub stale: bool,
     /// When it was received, or last changed: seconds since the RIB
@@ -199,7 +200,7 @@ mod tests {
         Path {
             source: Source::Peer(PeerId(peer)),
             attrs: Arc::new(attrs),
-            next_hop: NextHop::V4(Ipv4Addr::new(10, 0, 0, peer as u8)),
+            next_hop: Arc::new(NextHop::V4(Ipv4Addr::new(10, 0, 0, peer as u8))),
             stale: false,
             gated: None,
             since: 0,

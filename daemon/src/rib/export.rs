@@ -149,7 +149,7 @@ impl Rib {
             {
                 own()
             }
-            NextHopChange::Unchanged => Some(best.next_hop),
+            NextHopChange::Unchanged => Some(*best.next_hop),
         };
         let Some(nh) = nh else {
             tracing::debug!(%prefix, peer = %target.setup.name, "no usable next hop for this family on the session; not exported");

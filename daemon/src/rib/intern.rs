@@ -1,22 +1,30 @@
-//! Interned attribute sets: a million routes that share a few thousand
-//! attribute sets hold a few thousand `Attributes` values, and comparing
-//! two routes' attributes is a pointer comparison.
+//! Interned attribute sets and next hops: a million routes that share a
+//! few thousand attribute sets hold a few thousand `Attributes` values,
+//! and comparing two routes' attributes is a pointer comparison.
 
 use std::collections::HashSet;
+use std::hash::Hash;
 use std::sync::Arc;
 
-use bgp_proto::Attributes;
-
-#[derive(Debug, Default)]
-pub struct Interner {
-    set: HashSet<Arc<Attributes>>,
+#[derive(Debug)]
+pub struct Interner<T> {
+    set: HashSet<Arc<T>>,
     /// Size after the last sweep; the next one runs when the set doubles.
     swept_at: usize,
 }
 
-impl Interner {
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Interner {
+            set: HashSet::new(),
+            swept_at: 0,
+        }
+    }
+}
+
+impl<T: Hash + Eq> Interner<T> {
     /// The shared copy of `attrs`.
-    pub fn intern(&mut self, attrs: Attributes) -> Arc<Attributes> {
+    pub fn intern(&mut self, attrs: T) -> Arc<T> {
         if let Some(a) = self.set.get(&attrs) {
             return a.clone();
         }
@@ -29,7 +37,7 @@ impl Interner {
     }
 
     /// The shared copy of an attribute set that may already be shared.
-    pub fn intern_arc(&mut self, attrs: &Arc<Attributes>) -> Arc<Attributes> {
+    pub fn intern_arc(&mut self, attrs: &Arc<T>) -> Arc<T> {
         match self.set.get(attrs.as_ref()) {
             Some(a) => a.clone(),
             None => {
@@ -57,6 +65,7 @@ impl Interner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bgp_proto::Attributes;
 
     #[test]
     fn equal_sets_share_one_allocation_and_unused_ones_are_swept() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use bgp_proto::NextHop;
 use ipnet::IpNet;
+use smallvec::SmallVec;
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -40,10 +41,11 @@ impl LocSize {
     }
 }
 
-/// The paths to one prefix.
+/// The paths to one prefix. Most prefixes have one, held in place: a
+/// full table makes no allocation per prefix.
 #[derive(Debug, Default)]
 pub(super) struct Dest {
-    pub(super) paths: Vec<Path>,
+    pub(super) paths: SmallVec<[Path; 1]>,
     /// `paths[..selected]` is the equal-cost set, best first.
     pub(super) selected: usize,
 }
@@ -70,11 +72,6 @@ impl Rib {
                 self.released += 1;
             }
             None => {
-                // Most prefixes have one path: room for exactly one (a
-                // first push would make room for four).
-                if dest.paths.capacity() == 0 {
-                    dest.paths.reserve_exact(1);
-                }
                 dest.paths.push(path);
                 self.loc_size.paths += 1;
             }
@@ -197,7 +194,7 @@ pub(super) fn snapshot(d: &Dest) -> Vec<(Source, usize, NextHop, bool, Option<Ga
         (
             p.source,
             Arc::as_ptr(&p.attrs) as usize,
-            p.next_hop,
+            *p.next_hop,
             p.stale,
             p.gated,
         )
@@ -212,7 +209,7 @@ pub(super) fn snapshot(d: &Dest) -> Vec<(Source, usize, NextHop, bool, Option<Ga
             .iter()
             .filter(|p| p.gated.is_some())
             // Only whether it is held back matters here (see `selected`).
-            .map(|p| (p.source, 0, p.next_hop, false, Some(GateAction::Withdraw))),
+            .map(|p| (p.source, 0, *p.next_hop, false, Some(GateAction::Withdraw))),
     );
     s
 }

@@ -249,7 +249,9 @@ pub struct Rib {
     loc_size: LocSize,
     /// Paths replaced or removed since unused memory was last released.
     released: usize,
-    interner: Interner,
+    interner: Interner<Attributes>,
+    /// The next hops of the Loc-RIB's paths, each once.
+    next_hops: Interner<NextHop>,
     originate: Vec<IpNet>,
     /// When the RIB started, and the seconds since then as of the event
     /// being handled (a path's age counts from it).
@@ -291,6 +293,7 @@ impl Rib {
             loc_size: LocSize::default(),
             released: 0,
             interner: Interner::default(),
+            next_hops: Interner::default(),
             originate: Vec::new(),
             epoch: now,
             clock: 0,
@@ -399,6 +402,7 @@ impl Rib {
                 IpNet::V4(_) => NextHop::V4(Ipv4Addr::UNSPECIFIED),
                 IpNet::V6(_) => NextHop::v6(Ipv6Addr::UNSPECIFIED),
             };
+            let next_hop = self.next_hops.intern(next_hop);
             self.upsert_path(
                 *p,
                 Path {
@@ -752,6 +756,7 @@ impl Rib {
         self.released = 0;
         self.export_cache.prune();
         self.interner.sweep();
+        self.next_hops.sweep();
         let mut shrunk = crate::memory::shrink_map(&mut self.loc);
         for p in self.peers.iter_mut().flatten() {
             shrunk |= p.adj_in.shrink();
