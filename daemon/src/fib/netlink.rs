@@ -497,8 +497,9 @@ impl Io {
 /// RTNLGRP_IPV4_ROUTE, RTNLGRP_IPV6_ROUTE and RTNLGRP_NEXTHOP, on its own
 /// socket with a large receive buffer.
 ///
-/// Our own route changes are reported too: while tern installs a full
-/// table, read events steadily or expect an `Overrun`.
+/// Our own route changes are reported too (unless opened with
+/// [`Monitor::open_ignoring`]): while tern installs a full table, read
+/// events steadily or expect an `Overrun`.
 pub struct Monitor {
     socket: TokioSocket,
     buf: Vec<u8>,
@@ -510,6 +511,15 @@ impl Monitor {
     /// called within a tokio runtime.
     pub fn open() -> io::Result<Monitor> {
         Self::open_with(MONITOR_RECEIVE_BUFFER)
+    }
+
+    /// [`Monitor::open`], without the additions and replacements of routes
+    /// of `protocol` (see [`wire::ignore_route_additions_of`]): what the
+    /// FIB writes itself is not read back.
+    pub fn open_ignoring(protocol: u8) -> io::Result<Monitor> {
+        let monitor = Self::open_with(MONITOR_RECEIVE_BUFFER)?;
+        wire::ignore_route_additions_of(monitor.socket.socket_ref(), protocol)?;
+        Ok(monitor)
     }
 
     fn open_with(receive_buffer: usize) -> io::Result<Monitor> {

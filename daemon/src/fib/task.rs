@@ -54,7 +54,7 @@ const EARLY_SCAN: Duration = Duration::from_secs(1);
 pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::Result<FibHandle> {
     let mut netlink = Netlink::open()?;
     // Subscribe before dumping, so nothing happens unseen in between.
-    let monitor = Monitor::open()?;
+    let monitor = Monitor::open_ignoring(settings.protocol)?;
     let nexthop_objects = netlink.supports_nexthop_objects().await;
     let mut fib = Fib::new(settings.clone(), nexthop_objects);
     // What the kernel holds decides what is adopted and what is swept: a
@@ -240,7 +240,7 @@ impl FibTask {
                     Err(e) => {
                         tracing::error!(error = %e, "kernel event socket failed; reopening");
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        if let Ok(m) = Monitor::open() {
+                        if let Ok(m) = Monitor::open_ignoring(self.settings.protocol) {
                             self.monitor = m;
                         }
                         next = Followup::Reload;

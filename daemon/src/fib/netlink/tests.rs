@@ -697,6 +697,31 @@ fn monitor_sees_routes_links_and_addresses() {
     });
 }
 
+/// The FIB's monitor does not read back the routes it writes, but sees
+/// them removed, and sees every other protocol's.
+#[test]
+fn monitor_can_ignore_our_own_additions() {
+    let Some(lab) = Lab::new("ignoring") else { return };
+    let name = lab.name.clone();
+    lab.run(move || async move {
+        let mut monitor = Monitor::open_ignoring(RTPROT_BGP).unwrap();
+        let mut nl = Netlink::open().unwrap();
+        let ours = unicast("fd00:10::/48", vec![via("fd00::2", None, 1)]);
+        apply_ok(&mut nl, &replace(&[&ours])).await;
+        run_ip(&["-n", &name, "route", "add", "10.10.0.0/24", "via", "10.0.0.2", "proto", "static"]);
+        let prefix: IpNet = "10.10.0.0/24".parse().unwrap();
+        // The static route comes after ours: had ours been reported, it
+        // would be seen first.
+        let first_route = wait_for(&mut monitor, "a route", |e| matches!(e, Event::Route { .. })).await;
+        assert!(
+            matches!(&first_route, Event::Route { added: true, route } if route.prefix == prefix),
+            "{first_route:?}"
+        );
+        apply_ok(&mut nl, &delete(&[&ours])).await;
+        wait_for(&mut monitor, "our route's removal", |e| matches!(e, Event::Route { added: false, route } if route.prefix == ours.prefix)).await;
+    });
+}
+
 #[test]
 fn monitor_reports_overrun() {
     let Some(lab) = Lab::new("overrun") else { return };

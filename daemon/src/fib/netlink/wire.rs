@@ -159,6 +159,39 @@ pub fn join(socket: &mut Socket, groups: &[u32], receive_buffer: usize) -> io::R
     set_buffers(socket, receive_buffer, None)
 }
 
+/// Has the kernel drop, before they are queued, the notifications of
+/// routes of `protocol` being added or replaced: the routes tern writes
+/// itself, which tell it nothing (a full table is a million of them, each
+/// to be read and parsed). Removals of its routes still come through: one
+/// removed by someone else is drift to repair. A classic BPF program on the
+/// socket:
+///
+/// ```text
+/// ldh [4]                    nlmsg_type (host order, read as big-endian)
+/// jeq RTM_NEWROUTE, 0, 3
+/// ldb [21]                   rtm_protocol (16-byte header, 5th byte of rtmsg)
+/// jeq protocol, 0, 1
+/// ret 0                      drop
+/// ret 0xffffffff             keep
+/// ```
+pub fn ignore_route_additions_of(socket: &Socket, protocol: u8) -> io::Result<()> {
+    use socket2::{SockFilter, SockRef};
+    const LD_H_ABS: u16 = 0x28;
+    const LD_B_ABS: u16 = 0x30;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    let new_route = u16::from_be_bytes(RTM_NEWROUTE.to_ne_bytes());
+    let program = [
+        SockFilter::new(LD_H_ABS, 0, 0, 4),
+        SockFilter::new(JEQ_K, 0, 3, u32::from(new_route)),
+        SockFilter::new(LD_B_ABS, 0, 0, 21),
+        SockFilter::new(JEQ_K, 0, 1, u32::from(protocol)),
+        SockFilter::new(RET_K, 0, 0, 0),
+        SockFilter::new(RET_K, 0, 0, u32::MAX),
+    ];
+    SockRef::from(socket).attach_filter(&program)
+}
+
 /// Sets the buffer sizes, past `net.core.[rw]mem_max` when we hold
 /// `CAP_NET_ADMIN` (`SO_*BUFFORCE`), else as far as the limit allows.
 fn set_buffers(socket: &Socket, receive: usize, send: Option<usize>) -> io::Result<()> {
