@@ -200,6 +200,33 @@ impl Netlink {
         results
     }
 
+    /// [`Netlink::apply`] done entirely on the socket's thread, encoding
+    /// included, while the caller goes on: the answer is the ops back with
+    /// one result each. Writes started later are applied after these.
+    pub fn start_apply(&mut self, ops: Vec<Op>) -> Applying {
+        let first_seq = self.seq;
+        self.seq = self.seq.wrapping_add(ops.len() as u32);
+        let (window, batch_bytes) = (self.window, self.batch_bytes);
+        self.submit(move |io| {
+            let mut results = vec![Ok(()); ops.len()];
+            let mut bytes = Vec::with_capacity(batch_bytes + 4096);
+            let mut next = 0;
+            while next < ops.len() {
+                bytes.clear();
+                let first = next;
+                let seq = first_seq.wrapping_add(first as u32);
+                while next < ops.len() && bytes.len() < batch_bytes && next - first < window {
+                    encode(&ops[next], seq.wrapping_add((next - first) as u32), &mut bytes);
+                    next += 1;
+                }
+                for (position, error) in io.send_batch(&bytes, seq, next - first) {
+                    results[first + position] = Err(error);
+                }
+            }
+            (ops, results)
+        })
+    }
+
     /// Runs a dump on the socket's thread, parsing each message there with
     /// `parse`; retried when the kernel marks it interrupted.
     async fn dump<T: Send + 'static>(
@@ -353,6 +380,10 @@ fn encode(op: &Op, seq: u32, buf: &mut Vec<u8>) {
         Op::DeleteNexthop(id) => nexthop::push_delete(buf, seq, *id),
     }
 }
+
+/// Ops being applied by [`Netlink::start_apply`]; fails if the socket's
+/// thread has stopped.
+pub type Applying = oneshot::Receiver<(Vec<Op>, Vec<Result<(), OpError>>)>;
 
 type BatchAnswer = Result<(Vec<u8>, Vec<(usize, OpError)>), oneshot::error::RecvError>;
 

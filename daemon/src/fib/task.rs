@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::kernel::{KernelRoute, RT_TABLE_LOCAL, RouteKind};
 use super::model::{Fib, Followup, KernelSnapshot};
-use super::netlink::{Monitor, Netlink};
+use super::netlink::{Applying, Monitor, Netlink};
 use crate::config::{FibSettings, StaticRoute};
 use crate::rib::LocRibChange;
 use crate::rib::task::FibInput;
@@ -48,6 +48,19 @@ const START_DUMP_PAUSE: Duration = Duration::from_millis(500);
 
 /// After a deletion of one of our routes is seen, scan this soon.
 const EARLY_SCAN: Duration = Duration::from_secs(1);
+
+/// Loc-RIB changes taken in one go before the task looks at its other
+/// inputs (the kernel's answers among them) again.
+const TAKE_AT_ONCE: usize = 4096;
+
+/// Keys written in one go. While the kernel works on them the task takes
+/// the next changes, so a full table flows to the kernel as it arrives; a
+/// bound keeps the ops of one write small.
+const WRITE_AT_ONCE: usize = 32 * 1024;
+
+/// The status is published at most this often (counting a full table's
+/// routes is not free).
+const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
 /// Opens the kernel sockets, loads what the kernel holds and starts the
 /// task. Fails when netlink cannot be opened (no CAP_NET_ADMIN).
@@ -92,6 +105,9 @@ pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::
         nexthop_objects,
         scans: 0,
         strangers: strangers.iter().map(describe).collect(),
+        writing: None,
+        published: Instant::now(),
+        publish_due: None,
     };
     let join = tokio::spawn(task.run(input_rx, control_rx));
     Ok(FibHandle {
@@ -210,6 +226,22 @@ struct FibTask {
     scans: u64,
     /// Routes of our protocol we did not write, as last dumped.
     strangers: Vec<String>,
+    /// The write the kernel is working on, if any (one at a time, so
+    /// writes are applied in order).
+    writing: Option<Applying>,
+    /// When the status was last published, and when it is next due.
+    published: Instant,
+    publish_due: Option<Instant>,
+}
+
+/// The write in progress, finished; never, when there is none.
+async fn written(
+    writing: &mut Option<Applying>,
+) -> Result<(Vec<super::kernel::Op>, Vec<Result<(), super::kernel::OpError>>), oneshot::error::RecvError> {
+    match writing {
+        Some(w) => w.await,
+        None => std::future::pending().await,
+    }
 }
 
 impl FibTask {
@@ -227,11 +259,21 @@ impl FibTask {
         loop {
             let mut next = Followup::None;
             tokio::select! {
+                done = written(&mut self.writing) => {
+                    self.writing = None;
+                    match done {
+                        Ok((ops, results)) => self.fib.applied(&ops, &results, Instant::now()),
+                        Err(_) => tracing::error!("the netlink thread has stopped"),
+                    }
+                }
+                _ = clock::sleep_until(self.publish_due) => self.publish(),
                 msg = input.recv() => {
                     let Some(msg) = msg else { return };
                     self.take(msg);
-                    // Everything already queued goes into the same flush.
-                    while let Ok(more) = input.try_recv() {
+                    // What is already queued goes into the same write, up
+                    // to a bound: the kernel's answers must not wait long.
+                    for _ in 1..TAKE_AT_ONCE {
+                        let Ok(more) = input.try_recv() else { break };
                         self.take(more);
                     }
                 }
@@ -271,6 +313,7 @@ impl FibTask {
                         let _ = reply.send(found);
                     }
                     Some(FibControl::Stop { keep, done }) => {
+                        self.finish_writing().await;
                         if !keep {
                             let ops = self.fib.withdraw_all();
                             let n = ops.len();
@@ -285,9 +328,10 @@ impl FibTask {
                     None => return,
                 },
             }
-            next = next.max(self.flush().await);
+            self.write();
+            self.publish_soon();
             // Idle: what the routes left behind goes back to the system.
-            if input.is_empty() && self.fib.release_unused() {
+            if input.is_empty() && self.writing.is_none() && self.fib.release_unused() {
                 memory::trim();
             }
             // Follow up until the kernel and the FIB agree.
@@ -305,8 +349,9 @@ impl FibTask {
                         tracing::info!(
                             "reloading the kernel state (events lost, or a link or address changed)"
                         );
+                        next = self.finish_writing().await;
                         self.reload().await;
-                        next = self.flush().await;
+                        next = next.max(self.flush().await);
                     }
                 }
             }
@@ -323,12 +368,45 @@ impl FibTask {
         }
     }
 
-    /// Writes what changed. Kernel events that arrive meanwhile (our own
-    /// writes among them) are read as they come, so a large write cannot
+    /// Starts writing what changed, unless a write is in progress (the
+    /// next starts when it ends).
+    fn write(&mut self) {
+        if self.writing.is_some() {
+            return;
+        }
+        let ops = self.fib.flush_at_most(WRITE_AT_ONCE);
+        if !ops.is_empty() {
+            self.writing = Some(self.netlink.start_apply(ops));
+        }
+    }
+
+    /// Waits for the write in progress, reading kernel events meanwhile;
+    /// returns what they ask for.
+    async fn finish_writing(&mut self) -> Followup {
+        let mut next = Followup::None;
+        while self.writing.is_some() {
+            tokio::select! {
+                done = written(&mut self.writing) => {
+                    self.writing = None;
+                    if let Ok((ops, results)) = done {
+                        self.fib.applied(&ops, &results, Instant::now());
+                    }
+                }
+                ev = self.monitor.next() => match ev {
+                    Ok(e) => next = next.max(self.fib.kernel_event(e)),
+                    Err(_) => next = Followup::Reload,
+                },
+            }
+        }
+        next
+    }
+
+    /// Writes everything that changed and waits for it. Kernel events that
+    /// arrive meanwhile are read as they come, so a large write cannot
     /// overflow the event socket; returns what they ask for.
     async fn flush(&mut self) -> Followup {
+        let mut next = self.finish_writing().await;
         let ops = self.fib.flush();
-        let mut next = Followup::None;
         if !ops.is_empty() {
             let FibTask {
                 fib,
@@ -362,6 +440,12 @@ impl FibTask {
     /// route in place of ours) must be known before the scan decides what
     /// to write back. Returns what those events ask for.
     async fn scan(&mut self) -> Followup {
+        // Routes being written would look missing.
+        let next = self.finish_writing().await;
+        next.max(self.scan_kernel().await)
+    }
+
+    async fn scan_kernel(&mut self) -> Followup {
         let nexthops = if self.nexthop_objects {
             match self.netlink.dump_nexthops(Some(self.settings.protocol)).await {
                 Ok(n) => Some(n),
@@ -427,8 +511,24 @@ impl FibTask {
         self.strangers = now;
     }
 
+    /// Publishes the status now if it was not published lately, else when
+    /// [`PUBLISH_EVERY`] has passed.
+    fn publish_soon(&mut self) {
+        if self.publish_due.is_some() {
+            return;
+        }
+        let due = self.published + PUBLISH_EVERY;
+        if Instant::now() >= due {
+            self.publish();
+        } else {
+            self.publish_due = Some(due);
+        }
+    }
+
     /// Publishes the status when it changed (readers are woken only then).
-    fn publish(&self) {
+    fn publish(&mut self) {
+        self.published = Instant::now();
+        self.publish_due = None;
         let counters = self.fib.counters();
         let failed_routes = self.fib.failed_routes(Instant::now());
         self.status.send_if_modified(|s| {

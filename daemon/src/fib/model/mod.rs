@@ -276,7 +276,8 @@ impl Fib {
     /// Sets what a prefix should become: next hops are resolved, and both
     /// of its keys (our table, the local table) are marked for a write.
     fn set_wanted(&mut self, prefix: IpNet, new: Option<Target>) {
-        if let Some(Wanted::Forward(id)) = self.wanted.remove(&prefix)
+        let old = self.wanted.remove(&prefix);
+        if let Some(Wanted::Forward(id)) = old
             && let Some(gone) = self.lists.release(id)
         {
             for a in gone.iter() {
@@ -306,6 +307,7 @@ impl Fib {
             Target::Vip => Wanted::Vip,
             Target::Reject(kind) => Wanted::Reject(kind),
         });
+        let vip = old == Some(Wanted::Vip) || new == Some(Wanted::Vip);
         match new {
             Some(w) => {
                 self.wanted.insert(prefix, w);
@@ -318,10 +320,15 @@ impl Fib {
             prefix,
             table: self.config.table,
         });
-        self.dirty.insert(RouteKey {
+        // The local table holds only VIP routes: a full table's prefixes
+        // have nothing to write there.
+        let local = RouteKey {
             prefix,
             table: RT_TABLE_LOCAL,
-        });
+        };
+        if vip || self.installed.contains_key(&local) {
+            self.dirty.insert(local);
+        }
     }
 
     /// The configured static routes (at start and on reload): those added
@@ -487,11 +494,22 @@ impl Fib {
     /// key that changed since the last flush. Nexthop objects are created
     /// before the routes that use them and deleted after.
     pub fn flush(&mut self) -> Vec<Op> {
+        self.flush_at_most(usize::MAX)
+    }
+
+    /// [`Fib::flush`] for at most `keys` of the keys that changed, so that
+    /// the kernel can start on them while more changes come in.
+    pub fn flush_at_most(&mut self, keys: usize) -> Vec<Op> {
+        let keys: Vec<RouteKey> = if self.dirty.len() <= keys {
+            std::mem::take(&mut self.dirty).into_iter().collect()
+        } else {
+            std::iter::from_fn(|| self.dirty.pop_first()).take(keys).collect()
+        };
         // Objects the kernel lost come back before the routes that use them.
         let mut create = self.nexthops.take_missing(self.config.protocol);
         let mut routes = Vec::new();
         let mut release = std::mem::take(&mut self.to_release);
-        for key in std::mem::take(&mut self.dirty) {
+        for key in keys {
             // A refused route's object use goes back after this attempt
             // takes its own, so the object is not deleted in between.
             release.extend(self.failing.get_mut(&key).and_then(|f| f.nhid.take()));

@@ -708,7 +708,17 @@ fn monitor_can_ignore_our_own_additions() {
         let mut nl = Netlink::open().unwrap();
         let ours = unicast("fd00:10::/48", vec![via("fd00::2", None, 1)]);
         apply_ok(&mut nl, &replace(&[&ours])).await;
-        run_ip(&["-n", &name, "route", "add", "10.10.0.0/24", "via", "10.0.0.2", "proto", "static"]);
+        run_ip(&[
+            "-n",
+            &name,
+            "route",
+            "add",
+            "10.10.0.0/24",
+            "via",
+            "10.0.0.2",
+            "proto",
+            "static",
+        ]);
         let prefix: IpNet = "10.10.0.0/24".parse().unwrap();
         // The static route comes after ours: had ours been reported, it
         // would be seen first.
@@ -718,7 +728,12 @@ fn monitor_can_ignore_our_own_additions() {
             "{first_route:?}"
         );
         apply_ok(&mut nl, &delete(&[&ours])).await;
-        wait_for(&mut monitor, "our route's removal", |e| matches!(e, Event::Route { added: false, route } if route.prefix == ours.prefix)).await;
+        wait_for(
+            &mut monitor,
+            "our route's removal",
+            |e| matches!(e, Event::Route { added: false, route } if route.prefix == ours.prefix),
+        )
+        .await;
     });
 }
 
