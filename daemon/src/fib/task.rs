@@ -278,7 +278,13 @@ impl FibTask {
                     }
                 }
                 event = self.monitor.next() => match event {
-                    Ok(e) => next = self.fib.kernel_event(e),
+                    Ok(e) => {
+                        next = self.fib.kernel_event(e);
+                        // All that is queued: while the kernel writes, it
+                        // reports each removal, and the socket must not
+                        // overflow (a lost event costs a reload).
+                        next = next.max(self.take_queued_events().await);
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "kernel event socket failed; reopening");
                         tokio::time::sleep(Duration::from_secs(1)).await;
