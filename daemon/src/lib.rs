@@ -96,6 +96,7 @@ pub mod fib;
 pub mod health;
 pub mod memory;
 pub mod metrics;
+pub mod prefix_map;
 pub mod refusals;
 pub mod rib;
 pub mod session;

@@ -19,18 +19,19 @@ use super::best::{Path, PeerId, Source};
 use super::{Rib, RibOutput, RibPeer};
 use crate::config::MaxPrefixAction;
 use crate::memory::{FastMap, FastSet};
+use crate::prefix_map::PrefixSet;
 
 /// The prefixes of a peer whose path is in the Loc-RIB, counted per family
 /// as they change (max-prefix limits are per family).
 #[derive(Debug, Default)]
 pub(super) struct Accepted {
-    set: FastSet<IpNet>,
+    set: PrefixSet,
     ipv4: usize,
 }
 
 impl Accepted {
     pub(super) fn insert(&mut self, prefix: IpNet) -> bool {
-        let new = self.set.insert(prefix);
+        let new = self.set.add(prefix);
         if new && prefix.addr().is_ipv4() {
             self.ipv4 += 1;
         }
@@ -38,7 +39,7 @@ impl Accepted {
     }
 
     pub(super) fn remove(&mut self, prefix: &IpNet) -> bool {
-        let was = self.set.remove(prefix);
+        let was = self.set.remove(prefix).is_some();
         if was && prefix.addr().is_ipv4() {
             self.ipv4 -= 1;
         }
@@ -46,11 +47,11 @@ impl Accepted {
     }
 
     pub(super) fn contains(&self, prefix: &IpNet) -> bool {
-        self.set.contains(prefix)
+        self.set.contains_key(prefix)
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = &IpNet> {
-        self.set.iter()
+    pub(super) fn iter(&self) -> impl Iterator<Item = IpNet> + '_ {
+        self.set.keys()
     }
 
     pub(super) fn len(&self) -> usize {
@@ -115,7 +116,7 @@ impl AdjRibIn {
         if let Some(pre) = &mut self.pre {
             shrunk |= crate::memory::shrink_map(pre);
         }
-        shrunk |= crate::memory::shrink_set(&mut self.accepted.set);
+        shrunk |= self.accepted.set.shrink();
         shrunk |= crate::memory::shrink_set(&mut self.rejected);
         shrunk |= crate::memory::shrink_map(&mut self.invalid);
         shrunk |= crate::memory::shrink_set(&mut self.stale);
@@ -335,15 +336,15 @@ impl Rib {
             .map(|(p, a)| (*p, a.clone()))
             .collect();
         for prefix in peer.adj_in.accepted.iter().filter(|p| wanted(p)) {
-            if pre.contains_key(prefix) {
+            if pre.contains_key(&prefix) {
                 continue;
             }
             if let Some(path) = self
                 .loc
-                .get(prefix)
+                .get(&prefix)
                 .and_then(|d| d.paths.iter().find(|x| x.source == Source::Peer(id)))
             {
-                out.push((*prefix, (path.attrs.clone(), *path.next_hop)));
+                out.push((prefix, (path.attrs.clone(), *path.next_hop)));
             }
         }
         Some(out)
@@ -412,7 +413,6 @@ impl Rib {
             .accepted
             .iter()
             .filter(|p| which(Family::unicast_of(p)))
-            .copied()
             .collect();
         for p in &gone {
             peer.adj_in.accepted.remove(p);

@@ -63,7 +63,7 @@ impl Rib {
         let Some(session) = &peer.session else { return };
         let families = session.negotiated.families.clone();
         peer.adj_out.start_sync(families);
-        let prefixes: Vec<IpNet> = self.loc.keys().copied().collect();
+        let prefixes: Vec<IpNet> = self.loc.keys().collect();
         for p in prefixes {
             self.export_to(id, p);
         }
@@ -76,7 +76,7 @@ impl Rib {
         if !self.peer(id).is_some_and(|p| p.adj_out.is_synced()) {
             return;
         }
-        let mut all: HashSet<IpNet> = self.loc.keys().copied().collect();
+        let mut all: HashSet<IpNet> = self.loc.keys().collect();
         if let Some(p) = self.peer(id) {
             all.extend(p.adj_out.advertised().copied());
         }

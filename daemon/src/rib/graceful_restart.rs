@@ -47,7 +47,7 @@ impl Rib {
 
     pub(super) fn mark_stale(&mut self, id: PeerId) {
         let Some(peer) = self.peer(id) else { return };
-        let all: Vec<IpNet> = peer.adj_in.accepted.iter().copied().collect();
+        let all: Vec<IpNet> = peer.adj_in.accepted.iter().collect();
         self.mark_stale_prefixes(id, &all);
     }
 
@@ -97,7 +97,7 @@ impl Rib {
             // Everything the FIB was not told, before it may sweep (and
             // what changed in this event with it: see `propagate`).
             self.fib_dumped = true;
-            let mut all: Vec<IpNet> = self.loc.keys().copied().collect();
+            let mut all: Vec<IpNet> = self.loc.keys().collect();
             all.sort_unstable();
             for prefix in all {
                 let selected = self.selected(&prefix);
@@ -146,7 +146,7 @@ impl Rib {
     pub(super) fn end_deferral(&mut self) {
         self.defer_until = None;
         // Everything selected so far reaches the FIB now.
-        self.changed.extend(self.loc.keys().copied());
+        self.changed.extend(self.loc.keys());
         let ids: Vec<PeerId> = (0..self.peers.len())
             .map(|i| PeerId(i as u32))
             .filter(|id| self.peer(*id).is_some_and(|p| p.session.is_some()))

@@ -34,11 +34,11 @@ impl Rib {
         self.tick();
         let (gates, peers, settings) = (&self.gates, &self.peers, &self.settings);
         let peer_of = |s| super::loc_rib::path_peer(peers, settings, s);
-        for (prefix, dest) in &mut self.loc {
+        for (prefix, dest) in self.loc.iter_mut() {
             let before = snapshot(dest);
             let mut regated = false;
             for path in &mut dest.paths {
-                let g = gate(gates, peers, prefix, path);
+                let g = gate(gates, peers, &prefix, path);
                 if path.gated != g {
                     path.gated = g;
                     regated = true;
@@ -47,7 +47,7 @@ impl Rib {
             if regated {
                 dest.selected = best::select(&mut dest.paths, &settings.multipath, &peer_of);
                 if snapshot(dest) != before {
-                    self.changed.push(*prefix);
+                    self.changed.push(prefix);
                 }
             }
         }

@@ -3,7 +3,6 @@
 //! for ECMP. A prefix whose selection changes is noted for export and the
 //! FIB.
 
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use bgp_proto::NextHop;
@@ -54,13 +53,10 @@ impl Rib {
     pub(super) fn upsert_path(&mut self, prefix: IpNet, mut path: Path) {
         path.since = self.clock;
         path.gated = self.gate_for(&prefix, &path);
-        let dest = match self.loc.entry(prefix) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => {
-                self.loc_size.add_prefix(&prefix);
-                e.insert(Dest::default())
-            }
-        };
+        let (dest, new) = self.loc.get_or_insert_with(prefix, Dest::default);
+        if new {
+            self.loc_size.add_prefix(&prefix);
+        }
         let before = snapshot(dest);
         match dest.paths.iter_mut().find(|p| p.source == path.source) {
             Some(existing) => {

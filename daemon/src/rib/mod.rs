@@ -46,6 +46,7 @@ use policy::{PeerInfo, Role};
 
 use crate::config::{GracefulRestartConfig, MaxPrefix, MultipathConfig, PolicyChain};
 use crate::memory::FastMap;
+use crate::prefix_map::PrefixMap;
 use crate::session::negotiate::Negotiated;
 use adj_rib_in::{AdjRibIn, InvalidPath};
 use adj_rib_out::AdjRibOut;
@@ -245,7 +246,7 @@ impl RibPeer {
 pub struct Rib {
     settings: RibSettings,
     peers: Vec<Option<RibPeer>>,
-    loc: FastMap<IpNet, Dest>,
+    loc: PrefixMap<Dest>,
     loc_size: LocSize,
     /// Paths replaced or removed since unused memory was last released.
     released: usize,
@@ -289,7 +290,7 @@ impl Rib {
         Rib {
             settings,
             peers: Vec::new(),
-            loc: FastMap::default(),
+            loc: PrefixMap::default(),
             loc_size: LocSize::default(),
             released: 0,
             interner: Interner::default(),
@@ -607,7 +608,6 @@ impl Rib {
                     .loc
                     .keys()
                     .filter(|p| Family::unicast_of(p) == rr.family)
-                    .copied()
                     .collect();
                 for p in prefixes {
                     self.export_to(id, p);
@@ -621,7 +621,6 @@ impl Rib {
                     .accepted
                     .iter()
                     .filter(|p| Family::unicast_of(p) == family)
-                    .copied()
                     .collect();
                 self.mark_stale_prefixes(id, &marked);
             }
@@ -757,7 +756,7 @@ impl Rib {
         self.export_cache.prune();
         self.interner.sweep();
         self.next_hops.sweep();
-        let mut shrunk = crate::memory::shrink_map(&mut self.loc);
+        let mut shrunk = self.loc.shrink();
         for p in self.peers.iter_mut().flatten() {
             shrunk |= p.adj_in.shrink();
             shrunk |= p.adj_out.shrink();

@@ -184,12 +184,12 @@ impl Rib {
                     for prefix in a.accepted.iter().filter(|prefix| filter.wants(prefix)) {
                         let path = self
                             .loc
-                            .get(prefix)
+                            .get(&prefix)
                             .and_then(|d| d.paths.iter().find(|x| x.source == Source::Peer(id)));
                         out.push(AdjRouteView {
-                            prefix: *prefix,
+                            prefix,
                             attributes: path.map(|x| attributes_view(&x.attrs, Some(*x.next_hop))),
-                            status: status(a.stale.contains(prefix), false),
+                            status: status(a.stale.contains(&prefix), false),
                             reason: Some("after import policy (soft-reconfiguration is off)".into()),
                             modified_by: Vec::new(),
                         });
@@ -234,7 +234,7 @@ impl Rib {
     /// The Loc-RIB entries matching `filter`, for the API.
     pub fn routes(&self, filter: &RouteFilter) -> Vec<RouteView> {
         let longest = filter.longest_match.and_then(|a| self.longest_match(a));
-        let entries: Box<dyn Iterator<Item = (&IpNet, &super::loc_rib::Dest)>> = match filter.longest_match {
+        let entries: Box<dyn Iterator<Item = (IpNet, &super::loc_rib::Dest)>> = match filter.longest_match {
             Some(_) => Box::new(longest.into_iter()),
             None => Box::new(self.loc.iter().filter(|(p, _)| filter.wants(p))),
         };
@@ -249,7 +249,7 @@ impl Rib {
                     .filter(|v| filter.peer.as_deref().is_none_or(|n| v.peer == n))
                     .collect();
                 (!paths.is_empty()).then_some(RouteView {
-                    prefix: *p,
+                    prefix: p,
                     paths,
                     kernel: None,
                 })
@@ -261,11 +261,11 @@ impl Rib {
 
     /// The most specific Loc-RIB entry covering `addr`: one lookup per
     /// prefix length, longest first.
-    fn longest_match(&self, addr: IpAddr) -> Option<(&IpNet, &super::loc_rib::Dest)> {
+    fn longest_match(&self, addr: IpAddr) -> Option<(IpNet, &super::loc_rib::Dest)> {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         (0..=max).rev().find_map(|len| {
             let net = IpNet::new(addr, len).ok()?.trunc();
-            self.loc.get_key_value(&net)
+            self.loc.get(&net).map(|d| (net, d))
         })
     }
 

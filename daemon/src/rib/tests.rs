@@ -1287,18 +1287,22 @@ fn a_failing_health_gate_with_graceful_shutdown_deprefers_the_vips() {
     );
 }
 
-/// A prefix with one path holds room for one path, not the four a first
-/// push makes room for (a full table is mostly such prefixes: this was a
-/// third of tern's memory under a full table).
+/// A prefix with one path holds it in place, with no allocation of its
+/// own (a full table is mostly such prefixes: room for four paths was once
+/// a third of tern's memory under a full table).
 #[test]
-fn a_single_path_prefix_holds_room_for_one_path() {
+fn a_single_path_prefix_holds_its_path_in_place() {
     let mut l = lab();
     l.rib.update(l.frr, frr_announce(FRR_AS, &["10.224.2.0/24"], &[]));
     let prefix = net("10.224.2.0/24");
-    assert_eq!(l.rib.loc[&prefix].paths.capacity(), 1);
-    // A second path makes room as usual.
+    let paths = &l.rib.loc.get(&prefix).expect("in the Loc-RIB").paths;
+    assert!(!paths.spilled());
+    assert_eq!(paths.len(), 1);
+    // A second path moves them to the heap.
     l.rib.update(l.cilium, cilium_announce(&["10.224.2.0/24"]));
-    assert_eq!(l.rib.loc[&prefix].paths.len(), 2);
+    let paths = &l.rib.loc.get(&prefix).expect("in the Loc-RIB").paths;
+    assert!(paths.spilled());
+    assert_eq!(paths.len(), 2);
 }
 
 /// Soft reconfiguration keeps a copy only of what the Loc-RIB does not

@@ -70,7 +70,7 @@ impl Fib {
         KernelState {
             wanted: true,
             installed: true,
-            detail: format!("{what}: {}", self.describe(&self.installed_route(key, i))),
+            detail: format!("{what}: {}", self.describe(&i.route)),
         }
     }
 

@@ -1,91 +1,335 @@
 //! What the FIB believes the kernel holds of its own, kept small: with a
 //! full table this is one entry per route.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 
 use ipnet::IpNet;
 
-use super::{Fib, RouteKey};
+use super::RouteKey;
+use crate::config::FibSettings;
 use crate::fib::kernel::{KernelRoute, RouteKind};
+use crate::memory::shrink_map;
+use crate::prefix_map::PrefixMap;
 
-/// A route of ours in the kernel, as written or as found at start.
+/// A route of ours in the kernel, as written (a route on a nexthop object
+/// without its next hops) or as found at start.
 #[derive(Clone, Debug)]
 pub(super) struct Installed {
-    written: Written,
+    pub(super) route: KernelRoute,
     /// Found in the kernel at start and not yet confirmed as wanted.
     pub(super) leftover: bool,
 }
 
-/// Nearly every route of a full table is a unicast route on a nexthop
-/// object with the configured table, protocol, metric and source address:
-/// its object's id says all of it (8 bytes where the route is 90, and no
-/// allocation). Anything else is kept whole.
+/// What is kept of one route. Nearly every route of a full table is a
+/// unicast route on a nexthop object with the configured table, protocol,
+/// metric and source address: its object's id says all of it, and with the
+/// prefix it takes 16 bytes where the whole route took 90. Any other route
+/// is kept whole beside it.
+#[derive(Copy, Clone, Debug)]
+struct Slot {
+    /// `None`: the route is in [`InstalledTable::whole`].
+    object: Option<NonZeroU32>,
+    leftover: bool,
+}
+
+/// What every route on an object shares.
 #[derive(Clone, Debug)]
-enum Written {
-    Object(u32),
-    Route(Box<KernelRoute>),
+struct Defaults {
+    table: u32,
+    protocol: u8,
+    metric: u32,
+    prefsrc_v4: Option<IpAddr>,
+    prefsrc_v6: Option<IpAddr>,
 }
 
-impl Installed {
-    /// The object the route points at.
-    pub(super) fn nhid(&self) -> Option<u32> {
-        match &self.written {
-            Written::Object(id) => Some(*id),
-            Written::Route(r) => r.nhid,
-        }
-    }
-
-    pub(super) fn kind(&self) -> RouteKind {
-        match &self.written {
-            Written::Object(_) => RouteKind::Unicast,
-            Written::Route(r) => r.kind,
+impl Defaults {
+    fn prefsrc(&self, prefix: &IpNet) -> Option<IpAddr> {
+        match prefix {
+            IpNet::V4(_) => self.prefsrc_v4,
+            IpNet::V6(_) => self.prefsrc_v6,
         }
     }
 }
 
-impl Fib {
-    /// Keeps `route` (a route on an object carries no next hops) as
-    /// installed.
-    pub(super) fn installed_entry(&self, route: KernelRoute, leftover: bool) -> Installed {
-        let written = match route.nhid {
+#[derive(Debug)]
+pub(super) struct InstalledTable {
+    defaults: Defaults,
+    /// Routes in the configured table.
+    main: PrefixMap<Slot>,
+    /// Routes in other tables: the local table's VIP routes, and what a
+    /// previous configuration left.
+    other: HashMap<RouteKey, Slot>,
+    whole: HashMap<RouteKey, KernelRoute>,
+}
+
+impl InstalledTable {
+    pub(super) fn new(config: &FibSettings) -> Self {
+        InstalledTable {
+            defaults: Defaults {
+                table: config.table,
+                protocol: config.protocol,
+                metric: config.metric,
+                prefsrc_v4: config.source_address_ipv4.map(IpAddr::V4),
+                prefsrc_v6: config.source_address_ipv6.map(IpAddr::V6),
+            },
+            main: PrefixMap::default(),
+            other: HashMap::new(),
+            whole: HashMap::new(),
+        }
+    }
+
+    fn slot(&self, key: &RouteKey) -> Option<&Slot> {
+        if key.table == self.defaults.table {
+            self.main.get(&key.prefix)
+        } else {
+            self.other.get(key)
+        }
+    }
+
+    fn slot_mut(&mut self, key: &RouteKey) -> Option<&mut Slot> {
+        if key.table == self.defaults.table {
+            self.main.get_mut(&key.prefix)
+        } else {
+            self.other.get_mut(key)
+        }
+    }
+
+    fn expand(&self, key: RouteKey, slot: Slot) -> Installed {
+        let route = match slot.object {
+            Some(id) => KernelRoute {
+                prefix: key.prefix,
+                table: key.table,
+                protocol: self.defaults.protocol,
+                kind: RouteKind::Unicast,
+                metric: self.defaults.metric,
+                nexthops: Vec::new(),
+                nhid: Some(id.get()),
+                prefsrc: self.defaults.prefsrc(&key.prefix),
+            },
+            None => self.whole.get(&key).cloned().unwrap_or_else(|| {
+                // Never: a slot without an object has its route in `whole`.
+                tracing::error!(prefix = %key.prefix, "an installed route has gone missing from tern's table");
+                KernelRoute {
+                    prefix: key.prefix,
+                    table: key.table,
+                    protocol: self.defaults.protocol,
+                    kind: RouteKind::Unicast,
+                    metric: self.defaults.metric,
+                    nexthops: Vec::new(),
+                    nhid: None,
+                    prefsrc: None,
+                }
+            }),
+        };
+        Installed {
+            route,
+            leftover: slot.leftover,
+        }
+    }
+
+    pub(super) fn get(&self, key: &RouteKey) -> Option<Installed> {
+        let slot = *self.slot(key)?;
+        Some(self.expand(*key, slot))
+    }
+
+    pub(super) fn contains_key(&self, key: &RouteKey) -> bool {
+        self.slot(key).is_some()
+    }
+
+    /// Confirms a leftover as wanted.
+    pub(super) fn confirm(&mut self, key: &RouteKey) {
+        if let Some(s) = self.slot_mut(key) {
+            s.leftover = false;
+        }
+    }
+
+    pub(super) fn set_leftover(&mut self, key: &RouteKey, leftover: bool) {
+        if let Some(s) = self.slot_mut(key) {
+            s.leftover = leftover;
+        }
+    }
+
+    pub(super) fn insert(&mut self, key: RouteKey, route: KernelRoute, leftover: bool) {
+        let d = &self.defaults;
+        let object = match route.nhid {
             Some(id)
                 if route.kind == RouteKind::Unicast
                     && route.nexthops.is_empty()
-                    && route.table == self.config.table
-                    && route.protocol == self.config.protocol
-                    && route.metric == self.config.metric
-                    && route.prefsrc == self.prefsrc(&route.prefix) =>
+                    && route.table == d.table
+                    && route.protocol == d.protocol
+                    && route.metric == d.metric
+                    && route.prefsrc == d.prefsrc(&route.prefix) =>
             {
-                Written::Object(id)
+                NonZeroU32::new(id)
             }
-            _ => Written::Route(Box::new(route)),
+            _ => None,
         };
-        Installed { written, leftover }
-    }
-
-    /// The route an entry stands for, as written (a route on an object
-    /// without its next hops).
-    pub(super) fn installed_route(&self, key: RouteKey, i: &Installed) -> KernelRoute {
-        match &i.written {
-            Written::Object(id) => KernelRoute {
-                prefix: key.prefix,
-                table: key.table,
-                protocol: self.config.protocol,
-                kind: RouteKind::Unicast,
-                metric: self.config.metric,
-                nexthops: Vec::new(),
-                nhid: Some(*id),
-                prefsrc: self.prefsrc(&key.prefix),
-            },
-            Written::Route(r) => (**r).clone(),
+        if object.is_some() {
+            self.whole.remove(&key);
+        } else {
+            self.whole.insert(key, route);
+        }
+        let slot = Slot { object, leftover };
+        if key.table == self.defaults.table {
+            self.main.insert(key.prefix, slot);
+        } else {
+            self.other.insert(key, slot);
         }
     }
 
-    /// The configured source address for routes to `prefix`.
-    pub(super) fn prefsrc(&self, prefix: &IpNet) -> Option<IpAddr> {
-        match prefix {
-            IpNet::V4(_) => self.config.source_address_ipv4.map(IpAddr::V4),
-            IpNet::V6(_) => self.config.source_address_ipv6.map(IpAddr::V6),
+    pub(super) fn remove(&mut self, key: &RouteKey) -> Option<Installed> {
+        let slot = if key.table == self.defaults.table {
+            self.main.remove(&key.prefix)
+        } else {
+            self.other.remove(key)
+        }?;
+        let installed = self.expand(*key, slot);
+        if slot.object.is_none() {
+            self.whole.remove(key);
         }
+        Some(installed)
+    }
+
+    pub(super) fn keys(&self) -> impl Iterator<Item = RouteKey> + '_ {
+        let table = self.defaults.table;
+        let main = self.main.keys().map(move |prefix| RouteKey { prefix, table });
+        main.chain(self.other.keys().copied())
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (RouteKey, Installed)> + '_ {
+        let table = self.defaults.table;
+        let main = self
+            .main
+            .iter()
+            .map(move |(prefix, s)| (RouteKey { prefix, table }, *s));
+        main.chain(self.other.iter().map(|(k, s)| (*k, *s)))
+            .map(|(k, s)| (k, self.expand(k, s)))
+    }
+
+    /// Routes written or confirmed, leftovers not counted.
+    pub(super) fn confirmed(&self) -> usize {
+        let main = self.main.values().filter(|s| !s.leftover).count();
+        main + self.other.values().filter(|s| !s.leftover).count()
+    }
+
+    pub(super) fn leftovers(&self) -> Vec<RouteKey> {
+        let table = self.defaults.table;
+        let main = self.main.iter().filter(|(_, s)| s.leftover);
+        let main = main.map(|(prefix, _)| RouteKey { prefix, table });
+        let other = self.other.iter().filter(|(_, s)| s.leftover).map(|(k, _)| *k);
+        main.chain(other).collect()
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.main.clear();
+        self.other.clear();
+        self.whole.clear();
+    }
+
+    #[cfg(test)]
+    pub(super) fn capacity(&self) -> usize {
+        self.main.capacity() + self.other.capacity()
+    }
+
+    pub(super) fn shrink(&mut self) -> bool {
+        self.main.shrink() | shrink_map(&mut self.other) | shrink_map(&mut self.whole)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fib::kernel::{KernelNextHop, RT_TABLE_LOCAL};
+
+    fn route(prefix: &str, table: u32, nhid: Option<u32>) -> KernelRoute {
+        KernelRoute {
+            prefix: prefix.parse().unwrap(),
+            table,
+            protocol: 186,
+            kind: RouteKind::Unicast,
+            metric: 512,
+            nexthops: Vec::new(),
+            nhid,
+            prefsrc: None,
+        }
+    }
+
+    fn config() -> FibSettings {
+        FibSettings {
+            enabled: true,
+            table: crate::fib::kernel::RT_TABLE_MAIN,
+            protocol: 186,
+            metric: 512,
+            ipv4: true,
+            ipv6: true,
+            install_from: Vec::new(),
+            install_policy: None,
+            vip: None,
+            scan_interval: std::time::Duration::from_secs(60),
+            keep_routes_on_stop: true,
+            source_address_ipv4: None,
+            source_address_ipv6: None,
+        }
+    }
+
+    #[test]
+    fn every_route_comes_back_as_it_went_in() {
+        let c = config();
+        let mut t = InstalledTable::new(&c);
+        let key = |r: &KernelRoute| RouteKey {
+            prefix: r.prefix,
+            table: r.table,
+        };
+        let on_object = route("10.1.0.0/24", c.table, Some(7));
+        let other_metric = KernelRoute {
+            metric: 100,
+            ..route("10.2.0.0/24", c.table, Some(7))
+        };
+        let with_hops = KernelRoute {
+            nexthops: vec![KernelNextHop {
+                gateway: Some("10.0.0.2".parse().unwrap()),
+                ifindex: Some(2),
+                weight: 1,
+            }],
+            ..route("fd00:1::/64", c.table, None)
+        };
+        let local = KernelRoute {
+            kind: RouteKind::Local,
+            ..route("10.3.0.1/32", RT_TABLE_LOCAL, None)
+        };
+        for (r, leftover) in [
+            (&on_object, false),
+            (&other_metric, true),
+            (&with_hops, false),
+            (&local, true),
+        ] {
+            t.insert(key(r), r.clone(), leftover);
+        }
+        // Only what differs from the defaults is kept whole.
+        assert_eq!(t.whole.len(), 3);
+        for (r, leftover) in [
+            (&on_object, false),
+            (&other_metric, true),
+            (&with_hops, false),
+            (&local, true),
+        ] {
+            let got = t.get(&key(r)).expect("installed");
+            assert_eq!(&got.route, r);
+            assert_eq!(got.leftover, leftover);
+        }
+        assert_eq!(t.confirmed(), 2);
+        let mut leftovers = t.leftovers();
+        leftovers.sort();
+        assert_eq!(leftovers, [key(&other_metric), key(&local)]);
+        t.confirm(&key(&local));
+        assert_eq!(t.keys().count(), 4);
+        // A route that moves onto an object is kept small again.
+        t.insert(key(&other_metric), route("10.2.0.0/24", c.table, Some(8)), false);
+        assert_eq!(t.whole.len(), 2);
+        assert_eq!(t.remove(&key(&with_hops)).expect("there").route, with_hops);
+        assert_eq!(t.whole.len(), 1);
+        assert!(t.get(&key(&with_hops)).is_none());
     }
 }

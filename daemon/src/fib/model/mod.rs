@@ -42,10 +42,10 @@ pub use super::kernel::{RT_TABLE_LOCAL, RT_TABLE_MAIN};
 use super::nexthop_table::NexthopTable;
 use super::resolve::KernelView;
 use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
-use crate::memory::FastMap;
+use crate::prefix_map::PrefixMap;
 use crate::rib::{Gateway, LocRibChange};
 use crate::status::FibCounters;
-use installed::Installed;
+use installed::InstalledTable;
 use next_hop_lists::{ListId, NextHopLists};
 use retry::Failing;
 
@@ -101,13 +101,13 @@ pub struct Fib {
     /// Point routes at kernel nexthop objects (shared by every route with
     /// the same next hops) instead of carrying the next hops themselves.
     nexthop_objects: bool,
-    wanted: FastMap<IpNet, Wanted>,
+    wanted: PrefixMap<Wanted>,
     /// Static routes; each one's prefix is in `wanted` with it.
     statics: HashMap<IpNet, Target>,
     /// What BGP wants for a prefix a static route holds, for when the
     /// static route goes.
     shadowed: HashMap<IpNet, Target>,
-    installed: FastMap<RouteKey, Installed>,
+    installed: InstalledTable,
     dirty: BTreeSet<RouteKey>,
     converged: bool,
     /// What the kernel has that is not ours, for next-hop resolution.
@@ -136,12 +136,12 @@ impl Fib {
     /// `nexthop_objects`: the kernel supports them (probed by the task).
     pub fn new(config: FibSettings, nexthop_objects: bool) -> Fib {
         Fib {
+            installed: InstalledTable::new(&config),
             config,
             nexthop_objects,
-            wanted: FastMap::default(),
+            wanted: PrefixMap::default(),
             statics: HashMap::new(),
             shadowed: HashMap::new(),
-            installed: FastMap::default(),
             dirty: BTreeSet::new(),
             converged: false,
             kernel: KernelView::default(),
@@ -158,7 +158,7 @@ impl Fib {
 
     pub fn counters(&self) -> FibCounters {
         FibCounters {
-            installed: self.installed.values().filter(|i| !i.leftover).count(),
+            installed: self.installed.confirmed(),
             vip_routes: self.wanted.values().filter(|w| **w == Wanted::Vip).count(),
             static_routes: self.statics.len(),
             unresolved: self.unresolved.len(),
@@ -197,8 +197,7 @@ impl Fib {
                 prefix: route.prefix,
                 table: route.table,
             };
-            let entry = self.installed_entry(route, true);
-            self.installed.insert(key, entry);
+            self.installed.insert(key, route, true);
         }
         self.nexthops = table;
         self.reresolve_all();
@@ -380,12 +379,7 @@ impl Fib {
     /// Routing converged after start: leftovers that are not wanted go.
     pub fn converged(&mut self) {
         self.converged = true;
-        let leftovers: Vec<RouteKey> = self
-            .installed
-            .iter()
-            .filter(|(_, i)| i.leftover)
-            .map(|(k, _)| *k)
-            .collect();
+        let leftovers = self.installed.leftovers();
         self.dirty.extend(leftovers);
     }
 
@@ -436,7 +430,7 @@ impl Fib {
                     && self
                         .installed
                         .get(&key)
-                        .is_some_and(|mine| same_key_kind(&self.installed_route(key, mine), &route))
+                        .is_some_and(|mine| same_key_kind(&mine.route, &route))
                 {
                     return Followup::Scan;
                 }
@@ -479,7 +473,7 @@ impl Fib {
     pub fn release_unused(&mut self) -> bool {
         use crate::memory::shrink_map;
         let mut shrunk = self.lists.shrink();
-        shrunk |= shrink_map(&mut self.wanted) | shrink_map(&mut self.installed);
+        shrunk |= self.wanted.shrink() | self.installed.shrink();
         shrunk |= shrink_map(&mut self.resolved) | shrink_map(&mut self.users);
         shrunk | self.nexthops.shrink()
     }
@@ -523,30 +517,27 @@ impl Fib {
                 (None, Some(i)) if i.leftover && !self.converged => {}
                 (None, Some(_)) => {
                     if let Some(i) = self.installed.remove(&key) {
-                        release.extend(i.nhid());
-                        routes.push(Op::DeleteRoute(self.installed_route(key, &i)));
+                        release.extend(i.route.nhid);
+                        routes.push(Op::DeleteRoute(i.route));
                     }
                 }
-                (Some(w), Some(i)) if same_route(&self.expand_route(&self.installed_route(key, i)), &w) => {
+                (Some(w), Some(i)) if same_route(&self.expand_route(&i.route), &w) => {
                     self.failing.remove(&key);
                     if i.leftover {
                         self.counters.adopted += 1;
-                        if let Some(i) = self.installed.get_mut(&key) {
-                            i.leftover = false;
-                        }
+                        self.installed.confirm(&key);
                     }
                 }
-                (Some(mut w), have) => {
-                    let old = have.cloned();
+                (Some(mut w), old) => {
                     if self.nexthop_objects && w.kind == RouteKind::Unicast && !w.nexthops.is_empty() {
                         w.nhid = Some(self.acquire(&w.nexthops, &mut create));
                     }
                     if let Some(old) = old {
-                        release.extend(old.nhid());
+                        release.extend(old.route.nhid);
                         // A route moving between kinds (e.g. to a blackhole)
                         // is removed first: replace does not change its type.
-                        if old.kind() != w.kind {
-                            routes.push(Op::DeleteRoute(self.installed_route(key, &old)));
+                        if old.route.kind != w.kind {
+                            routes.push(Op::DeleteRoute(old.route));
                         }
                     }
                     // The kernel is told the object alone.
@@ -554,8 +545,7 @@ impl Fib {
                         w.nexthops = Vec::new();
                     }
                     routes.push(Op::ReplaceRoute(w.clone()));
-                    let entry = self.installed_entry(w, false);
-                    self.installed.insert(key, entry);
+                    self.installed.insert(key, w, false);
                 }
             }
         }
@@ -587,7 +577,7 @@ impl Fib {
         let mut ops: Vec<Op> = self
             .installed
             .iter()
-            .map(|(k, i)| Op::DeleteRoute(self.installed_route(*k, i)))
+            .map(|(_, i)| Op::DeleteRoute(i.route))
             .collect();
         self.installed.clear();
         ops.extend(self.nexthops.drain().into_iter().map(Op::DeleteNexthop));
@@ -734,7 +724,10 @@ impl Fib {
                     return None;
                 }
                 self.unresolved.remove(&key.prefix);
-                let prefsrc = self.prefsrc(&key.prefix);
+                let prefsrc = match key.prefix {
+                    IpNet::V4(_) => self.config.source_address_ipv4.map(IpAddr::V4),
+                    IpNet::V6(_) => self.config.source_address_ipv6.map(IpAddr::V6),
+                };
                 Some(KernelRoute {
                     prefix: key.prefix,
                     table: key.table,
@@ -766,14 +759,11 @@ impl Fib {
         }
         let hit = self.lists.invalidate(&|nh| changed.contains(nh));
         let table = self.config.table;
-        for (prefix, w) in &self.wanted {
+        for (prefix, w) in self.wanted.iter() {
             if let Wanted::Forward(id) = w
                 && hit.contains(id)
             {
-                self.dirty.insert(RouteKey {
-                    prefix: *prefix,
-                    table,
-                });
+                self.dirty.insert(RouteKey { prefix, table });
             }
         }
     }

@@ -13,22 +13,23 @@ impl Fib {
     /// differs is rewritten.
     pub fn reload(&mut self, kernel: KernelSnapshot) {
         let converged = self.converged;
-        let before: HashSet<RouteKey> = self.installed.keys().copied().collect();
+        let before: HashSet<RouteKey> = self.installed.keys().collect();
         self.installed.clear();
         self.load(kernel);
         // Routes we wrote before stay ours to remove; leftovers from a
         // previous run stay leftovers until convergence.
-        for (key, i) in self.installed.iter_mut() {
-            i.leftover = !converged && !before.contains(key);
+        let mut all: Vec<RouteKey> = self.installed.keys().collect();
+        for key in &all {
+            self.installed
+                .set_leftover(key, !converged && !before.contains(key));
         }
-        let mut all: Vec<RouteKey> = self.installed.keys().copied().collect();
         for p in self.wanted.keys() {
             all.push(RouteKey {
-                prefix: *p,
+                prefix: p,
                 table: self.config.table,
             });
             all.push(RouteKey {
-                prefix: *p,
+                prefix: p,
                 table: RT_TABLE_LOCAL,
             });
         }
@@ -58,14 +59,10 @@ impl Fib {
             );
         }
         let mut repairs = Vec::new();
-        for (key, i) in &self.installed {
-            match seen.get(key) {
-                Some(k)
-                    if same_route(
-                        &self.expand_route(&self.installed_route(*key, i)),
-                        &self.expand_route(k),
-                    ) => {}
-                _ => repairs.push(*key),
+        for (key, i) in self.installed.iter() {
+            match seen.get(&key) {
+                Some(k) if same_route(&self.expand_route(&i.route), &self.expand_route(k)) => {}
+                _ => repairs.push(key),
             }
         }
         for key in seen.keys() {
@@ -78,15 +75,14 @@ impl Fib {
             // kernel has is kept, so the flush compares with it.
             let leftover = match self.installed.remove(key) {
                 Some(i) => {
-                    self.to_release.extend(i.nhid());
+                    self.to_release.extend(i.route.nhid);
                     i.leftover
                 }
                 None => !self.converged,
             };
             if let Some(k) = seen.get(key) {
                 let route = self.adopt(k);
-                let entry = self.installed_entry(route, leftover);
-                self.installed.insert(*key, entry);
+                self.installed.insert(*key, route, leftover);
             }
             self.dirty.insert(*key);
         }

@@ -83,7 +83,7 @@ impl Fib {
                         prefix: r.prefix,
                         table: r.table,
                     };
-                    let held = self.installed.remove(&key).and_then(|i| i.nhid());
+                    let held = self.installed.remove(&key).and_then(|i| i.route.nhid);
                     // EINVAL naming a nexthop id: our object is not there.
                     if e.errno == libc::EINVAL
                         && let Some(id) = r.nhid
