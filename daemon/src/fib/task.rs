@@ -58,10 +58,6 @@ const TAKE_AT_ONCE: usize = 4096;
 /// bound keeps the ops of one write small.
 const WRITE_AT_ONCE: usize = 32 * 1024;
 
-/// The status is published at most this often (counting a full table's
-/// routes is not free).
-const PUBLISH_EVERY: Duration = Duration::from_millis(200);
-
 /// Opens the kernel sockets, loads what the kernel holds and starts the
 /// task. Fails when netlink cannot be opened (no CAP_NET_ADMIN).
 pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::Result<FibHandle> {
@@ -106,8 +102,6 @@ pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::
         scans: 0,
         strangers: strangers.iter().map(describe).collect(),
         writing: None,
-        published: Instant::now(),
-        publish_due: None,
     };
     let join = tokio::spawn(task.run(input_rx, control_rx));
     Ok(FibHandle {
@@ -229,9 +223,6 @@ struct FibTask {
     /// The write the kernel is working on, if any (one at a time, so
     /// writes are applied in order).
     writing: Option<Applying>,
-    /// When the status was last published, and when it is next due.
-    published: Instant,
-    publish_due: Option<Instant>,
 }
 
 /// The write in progress, finished; never, when there is none.
@@ -266,7 +257,6 @@ impl FibTask {
                         Err(_) => tracing::error!("the netlink thread has stopped"),
                     }
                 }
-                _ = clock::sleep_until(self.publish_due) => self.publish(),
                 msg = input.recv() => {
                     let Some(msg) = msg else { return };
                     self.take(msg);
@@ -335,7 +325,7 @@ impl FibTask {
                 },
             }
             self.write();
-            self.publish_soon();
+            self.publish();
             // Idle: what the routes left behind goes back to the system.
             if input.is_empty() && self.writing.is_none() && self.fib.release_unused() {
                 memory::trim();
@@ -517,24 +507,8 @@ impl FibTask {
         self.strangers = now;
     }
 
-    /// Publishes the status now if it was not published lately, else when
-    /// [`PUBLISH_EVERY`] has passed.
-    fn publish_soon(&mut self) {
-        if self.publish_due.is_some() {
-            return;
-        }
-        let due = self.published + PUBLISH_EVERY;
-        if Instant::now() >= due {
-            self.publish();
-        } else {
-            self.publish_due = Some(due);
-        }
-    }
-
     /// Publishes the status when it changed (readers are woken only then).
-    fn publish(&mut self) {
-        self.published = Instant::now();
-        self.publish_due = None;
+    fn publish(&self) {
         let counters = self.fib.counters();
         let failed_routes = self.fib.failed_routes(Instant::now());
         self.status.send_if_modified(|s| {

@@ -62,6 +62,9 @@ pub(super) struct InstalledTable {
     /// previous configuration left.
     other: HashMap<RouteKey, Slot>,
     whole: HashMap<RouteKey, KernelRoute>,
+    /// Slots with `leftover` set, counted as they change (the status asks
+    /// often).
+    leftovers: usize,
 }
 
 impl InstalledTable {
@@ -77,6 +80,7 @@ impl InstalledTable {
             main: PrefixMap::default(),
             other: HashMap::new(),
             whole: HashMap::new(),
+            leftovers: 0,
         }
     }
 
@@ -140,15 +144,13 @@ impl InstalledTable {
 
     /// Confirms a leftover as wanted.
     pub(super) fn confirm(&mut self, key: &RouteKey) {
-        if let Some(s) = self.slot_mut(key) {
-            s.leftover = false;
-        }
+        self.set_leftover(key, false);
     }
 
     pub(super) fn set_leftover(&mut self, key: &RouteKey, leftover: bool) {
-        if let Some(s) = self.slot_mut(key) {
-            s.leftover = leftover;
-        }
+        let Some(s) = self.slot_mut(key) else { return };
+        let was = std::mem::replace(&mut s.leftover, leftover);
+        self.leftovers = self.leftovers + usize::from(leftover) - usize::from(was);
     }
 
     pub(super) fn insert(&mut self, key: RouteKey, route: KernelRoute, leftover: bool) {
@@ -172,11 +174,13 @@ impl InstalledTable {
             self.whole.insert(key, route);
         }
         let slot = Slot { object, leftover };
-        if key.table == self.defaults.table {
-            self.main.insert(key.prefix, slot);
+        let replaced = if key.table == self.defaults.table {
+            self.main.insert(key.prefix, slot)
         } else {
-            self.other.insert(key, slot);
-        }
+            self.other.insert(key, slot)
+        };
+        let was = replaced.is_some_and(|s| s.leftover);
+        self.leftovers = self.leftovers + usize::from(leftover) - usize::from(was);
     }
 
     pub(super) fn remove(&mut self, key: &RouteKey) -> Option<Installed> {
@@ -186,6 +190,7 @@ impl InstalledTable {
             self.other.remove(key)
         }?;
         let installed = self.expand(*key, slot);
+        self.leftovers -= usize::from(slot.leftover);
         if slot.object.is_none() {
             self.whole.remove(key);
         }
@@ -210,8 +215,7 @@ impl InstalledTable {
 
     /// Routes written or confirmed, leftovers not counted.
     pub(super) fn confirmed(&self) -> usize {
-        let main = self.main.values().filter(|s| !s.leftover).count();
-        main + self.other.values().filter(|s| !s.leftover).count()
+        self.main.len() + self.other.len() - self.leftovers
     }
 
     pub(super) fn leftovers(&self) -> Vec<RouteKey> {
@@ -226,6 +230,7 @@ impl InstalledTable {
         self.main.clear();
         self.other.clear();
         self.whole.clear();
+        self.leftovers = 0;
     }
 
     #[cfg(test)]

@@ -121,6 +121,8 @@ pub struct Fib {
     users: HashMap<Gateway, usize>,
     /// Every list of next hops in `wanted`, once.
     lists: NextHopLists,
+    /// Prefixes in `wanted` that are VIPs.
+    vip_routes: usize,
     nexthops: NexthopTable,
     counters: FibCounters,
     /// Next hops not resolvable at the moment, for the API.
@@ -148,6 +150,7 @@ impl Fib {
             resolved: HashMap::new(),
             users: HashMap::new(),
             lists: NextHopLists::default(),
+            vip_routes: 0,
             nexthops: NexthopTable::default(),
             counters: FibCounters::default(),
             unresolved: BTreeSet::new(),
@@ -159,7 +162,7 @@ impl Fib {
     pub fn counters(&self) -> FibCounters {
         FibCounters {
             installed: self.installed.confirmed(),
-            vip_routes: self.wanted.values().filter(|w| **w == Wanted::Vip).count(),
+            vip_routes: self.vip_routes,
             static_routes: self.statics.len(),
             unresolved: self.unresolved.len(),
             failing: self.failing.len(),
@@ -307,6 +310,8 @@ impl Fib {
             Target::Reject(kind) => Wanted::Reject(kind),
         });
         let vip = old == Some(Wanted::Vip) || new == Some(Wanted::Vip);
+        self.vip_routes =
+            self.vip_routes + usize::from(new == Some(Wanted::Vip)) - usize::from(old == Some(Wanted::Vip));
         match new {
             Some(w) => {
                 self.wanted.insert(prefix, w);
