@@ -51,6 +51,15 @@
 //! withdrawal until the kernel counts none of the table's routes, with the
 //! CPU seconds that took.
 //!
+//! Before that, tern alone (case 6) is stopped with SIGTERM and started
+//! again with the table in the kernel: the time until its session is up
+//! and until it says routing converged, and how many route changes the
+//! kernel reported meanwhile (`ip monitor route`; there must be none).
+//!
+//! Every row's routes in the kernel over time, sampled as it loads, are
+//! written to `target/bench/full_table.csv` and drawn in
+//! `target/bench/full_table.png` (gnuplot, installed with apt if missing).
+//!
 //! What the daemons keep differs: tern keeps what each peer sent before
 //! import policy (`soft-reconfiguration`, on by default) beside its
 //! Loc-RIB, as FRR's `soft-reconfiguration inbound` would (off here, its
@@ -130,6 +139,7 @@ fn main() {
         rows.push(row);
     }
     print_table(&table, &rows);
+    plot(&table, &rows);
     println!("\n(total {:.0?})", started.elapsed());
 }
 
@@ -515,6 +525,11 @@ struct Row {
     /// CPU time (user + system) from the start until the kernel had every
     /// route: the daemon's processes, or the baseline's writer.
     cpu: Option<Duration>,
+    /// Routes of the table in the kernel over time: (seconds since the
+    /// start, routes).
+    samples: Vec<(f64, usize)>,
+    /// tern restarted with the table installed (case 6).
+    restart: Option<Restart>,
     /// Every prefix withdrawn: until the kernel had none of them, and the
     /// CPU time that took.
     withdrawn: Option<Duration>,
@@ -565,18 +580,31 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         // IPv6 is cheap to count; IPv4 walks the trie, so less often.
         let deadline = Duration::from_secs(240);
         let (mut done4, mut done6) = (None, None);
+        let (mut c4, mut samples) = (base4, vec![(0.0, 0)]);
         let mut i = 0u64;
         while (done4.is_none() || done6.is_none()) && established.elapsed() < deadline {
-            if done6.is_none() && count6() >= want6 {
+            let c6 = count6();
+            if done6.is_none() && c6 >= want6 {
                 done6 = Some(established.elapsed());
             }
-            if done4.is_none() && i.is_multiple_of(3) && count4() >= want4 {
-                done4 = Some(established.elapsed());
+            if done4.is_none() && i.is_multiple_of(3) {
+                c4 = count4();
+                if c4 >= want4 {
+                    done4 = Some(established.elapsed());
+                }
+            }
+            if i.is_multiple_of(3) || done4.is_some() {
+                let routes = (c4 - base4.min(c4)) + (c6 - base6.min(c6));
+                samples.push((established.elapsed().as_secs_f64(), routes));
             }
             i += 1;
             std::thread::sleep(Duration::from_millis(100));
         }
-        done4.zip(done6).map(|(a, b)| a.max(b))
+        let done = done4.zip(done6).map(|(a, b)| a.max(b));
+        if let Some(d) = done {
+            samples.push((d.as_secs_f64(), want4 - base4 + want6 - base6));
+        }
+        (done, samples)
     });
     let mut rib = None;
     let (mut status, mut status_asked, mut status_failed) = (Duration::ZERO, 0, 0);
@@ -593,7 +621,7 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         }
         std::thread::sleep(Duration::from_millis(if rib.is_none() { 250 } else { 100 }));
     }
-    let kernel = counter.join().expect("counter");
+    let (kernel, samples) = counter.join().expect("counter");
     let cpu_after: u64 = pids.iter().map(|(_, p)| cpu_ticks(*p)).sum();
     if rib.is_none() && daemon.received().is_ok_and(|n| n >= table.routes()) {
         rib = kernel;
@@ -606,6 +634,14 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
     std::thread::sleep(Duration::from_secs(1));
     let rss_after = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmRSS:"))).collect();
     let rss_peak = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmHWM:"))).collect();
+
+    // Case 6: tern restarted with the table in the kernel.
+    let mut daemon = daemon;
+    let restart = match &mut daemon {
+        Daemon::Tern(t) if kernel.is_some() => Some(restart_tern(t, &dut, &work, &rx)),
+        _ => None,
+    };
+    let pids = daemon.pids();
 
     // Case 4: everything withdrawn; until the kernel is back where it was.
     let (withdrawn, withdraw_cpu) = if kernel.is_some() {
@@ -642,6 +678,8 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         rss_after,
         rss_peak,
         status: (status_asked > status_failed).then_some(status),
+        samples,
+        restart,
         status_asked,
         status_failed,
         cpu: kernel.map(|_| ticks(cpu_after - cpu_before)),
@@ -665,16 +703,30 @@ fn measure_kernel(kind: Kind, table: &Arc<Table>) -> Row {
     ns.add_addr("eth0", &format!("{DAEMON_V4}/24"));
     ns.add_addr("eth0", &format!("{DAEMON_V6}/64"));
     let table = table.clone();
+    let routes = table.routes();
+    let (base4, base6) = ns.spawn_in(kernel_counts).join().expect("count");
+    let start = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        ns.spawn_in(move || {
+            let mut samples = Vec::new();
+            while !done.load(Ordering::Relaxed) && start.elapsed() < Duration::from_secs(240) {
+                let routes = count4().saturating_sub(base4) + count6().saturating_sub(base6);
+                samples.push((start.elapsed().as_secs_f64(), routes));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            samples
+        })
+    };
     let (kernel, cpu) = ns
         .spawn_in(move || {
-            let (base4, base6) = kernel_counts();
             let via = interop_tests::kernel_writer::Via {
                 gateway4: INJECTOR_V4.parse().expect("address"),
                 gateway6: INJECTOR_V6.parse().expect("address"),
                 ifindex: nix::net::if_::if_nametoindex("eth0").expect("eth0"),
             };
             let (cpu0, children0) = (thread_cpu(), children_cpu());
-            let start = Instant::now();
             let loaded = match kind {
                 Kind::IpBatch => interop_tests::kernel_writer::ip_batch(&table.prefixes, via, "eth0"),
                 k => interop_tests::kernel_writer::netlink_load(
@@ -698,6 +750,9 @@ fn measure_kernel(kind: Kind, table: &Arc<Table>) -> Row {
         })
         .join()
         .expect("baseline");
+    done.store(true, Ordering::Relaxed);
+    let mut samples = sampler.join().expect("sampler");
+    samples.push((kernel.as_secs_f64(), routes));
     Row {
         name: kind.name(),
         version: match kind {
@@ -721,6 +776,8 @@ fn measure_kernel(kind: Kind, table: &Arc<Table>) -> Row {
         status_asked: 0,
         status_failed: 0,
         cpu: Some(cpu),
+        samples,
+        restart: None,
         withdrawn: None,
         withdraw_cpu: None,
     }
@@ -774,7 +831,7 @@ fn read_message(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     Ok(msg)
 }
 
-/// Accepts the daemon's connection, exchanges OPEN and KEEPALIVE (hold
+/// Accepts the daemon's connections; on each exchanges OPEN and KEEPALIVE (hold
 /// time 0: no keepalives to keep up), sends the table, then reads and
 /// drops whatever comes until told to stop.
 fn inject(
@@ -784,7 +841,30 @@ fn inject(
     events: &mpsc::Sender<Event>,
     withdraw: &mpsc::Receiver<()>,
 ) {
-    let (mut s, _) = listener.accept().expect("accept the daemon");
+    // Again after the daemon restarts (case 6), until told to stop.
+    listener.set_nonblocking(true).expect("nonblocking");
+    while !stop.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).expect("blocking");
+                session(s, table, stop, events, withdraw);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept the daemon: {e}"),
+        }
+    }
+}
+
+/// One session: the table, then withdrawals when asked.
+fn session(
+    mut s: TcpStream,
+    table: &Table,
+    stop: &AtomicBool,
+    events: &mpsc::Sender<Event>,
+    withdraw: &mpsc::Receiver<()>,
+) {
     s.set_nodelay(true).expect("nodelay");
     let ctx = Context::ebgp();
     let open = read_message(&mut s).expect("read the daemon's OPEN");
@@ -838,6 +918,92 @@ fn inject(
                 ) => {}
             Err(_) => break,
         }
+    }
+}
+
+/// tern restarted with the table in the kernel (case 6 of issue 14).
+#[derive(Debug)]
+struct Restart {
+    /// From SIGTERM until the new session was up.
+    session: Option<Duration>,
+    /// From SIGTERM until tern said routing converged (every peer's
+    /// End-of-RIB in, the kernel compared with the new selection).
+    converged: Option<Duration>,
+    /// Route changes the kernel reported from SIGTERM until 2 s after
+    /// convergence (must be 0).
+    changes: usize,
+}
+
+/// SIGTERM, start again, the table sent again by the injector: how long
+/// until converged, and what the kernel saw of it (`ip monitor route`
+/// between two marker routes).
+fn restart_tern(t: &mut Tern, dut: &Netns, work: &WorkDir, rx: &mpsc::Receiver<Event>) -> Restart {
+    const MARKER: &str = "10.255.255.1";
+    let monitor = interop_tests::kernel::Monitor::start(dut, work, "restart-routes", &["route"]);
+    let from = monitor.mark(dut, MARKER);
+    let started = Instant::now();
+    t.stop();
+    t.start_again();
+    let session = match rx.recv_timeout(Duration::from_secs(60)) {
+        Ok(Event::Established(at)) => Some(at.duration_since(started)),
+        other => {
+            println!("tern: no session after the restart: {other:?}");
+            None
+        }
+    };
+    let _ = rx.recv_timeout(Duration::from_secs(60));
+    let mut converged = None;
+    while session.is_some() && started.elapsed() < Duration::from_secs(120) {
+        if t.log().contains("routing converged") {
+            converged = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // What convergence removes goes right after it.
+    std::thread::sleep(Duration::from_secs(2));
+    let to = monitor.unmark(dut, MARKER, from);
+    let lines = monitor.lines();
+    let changes: Vec<&String> = lines[from + 1..to].iter().filter(|l| !l.contains(MARKER)).collect();
+    for l in changes.iter().take(5) {
+        println!("tern restart: kernel change: {l}");
+    }
+    Restart {
+        session,
+        converged,
+        changes: changes.len(),
+    }
+}
+
+/// Routes in the kernel over time, every row on one plot: written to
+/// `<target>/bench/full_table.{csv,png}`.
+fn plot(table: &Table, rows: &[Row]) {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    let series: Vec<interop_tests::plot::Series> = rows
+        .iter()
+        .filter(|r| !r.samples.is_empty())
+        .map(|r| interop_tests::plot::Series {
+            name: match r.name {
+                "netlink+nh" => "kernel limit (netlink + one nexthop object)".into(),
+                n => n.to_owned(),
+            },
+            points: r.samples.clone(),
+        })
+        .collect();
+    let title = format!(
+        "{} IPv4 + {} IPv6 prefixes into the kernel, from the session's establishment",
+        table.v4, table.v6
+    );
+    match interop_tests::plot::routes_over_time(&target.join("bench"), "full_table", &title, &series) {
+        Ok(files) => {
+            for f in files {
+                println!("written: {}", f.display());
+            }
+        }
+        Err(e) => println!("plot: {e}"),
     }
 }
 
@@ -930,6 +1096,18 @@ fn print_table(table: &Table, rows: &[Row]) {
                 r.withdraw_cpu
                     .map_or("-".into(), |c| format!("{:.1} s", c.as_secs_f64()))
             }),
+        ),
+        (
+            "restart with the table in: session up again",
+            Box::new(|r: &Row| secs(r.restart.as_ref().and_then(|x| x.session))),
+        ),
+        (
+            "restart: until converged again",
+            Box::new(|r: &Row| secs(r.restart.as_ref().and_then(|x| x.converged))),
+        ),
+        (
+            "restart: kernel route changes",
+            Box::new(|r: &Row| r.restart.as_ref().map_or("-".into(), |x| x.changes.to_string())),
         ),
         ("RSS, empty", Box::new(|r: &Row| mb(&r.rss_before))),
         ("RSS, table loaded", Box::new(|r: &Row| mb(&r.rss_after))),

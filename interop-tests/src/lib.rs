@@ -39,6 +39,7 @@ pub mod kernel_writer;
 pub mod lab;
 pub mod netns;
 pub mod nft;
+pub mod plot;
 pub mod process;
 pub mod raw;
 pub mod soak;
