@@ -964,7 +964,10 @@ fn restart_tern(t: &mut Tern, dut: &Netns, work: &WorkDir, rx: &mpsc::Receiver<E
     std::thread::sleep(Duration::from_secs(2));
     let to = monitor.unmark(dut, MARKER, from);
     let lines = monitor.lines();
-    let changes: Vec<&String> = lines[from + 1..to].iter().filter(|l| !l.contains(MARKER)).collect();
+    let changes: Vec<&String> = lines[from + 1..to]
+        .iter()
+        .filter(|l| !l.contains(MARKER))
+        .collect();
     for l in changes.iter().take(5) {
         println!("tern restart: kernel change: {l}");
     }

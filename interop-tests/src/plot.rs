@@ -14,7 +14,12 @@ pub struct Series {
 
 /// Writes `<dir>/<stem>.csv` (`name,seconds,routes`) and, with gnuplot,
 /// `<dir>/<stem>.png`. Returns the files written, or why the PNG is not.
-pub fn routes_over_time(dir: &Path, stem: &str, title: &str, series: &[Series]) -> Result<Vec<PathBuf>, String> {
+pub fn routes_over_time(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    series: &[Series],
+) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let csv = dir.join(format!("{stem}.csv"));
     let mut text = String::from("name,seconds,routes\n");
@@ -52,7 +57,10 @@ pub fn routes_over_time(dir: &Path, stem: &str, title: &str, series: &[Series]) 
                 let _ = writeln!(data, "{t:.3} {n}");
             }
             data.push_str("e\n");
-            format!("'-' using 1:2 with lines linewidth 2 title '{}'", s.name.replace('\'', ""))
+            format!(
+                "'-' using 1:2 with lines linewidth 2 title '{}'",
+                s.name.replace('\'', "")
+            )
         })
         .collect();
     let _ = writeln!(script, "plot {}", plots.join(", "));

@@ -6,7 +6,7 @@
 //! participating peer has sent End-of-RIB (or `select-defer-time` passes).
 //! The same condition marks the first convergence after start.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bgp_proto::Family;
 use ipnet::IpNet;
@@ -120,6 +120,7 @@ impl Rib {
         if self.defer_until.is_none() && self.converge_by.is_none() {
             return;
         }
+        let clock = self.clock;
         let missing_eor = |p: &super::RibPeer, count_restarting: bool| {
             if !p.setup.wait_for_end_of_rib {
                 return false;
@@ -127,7 +128,16 @@ impl Rib {
             match &p.session {
                 None => true,
                 Some(s) => match &s.negotiated.graceful_restart {
-                    None => false,
+                    // A peer without graceful restart mostly sends its
+                    // table and End-of-RIB all the same; convergence before
+                    // it would remove what it has not re-sent yet. One that
+                    // sends none counts once quiet; a `restart-hold`
+                    // speaker (which never does) at once.
+                    None if p.setup.restart_hold => false,
+                    None => {
+                        clock < p.heard_at + super::QUIET_WITHOUT_END_OF_RIB
+                            && s.negotiated.families.iter().any(|f| !p.eor_received.contains(f))
+                    }
                     Some(gr) if gr.restarting && !count_restarting => false,
                     Some(_) => s.negotiated.families.iter().any(|f| !p.eor_received.contains(f)),
                 },
@@ -141,6 +151,30 @@ impl Rib {
         if !self.peers.iter().flatten().any(|p| missing_eor(p, true)) {
             self.converge();
         }
+    }
+
+    /// When a peer without graceful restart that sends no End-of-RIB will
+    /// have been quiet long enough to count (see `check_deferral`).
+    pub(super) fn quiet_deadline(&self) -> Option<Instant> {
+        self.converge_by?;
+        self.peers
+            .iter()
+            .flatten()
+            .filter(|p| self.waits_for_quiet(p))
+            .map(|p| {
+                let at = p.heard_at + super::QUIET_WITHOUT_END_OF_RIB;
+                self.epoch + Duration::from_secs(u64::from(at))
+            })
+            .min()
+    }
+
+    fn waits_for_quiet(&self, p: &super::RibPeer) -> bool {
+        p.setup.wait_for_end_of_rib
+            && !p.setup.restart_hold
+            && p.session.as_ref().is_some_and(|s| {
+                s.negotiated.graceful_restart.is_none()
+                    && s.negotiated.families.iter().any(|f| !p.eor_received.contains(f))
+            })
     }
 
     pub(super) fn end_deferral(&mut self) {

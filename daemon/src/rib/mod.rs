@@ -95,6 +95,12 @@ pub struct PeerSetup {
 /// to re-send its routes once its session is back.
 pub const REFRESH_WITHOUT_END_OF_RIB: Duration = Duration::from_secs(5);
 
+/// After our restart, how long a peer without graceful restart that has
+/// not sent End-of-RIB must be quiet (no UPDATE) to count as done, in
+/// seconds: most send End-of-RIB all the same (RFC 4724 §2 recommends
+/// it), some never do.
+pub const QUIET_WITHOUT_END_OF_RIB: u32 = 5;
+
 /// An established session, as the RIB needs to know it.
 #[derive(Clone, Debug)]
 pub struct SessionInfo {
@@ -199,6 +205,9 @@ struct RibPeer {
     /// What best path selection needs of it, as of its last session (kept
     /// while its routes are).
     path_peer: Option<PathPeer>,
+    /// When it last sent an UPDATE, or its session came up: RIB clock
+    /// seconds.
+    heard_at: u32,
     adj_in: AdjRibIn,
     adj_out: AdjRibOut,
     eor_received: HashSet<Family>,
@@ -213,6 +222,7 @@ impl RibPeer {
             session: None,
             link: None,
             path_peer: None,
+            heard_at: 0,
             adj_out: AdjRibOut::default(),
             eor_received: HashSet::new(),
             restart: Restart::None,
@@ -424,6 +434,8 @@ impl Rib {
     /// A session came up.
     pub fn peer_up(&mut self, id: PeerId, session: SessionInfo, now: Instant) -> Vec<RibOutput> {
         self.export_cache.clear();
+        self.tick();
+        let clock = self.clock;
         let stale_routes_time = self.settings.graceful_restart.stale_routes_time;
         let Some(peer) = self.peer_mut(id) else {
             return Vec::new();
@@ -457,6 +469,7 @@ impl Rib {
             Restart::None
         };
         peer.link = session.ifindex;
+        peer.heard_at = clock;
         peer.path_peer = Some(PathPeer {
             router_id: session.negotiated.peer_id,
             address: session.remote_address,
@@ -531,6 +544,10 @@ impl Rib {
     /// An UPDATE from an established peer.
     pub fn update(&mut self, id: PeerId, update: Update) -> Vec<RibOutput> {
         self.tick();
+        let clock = self.clock;
+        if let Some(p) = self.peer_mut(id) {
+            p.heard_at = clock;
+        }
         let Some(peer) = self.peer(id) else {
             return Vec::new();
         };
@@ -646,10 +663,18 @@ impl Rib {
             Restart::Helping { until } | Restart::Refreshing { until } => Some(until),
             Restart::None => None,
         });
-        peers.chain(self.defer_until).chain(self.converge_by).min()
+        let quiet = self.quiet_deadline();
+        peers
+            .chain(self.defer_until)
+            .chain(self.converge_by)
+            .chain(quiet)
+            .min()
     }
 
     pub fn on_timer(&mut self, now: Instant) -> Vec<RibOutput> {
+        let at = u32::try_from(now.saturating_duration_since(self.epoch).as_secs()).unwrap_or(u32::MAX);
+        self.clock = self.clock.max(at);
+        self.check_deferral();
         let expired: Vec<PeerId> = self
             .peers
             .iter()

@@ -795,6 +795,61 @@ fn converged_once_every_peer_sent_end_of_rib() {
     ));
 }
 
+/// A peer without graceful restart re-sends its table and End-of-RIB all
+/// the same: convergence (when the FIB sweeps what nobody re-sent) waits
+/// for it, or a restart would remove the routes it has not re-sent yet. A
+/// `restart-hold` speaker sends no End-of-RIB and is not waited for.
+#[test]
+fn convergence_waits_for_the_end_of_rib_of_peers_without_graceful_restart() {
+    let now = Instant::now();
+    let mut rib = Rib::new(settings(true), now);
+    let frr = rib.add_peer(setup("upstream", Role::Upstream));
+    let kube_vip = rib.add_peer(setup("kube-vip", Role::KubeVip));
+    let converged = |out: &[RibOutput]| out.iter().any(|o| matches!(o, RibOutput::Converged));
+    let without_gr = |mut s: SessionInfo| {
+        s.negotiated.graceful_restart = None;
+        s
+    };
+    assert!(!converged(&rib.peer_up(
+        kube_vip,
+        without_gr(cilium_session()),
+        now
+    )));
+    assert!(!converged(&rib.peer_up(frr, without_gr(frr_session(1)), now)));
+    assert!(!converged(
+        &rib.update(frr, frr_announce(FRR_AS, &["10.96.2.10/32"], &[]))
+    ));
+    assert!(!converged(
+        &rib.update(frr, Update::end_of_rib(Family::IPV4_UNICAST))
+    ));
+    assert!(converged(
+        &rib.update(frr, Update::end_of_rib(Family::IPV6_UNICAST))
+    ));
+}
+
+/// One that never sends End-of-RIB counts once it has been quiet for
+/// `QUIET_WITHOUT_END_OF_RIB` seconds.
+#[test]
+fn a_peer_without_graceful_restart_or_end_of_rib_counts_once_quiet() {
+    let now = Instant::now();
+    let mut rib = Rib::new(settings(true), now);
+    let frr = rib.add_peer(setup("upstream", Role::Upstream));
+    let converged = |out: &[RibOutput]| out.iter().any(|o| matches!(o, RibOutput::Converged));
+    let mut session = frr_session(1);
+    session.negotiated.graceful_restart = None;
+    rib.peer_up(frr, session, now);
+    assert!(!converged(
+        &rib.update(frr, frr_announce(FRR_AS, &["10.96.2.10/32"], &[]))
+    ));
+    let quiet = rib.next_deadline().expect("a deadline");
+    assert!(
+        quiet <= now + Duration::from_secs(u64::from(QUIET_WITHOUT_END_OF_RIB) + 1),
+        "{quiet:?}"
+    );
+    assert!(!converged(&rib.on_timer(now + Duration::from_secs(2))));
+    assert!(converged(&rib.on_timer(quiet)));
+}
+
 #[test]
 fn convergence_times_out_for_peers_that_never_come() {
     let now = Instant::now();
