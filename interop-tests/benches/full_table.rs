@@ -997,7 +997,7 @@ fn plot(table: &Table, rows: &[Row]) {
         })
         .collect();
     let title = format!(
-        "{} IPv4 + {} IPv6 prefixes into the kernel, from the session's establishment",
+        "{} IPv4 + {} IPv6 prefixes into the kernel (daemons: from the session's establishment)",
         table.v4, table.v6
     );
     match interop_tests::plot::routes_over_time(&target.join("bench"), "full_table", &title, &series) {

@@ -43,7 +43,7 @@ pub fn routes_over_time(
     let mut script = String::new();
     let _ = writeln!(script, "set terminal pngcairo size 1000,600 noenhanced");
     let _ = writeln!(script, "set output '{}'", png.display());
-    let _ = writeln!(script, "set title '{}'", title.replace('\'', ""));
+    let _ = writeln!(script, "set title \"{}\"", title.replace('"', ""));
     let _ = writeln!(script, "set xlabel 'seconds from the start'");
     let _ = writeln!(script, "set ylabel 'routes in the kernel'");
     let _ = writeln!(script, "set format y '%.0f'");
