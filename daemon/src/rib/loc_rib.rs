@@ -185,7 +185,7 @@ fn forwarding(d: &Dest) -> std::ops::Range<usize> {
 /// What identifies a selection result for change detection (a gate
 /// changes what is exported; a gated path that is not selected changes
 /// whether the prefix is the node's own).
-pub(super) fn snapshot(d: &Dest) -> Vec<(Source, usize, NextHop, bool, Option<GateAction>)> {
+pub(super) fn snapshot(d: &Dest) -> SmallVec<[(Source, usize, NextHop, bool, Option<GateAction>); 2]> {
     let entry = |p: &Path| {
         (
             p.source,
@@ -195,7 +195,7 @@ pub(super) fn snapshot(d: &Dest) -> Vec<(Source, usize, NextHop, bool, Option<Ga
             p.gated,
         )
     };
-    let mut s: Vec<_> = d.paths[..d.selected].iter().map(entry).collect();
+    let mut s: SmallVec<[_; 2]> = d.paths[..d.selected].iter().map(entry).collect();
     let used = forwarding(d);
     if used.start > 0 {
         s.extend(d.paths[used].iter().map(entry));

@@ -161,6 +161,9 @@ impl std::fmt::Display for Gateway {
     }
 }
 
+/// The next hops of a selection.
+pub type NextHops = smallvec::SmallVec<[Gateway; 2]>;
+
 /// A change of the selected paths of a prefix, for the FIB.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LocRibChange {
@@ -173,7 +176,8 @@ pub struct LocRibChange {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Selected {
     pub attrs: Arc<Attributes>,
-    pub next_hops: Vec<Gateway>,
+    /// Held in place up to two (no allocation per change).
+    pub next_hops: NextHops,
     pub source_peer: Option<Arc<str>>,
     pub source_role: Option<Role>,
     /// Some path to the prefix comes from a Cilium peer or from

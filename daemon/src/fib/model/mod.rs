@@ -43,7 +43,7 @@ use super::nexthop_table::NexthopTable;
 use super::resolve::KernelView;
 use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
 use crate::prefix_map::PrefixMap;
-use crate::rib::{Gateway, LocRibChange};
+use crate::rib::{Gateway, LocRibChange, NextHops};
 use crate::status::FibCounters;
 use installed::InstalledTable;
 use next_hop_lists::{ListId, NextHopLists};
@@ -52,7 +52,7 @@ use retry::Failing;
 /// What a prefix should become, before next-hop resolution.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Target {
-    Forward(Arc<[Gateway]>),
+    Forward(NextHops),
     Vip,
     /// A static blackhole or unreachable route.
     Reject(RouteKind),
@@ -272,7 +272,7 @@ impl Fib {
         {
             return Err("rejected by the [fib] policy".into());
         }
-        Ok(Target::Forward(sel.next_hops.as_slice().into()))
+        Ok(Target::Forward(sel.next_hops.clone()))
     }
 
     /// Sets what a prefix should become: next hops are resolved, and both
@@ -348,7 +348,7 @@ impl Fib {
             .filter(|r| family_on(&r.prefix))
             .map(|r| {
                 let w = match r.target {
-                    StaticTarget::NextHop(a) => Target::Forward([Gateway::from(a)].into()),
+                    StaticTarget::NextHop(a) => Target::Forward([Gateway::from(a)].into_iter().collect()),
                     StaticTarget::Blackhole => Target::Reject(RouteKind::Blackhole),
                     StaticTarget::Unreachable => Target::Reject(RouteKind::Unreachable),
                 };
@@ -465,7 +465,7 @@ impl Fib {
     /// What a prefix's entry stands for.
     fn target_of(&self, w: Wanted) -> Target {
         match w {
-            Wanted::Forward(id) => Target::Forward(self.lists.get(id).clone()),
+            Wanted::Forward(id) => Target::Forward(self.lists.get(id).iter().copied().collect()),
             Wanted::Vip => Target::Vip,
             Wanted::Reject(kind) => Target::Reject(kind),
         }
