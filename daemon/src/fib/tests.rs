@@ -1041,7 +1041,7 @@ fn link_local_next_hops_go_out_on_their_sessions_links() {
         ifindex: Some(ifindex),
     };
     let mut c = change("10.244.2.0/24", Role::Upstream, false, &[]);
-    c.selected.as_mut().unwrap().next_hops = vec![gw("fe80::2", 7), gw("fe80::3", 8)];
+    c.selected.as_mut().unwrap().next_hops = [gw("fe80::2", 7), gw("fe80::3", 8)].into_iter().collect();
     f.loc_rib(&c);
     let on = |a: &str, ifindex: u32| KernelNextHop {
         gateway: Some(ip(a)),

@@ -182,10 +182,14 @@ fn forwarding(d: &Dest) -> std::ops::Range<usize> {
     first..first + equal
 }
 
+/// A path as change detection sees it: source, attributes (by address),
+/// next hop, stale, gate.
+pub(super) type Snapshot = (Source, usize, NextHop, bool, Option<GateAction>);
+
 /// What identifies a selection result for change detection (a gate
 /// changes what is exported; a gated path that is not selected changes
 /// whether the prefix is the node's own).
-pub(super) fn snapshot(d: &Dest) -> SmallVec<[(Source, usize, NextHop, bool, Option<GateAction>); 2]> {
+pub(super) fn snapshot(d: &Dest) -> SmallVec<[Snapshot; 2]> {
     let entry = |p: &Path| {
         (
             p.source,
