@@ -1464,7 +1464,7 @@ fn unnumbered_uplinks_give_link_local_next_hops_on_their_links() {
     let Some(RibOutput::LocRib(change)) = out.iter().find(|o| matches!(o, RibOutput::LocRib(_))) else {
         panic!("{out:?}")
     };
-    let mut gws = change.selected.as_ref().unwrap().next_hops.clone();
+    let mut gws = change.selected.as_ref().unwrap().next_hops.to_vec();
     gws.sort();
     assert_eq!(
         gws,
