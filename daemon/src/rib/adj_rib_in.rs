@@ -19,49 +19,40 @@ use super::best::{Path, PeerId, Source};
 use super::{Rib, RibOutput, RibPeer};
 use crate::config::MaxPrefixAction;
 use crate::memory::{FastMap, FastSet};
-use crate::prefix_map::PrefixSet;
 
-/// The prefixes of a peer whose path is in the Loc-RIB, counted per family
-/// as they change (max-prefix limits are per family).
+/// How many prefixes of a peer have its path in the Loc-RIB, per family
+/// (max-prefix limits are per family), counted by the Loc-RIB as paths
+/// come and go. Which ones the Loc-RIB itself says ([`Rib::accepted`]): a
+/// set of them per peer cost a full table 17 MB.
 #[derive(Debug, Default)]
 pub(super) struct Accepted {
-    set: PrefixSet,
     ipv4: usize,
+    ipv6: usize,
 }
 
 impl Accepted {
-    pub(super) fn insert(&mut self, prefix: IpNet) -> bool {
-        let new = self.set.add(prefix);
-        if new && prefix.addr().is_ipv4() {
-            self.ipv4 += 1;
+    pub(super) fn add(&mut self, prefix: &IpNet) {
+        match prefix {
+            IpNet::V4(_) => self.ipv4 += 1,
+            IpNet::V6(_) => self.ipv6 += 1,
         }
-        new
     }
 
-    pub(super) fn remove(&mut self, prefix: &IpNet) -> bool {
-        let was = self.set.remove(prefix).is_some();
-        if was && prefix.addr().is_ipv4() {
-            self.ipv4 -= 1;
+    pub(super) fn sub(&mut self, prefix: &IpNet) {
+        match prefix {
+            IpNet::V4(_) => self.ipv4 -= 1,
+            IpNet::V6(_) => self.ipv6 -= 1,
         }
-        was
-    }
-
-    pub(super) fn contains(&self, prefix: &IpNet) -> bool {
-        self.set.contains_key(prefix)
-    }
-
-    pub(super) fn iter(&self) -> impl Iterator<Item = IpNet> + '_ {
-        self.set.keys()
     }
 
     pub(super) fn len(&self) -> usize {
-        self.set.len()
+        self.ipv4 + self.ipv6
     }
 
     pub(super) fn count(&self, family: Family) -> usize {
         match family {
             Family::IPV4_UNICAST => self.ipv4,
-            Family::IPV6_UNICAST => self.set.len() - self.ipv4,
+            Family::IPV6_UNICAST => self.ipv6,
             _ => 0,
         }
     }
@@ -116,7 +107,6 @@ impl AdjRibIn {
         if let Some(pre) = &mut self.pre {
             shrunk |= crate::memory::shrink_map(pre);
         }
-        shrunk |= self.accepted.set.shrink();
         shrunk |= crate::memory::shrink_set(&mut self.rejected);
         shrunk |= crate::memory::shrink_map(&mut self.invalid);
         shrunk |= crate::memory::shrink_set(&mut self.stale);
@@ -173,7 +163,8 @@ impl RibPeer {
 
     /// With `discard-excess`, a new prefix of a family at its limit is not
     /// accepted (those already accepted may still change).
-    fn discards(&mut self, prefix: &IpNet) -> bool {
+    /// `accepted`: the prefix has a path from this peer already.
+    fn discards(&mut self, prefix: &IpNet, accepted: bool) -> bool {
         let Some(max) = &self.setup.max_prefix else {
             return false;
         };
@@ -182,7 +173,7 @@ impl RibPeer {
             return false;
         };
         if max.action != MaxPrefixAction::DiscardExcess
-            || self.adj_in.accepted.contains(prefix)
+            || accepted
             || self.adj_in.accepted.count(family) < limit as usize
         {
             return false;
@@ -246,9 +237,7 @@ impl Rib {
         if !peer.adj_in.invalid.is_empty() {
             peer.adj_in.invalid.remove(&prefix);
         }
-        if peer.adj_in.accepted.remove(&prefix) {
-            self.remove_path(prefix, Source::Peer(id));
-        }
+        self.remove_path(prefix, Source::Peer(id));
     }
 
     /// Runs validation and import policy on one received path.
@@ -271,9 +260,7 @@ impl Rib {
                 }
                 peer.adj_in.rejected.insert(prefix);
                 peer.adj_in.stale.remove(&prefix);
-                if peer.adj_in.accepted.remove(&prefix) {
-                    self.remove_path(prefix, Source::Peer(id));
-                }
+                self.remove_path(prefix, Source::Peer(id));
             }
             Verdict::Accept { attributes, next_hop } => {
                 let attrs = match attributes {
@@ -286,8 +273,9 @@ impl Rib {
                     NextHopChange::SelfAddress | NextHopChange::Unchanged => nh,
                 };
                 let unchanged = Arc::ptr_eq(&attrs, &received.0) && nh == received.1;
+                let accepted = self.has_path(id, &prefix);
                 let Some(peer) = self.peer_mut(id) else { return };
-                if peer.discards(&prefix) {
+                if peer.discards(&prefix, accepted) {
                     if let Some(pre) = &mut peer.adj_in.pre {
                         pre.insert(prefix, received);
                     }
@@ -303,7 +291,6 @@ impl Rib {
                 }
                 peer.adj_in.rejected.remove(&prefix);
                 peer.adj_in.stale.remove(&prefix);
-                peer.adj_in.accepted.insert(prefix);
                 let next_hop = self.next_hops.intern(nh);
                 self.upsert_path(
                     prefix,
@@ -335,7 +322,7 @@ impl Rib {
             .filter(|(p, _)| wanted(p))
             .map(|(p, a)| (*p, a.clone()))
             .collect();
-        for prefix in peer.adj_in.accepted.iter().filter(|p| wanted(p)) {
+        for prefix in self.accepted(id, |_| true).into_iter().filter(|p| wanted(p)) {
             if pre.contains_key(&prefix) {
                 continue;
             }
@@ -407,15 +394,9 @@ impl Rib {
 
     /// Removes every path of `id` in the families `which` selects.
     pub(super) fn drop_routes(&mut self, id: PeerId, which: impl Fn(Family) -> bool) {
+        let gone = self.accepted(id, &which);
         let Some(peer) = self.peer_mut(id) else { return };
-        let gone: Vec<IpNet> = peer
-            .adj_in
-            .accepted
-            .iter()
-            .filter(|p| which(Family::unicast_of(p)))
-            .collect();
         for p in &gone {
-            peer.adj_in.accepted.remove(p);
             peer.adj_in.stale.remove(p);
         }
         peer.adj_in.rejected.retain(|p| !which(Family::unicast_of(p)));

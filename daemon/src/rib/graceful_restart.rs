@@ -46,8 +46,7 @@ impl Rib {
     }
 
     pub(super) fn mark_stale(&mut self, id: PeerId) {
-        let Some(peer) = self.peer(id) else { return };
-        let all: Vec<IpNet> = peer.adj_in.accepted.iter().collect();
+        let all = self.accepted(id, |_| true);
         self.mark_stale_prefixes(id, &all);
     }
 
@@ -76,7 +75,6 @@ impl Rib {
             .collect();
         for p in &gone {
             peer.adj_in.stale.remove(p);
-            peer.adj_in.accepted.remove(p);
             if let Some(pre) = &mut peer.adj_in.pre {
                 pre.remove(p);
             }

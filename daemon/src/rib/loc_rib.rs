@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
-use bgp_proto::NextHop;
+use bgp_proto::{Family, NextHop};
 use ipnet::IpNet;
 use smallvec::SmallVec;
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::best::{self, Path, PathPeer, Source};
+use super::best::{self, Path, PathPeer, PeerId, Source};
 use super::{Gateway, Rib, RibPeer, RibSettings, Selected};
 use crate::config::GateAction;
 
@@ -68,8 +68,14 @@ impl Rib {
                 self.released += 1;
             }
             None => {
+                let source = path.source;
                 dest.paths.push(path);
                 self.loc_size.paths += 1;
+                if let Source::Peer(id) = source
+                    && let Some(Some(peer)) = self.peers.get_mut(id.0 as usize)
+                {
+                    peer.adj_in.accepted.add(&prefix);
+                }
             }
         }
         let peer_of = |s| path_peer(&self.peers, &self.settings, s);
@@ -86,8 +92,15 @@ impl Rib {
         let before = snapshot(dest);
         let had = dest.paths.len();
         dest.paths.retain(|p| p.source != source);
-        self.loc_size.paths -= had - dest.paths.len();
-        self.released += had - dest.paths.len();
+        let gone = had - dest.paths.len();
+        self.loc_size.paths -= gone;
+        self.released += gone;
+        if gone > 0
+            && let Source::Peer(id) = source
+            && let Some(Some(peer)) = self.peers.get_mut(id.0 as usize)
+        {
+            peer.adj_in.accepted.sub(&prefix);
+        }
         let peer_of = |s| path_peer(&self.peers, &self.settings, s);
         dest.selected = best::select(&mut dest.paths, &self.settings.multipath, &peer_of);
         if snapshot(dest) != before {
@@ -97,6 +110,34 @@ impl Rib {
             self.loc.remove(&prefix);
             self.loc_size.remove_prefix(&prefix);
         }
+    }
+
+    /// Whether `prefix` has a path from `id` in the Loc-RIB: accepted from
+    /// it.
+    pub(super) fn has_path(&self, id: PeerId, prefix: &IpNet) -> bool {
+        self.loc
+            .get(prefix)
+            .is_some_and(|d| d.paths.iter().any(|p| p.source == Source::Peer(id)))
+    }
+
+    /// The prefixes accepted from `id` in the families `which` selects:
+    /// those with a path from it in the Loc-RIB (a walk of the Loc-RIB,
+    /// unless it has none).
+    pub(super) fn accepted(&self, id: PeerId, which: impl Fn(Family) -> bool) -> Vec<IpNet> {
+        let Some(peer) = self.peer(id) else {
+            return Vec::new();
+        };
+        let counts = &peer.adj_in.accepted;
+        if !which(Family::IPV4_UNICAST) && !which(Family::IPV6_UNICAST) || counts.len() == 0 {
+            return Vec::new();
+        }
+        self.loc
+            .iter()
+            .filter(|(p, d)| {
+                which(Family::unicast_of(p)) && d.paths.iter().any(|x| x.source == Source::Peer(id))
+            })
+            .map(|(p, _)| p)
+            .collect()
     }
 
     /// What the node forwards over: the selected paths, except that a

@@ -587,12 +587,7 @@ impl Rib {
             // RFC 7313 §4: routes not re-sent between BoRR and EoRR go.
             RefreshSubtype::BeginOfRefresh => {
                 let family = rr.family;
-                let marked: Vec<IpNet> = peer
-                    .adj_in
-                    .accepted
-                    .iter()
-                    .filter(|p| Family::unicast_of(p) == family)
-                    .collect();
+                let marked = self.accepted(id, |f| f == family);
                 self.mark_stale_prefixes(id, &marked);
             }
             RefreshSubtype::EndOfRefresh => self.sweep_stale(id, |f| f == rr.family),

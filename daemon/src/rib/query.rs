@@ -181,7 +181,11 @@ impl Rib {
             }
             None => {
                 if !filter.filtered_only {
-                    for prefix in a.accepted.iter().filter(|prefix| filter.wants(prefix)) {
+                    for prefix in self
+                        .accepted(id, |_| true)
+                        .into_iter()
+                        .filter(|prefix| filter.wants(prefix))
+                    {
                         let path = self
                             .loc
                             .get(&prefix)

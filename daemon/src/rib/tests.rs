@@ -876,6 +876,20 @@ fn the_summary_counts_follow_every_change() {
     let mut l = lab();
     let frr2 = l.rib.add_peer(setup("upstream-2", Role::Upstream));
     l.rib.peer_up(frr2, frr_session(2), l.now);
+    // Each peer's accepted count, kept as paths come and go, against the
+    // paths the Loc-RIB holds from it.
+    let peers = [l.frr, frr2, l.cilium];
+    let accepted_follow = |rib: &Rib| {
+        for id in peers {
+            let held = rib
+                .loc
+                .values()
+                .filter(|d| d.paths.iter().any(|p| p.source == Source::Peer(id)))
+                .count();
+            assert_eq!(rib.counts(id).accepted, held, "peer {id:?}");
+            assert_eq!(rib.accepted(id, |_| true).len(), held, "peer {id:?}");
+        }
+    };
     let shared = ["10.224.2.0/24", "fd00:101:224:2::/64"];
     l.rib.update(l.frr, frr_announce(FRR_AS, &shared, &[4210101022]));
     l.rib
@@ -886,15 +900,18 @@ fn the_summary_counts_follow_every_change() {
     l.rib.set_originate(vec![net("10.101.0.21/32")]);
     assert_eq!(reported(&l.rib), (4, 2, 8));
     assert_eq!(reported(&l.rib), recount(&l.rib));
+    accepted_follow(&l.rib);
     // Replacing a path, withdrawing one of two, a session going down.
     l.rib
         .update(l.frr, frr_announce(FRR_AS, &["10.224.2.0/24"], &[4210101023]));
     l.rib.update(l.cilium, withdraw(&["10.96.1.11/32"]));
     l.rib.update(frr2, withdraw(&["fd00:101:224:2::/64"]));
     assert_eq!(reported(&l.rib), recount(&l.rib));
+    accepted_follow(&l.rib);
     l.rib.peer_down(l.frr, None, l.now);
     l.rib.set_originate(vec![]);
     assert_eq!(reported(&l.rib), recount(&l.rib));
+    accepted_follow(&l.rib);
     assert_eq!(reported(&l.rib), (2, 1, 3));
 }
 
