@@ -58,6 +58,12 @@ const TAKE_AT_ONCE: usize = 4096;
 /// bound keeps the ops of one write small.
 const WRITE_AT_ONCE: usize = 32 * 1024;
 
+/// Once this many ops were written, the room their batches and the Loc-RIB
+/// changes before them took is given back to the system when the task
+/// is next idle (at most once a second): it is free, but glibc keeps it.
+const TRIM_AFTER_OPS: usize = 10_000;
+const TRIM_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+
 /// Opens the kernel sockets, loads what the kernel holds and starts the
 /// task. Fails when netlink cannot be opened (no CAP_NET_ADMIN).
 pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::Result<FibHandle> {
@@ -102,6 +108,8 @@ pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::
         scans: 0,
         strangers: strangers.iter().map(describe).collect(),
         writing: None,
+        written_ops: 0,
+        trimmed: Instant::now(),
     };
     let join = tokio::spawn(task.run(input_rx, control_rx));
     Ok(FibHandle {
@@ -223,6 +231,9 @@ struct FibTask {
     /// The write the kernel is working on, if any (one at a time, so
     /// writes are applied in order).
     writing: Option<Applying>,
+    /// Ops written since memory was last given back, and when that was.
+    written_ops: usize,
+    trimmed: Instant,
 }
 
 /// The write in progress, finished; never, when there is none.
@@ -253,7 +264,10 @@ impl FibTask {
                 done = written(&mut self.writing) => {
                     self.writing = None;
                     match done {
-                        Ok((ops, results)) => self.fib.applied(&ops, &results, Instant::now()),
+                        Ok((ops, results)) => {
+                            self.written_ops += ops.len();
+                            self.fib.applied(&ops, &results, Instant::now());
+                        }
                         Err(_) => tracing::error!("the netlink thread has stopped"),
                     }
                 }
@@ -327,8 +341,15 @@ impl FibTask {
             self.write();
             self.publish();
             // Idle: what the routes left behind goes back to the system.
-            if input.is_empty() && self.writing.is_none() && self.fib.release_unused() {
-                memory::trim();
+            if input.is_empty() && self.writing.is_none() {
+                let shrunk = self.fib.release_unused();
+                let burst =
+                    self.written_ops >= TRIM_AFTER_OPS && self.trimmed.elapsed() >= TRIM_AT_MOST_EVERY;
+                if shrunk || burst {
+                    memory::trim();
+                    self.written_ops = 0;
+                    self.trimmed = Instant::now();
+                }
             }
             // Follow up until the kernel and the FIB agree.
             for _ in 0..3 {
