@@ -1,5 +1,6 @@
-//! What the FIB believes the kernel holds of its own, kept small: with a
-//! full table this is one entry per route.
+//! What the FIB believes the kernel holds of its own, and what it wants
+//! for each prefix, kept small: with a full table this is one entry per
+//! route, both in one slot of one table.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -7,7 +8,7 @@ use std::num::NonZeroU32;
 
 use ipnet::IpNet;
 
-use super::RouteKey;
+use super::{RouteKey, Wanted};
 use crate::config::FibSettings;
 use crate::fib::kernel::{KernelRoute, RouteKind};
 use crate::memory::shrink_map;
@@ -53,11 +54,21 @@ impl Defaults {
     }
 }
 
+/// A prefix's slot: what is wanted for it, and its route in the
+/// configured table (16 bytes).
+#[derive(Copy, Clone, Debug, Default)]
+struct Entry {
+    wanted: Option<Wanted>,
+    slot: Option<Slot>,
+}
+
 #[derive(Debug)]
 pub(super) struct InstalledTable {
     defaults: Defaults,
-    /// Routes in the configured table.
-    main: PrefixMap<Slot>,
+    /// What is wanted for each prefix, and routes in the configured table.
+    main: PrefixMap<Entry>,
+    /// Entries of `main` with a route.
+    main_routes: usize,
     /// Routes in other tables: the local table's VIP routes, and what a
     /// previous configuration left.
     other: HashMap<RouteKey, Slot>,
@@ -78,6 +89,7 @@ impl InstalledTable {
                 prefsrc_v6: config.source_address_ipv6.map(IpAddr::V6),
             },
             main: PrefixMap::default(),
+            main_routes: 0,
             other: HashMap::new(),
             whole: HashMap::new(),
             leftovers: 0,
@@ -86,7 +98,7 @@ impl InstalledTable {
 
     fn slot(&self, key: &RouteKey) -> Option<&Slot> {
         if key.table == self.defaults.table {
-            self.main.get(&key.prefix)
+            self.main.get(&key.prefix)?.slot.as_ref()
         } else {
             self.other.get(key)
         }
@@ -94,10 +106,38 @@ impl InstalledTable {
 
     fn slot_mut(&mut self, key: &RouteKey) -> Option<&mut Slot> {
         if key.table == self.defaults.table {
-            self.main.get_mut(&key.prefix)
+            self.main.get_mut(&key.prefix)?.slot.as_mut()
         } else {
             self.other.get_mut(key)
         }
+    }
+
+    /// What is wanted for `prefix`.
+    pub(super) fn wanted(&self, prefix: &IpNet) -> Option<Wanted> {
+        self.main.get(prefix)?.wanted
+    }
+
+    /// Sets what is wanted for `prefix`; returns what was.
+    pub(super) fn set_wanted(&mut self, prefix: IpNet, wanted: Option<Wanted>) -> Option<Wanted> {
+        match wanted {
+            Some(_) => {
+                let (e, _) = self.main.get_or_insert_with(prefix, Entry::default);
+                std::mem::replace(&mut e.wanted, wanted)
+            }
+            None => {
+                let e = self.main.get_mut(&prefix)?;
+                let old = e.wanted.take();
+                if e.slot.is_none() {
+                    self.main.remove(&prefix);
+                }
+                old
+            }
+        }
+    }
+
+    /// Every prefix something is wanted for.
+    pub(super) fn wanted_iter(&self) -> impl Iterator<Item = (IpNet, Wanted)> + '_ {
+        self.main.iter().filter_map(|(p, e)| Some((p, e.wanted?)))
     }
 
     fn expand(&self, key: RouteKey, slot: Slot) -> Installed {
@@ -175,7 +215,10 @@ impl InstalledTable {
         }
         let slot = Slot { object, leftover };
         let replaced = if key.table == self.defaults.table {
-            self.main.insert(key.prefix, slot)
+            let (e, _) = self.main.get_or_insert_with(key.prefix, Entry::default);
+            let replaced = e.slot.replace(slot);
+            self.main_routes += usize::from(replaced.is_none());
+            replaced
         } else {
             self.other.insert(key, slot)
         };
@@ -185,10 +228,16 @@ impl InstalledTable {
 
     pub(super) fn remove(&mut self, key: &RouteKey) -> Option<Installed> {
         let slot = if key.table == self.defaults.table {
-            self.main.remove(&key.prefix)
+            let e = self.main.get_mut(&key.prefix)?;
+            let slot = e.slot.take()?;
+            if e.wanted.is_none() {
+                self.main.remove(&key.prefix);
+            }
+            self.main_routes -= 1;
+            slot
         } else {
-            self.other.remove(key)
-        }?;
+            self.other.remove(key)?
+        };
         let installed = self.expand(*key, slot);
         self.leftovers -= usize::from(slot.leftover);
         if slot.object.is_none() {
@@ -199,7 +248,8 @@ impl InstalledTable {
 
     pub(super) fn keys(&self) -> impl Iterator<Item = RouteKey> + '_ {
         let table = self.defaults.table;
-        let main = self.main.keys().map(move |prefix| RouteKey { prefix, table });
+        let main = self.main.iter().filter(|(_, e)| e.slot.is_some());
+        let main = main.map(move |(prefix, _)| RouteKey { prefix, table });
         main.chain(self.other.keys().copied())
     }
 
@@ -208,26 +258,34 @@ impl InstalledTable {
         let main = self
             .main
             .iter()
-            .map(move |(prefix, s)| (RouteKey { prefix, table }, *s));
+            .filter_map(move |(prefix, e)| Some((RouteKey { prefix, table }, e.slot?)));
         main.chain(self.other.iter().map(|(k, s)| (*k, *s)))
             .map(|(k, s)| (k, self.expand(k, s)))
     }
 
     /// Routes written or confirmed, leftovers not counted.
     pub(super) fn confirmed(&self) -> usize {
-        self.main.len() + self.other.len() - self.leftovers
+        self.main_routes + self.other.len() - self.leftovers
     }
 
     pub(super) fn leftovers(&self) -> Vec<RouteKey> {
         let table = self.defaults.table;
-        let main = self.main.iter().filter(|(_, s)| s.leftover);
+        let main = self
+            .main
+            .iter()
+            .filter(|(_, e)| e.slot.is_some_and(|s| s.leftover));
         let main = main.map(|(prefix, _)| RouteKey { prefix, table });
         let other = self.other.iter().filter(|(_, s)| s.leftover).map(|(k, _)| *k);
         main.chain(other).collect()
     }
 
+    /// Forgets every route (what is wanted stays).
     pub(super) fn clear(&mut self) {
-        self.main.clear();
+        self.main.retain(|_, e| {
+            e.slot = None;
+            e.wanted.is_some()
+        });
+        self.main_routes = 0;
         self.other.clear();
         self.whole.clear();
         self.leftovers = 0;
@@ -336,5 +394,33 @@ mod tests {
         assert_eq!(t.remove(&key(&with_hops)).expect("there").route, with_hops);
         assert_eq!(t.whole.len(), 1);
         assert!(t.get(&key(&with_hops)).is_none());
+    }
+
+    /// What is wanted shares the route's slot: neither counts as the
+    /// other, and forgetting the routes (a reload) keeps what is wanted.
+    #[test]
+    fn what_is_wanted_and_what_is_installed_share_a_slot() {
+        let c = config();
+        let mut t = InstalledTable::new(&c);
+        let r = route("10.1.0.0/24", c.table, Some(7));
+        let k = RouteKey {
+            prefix: r.prefix,
+            table: r.table,
+        };
+        assert_eq!(t.set_wanted(r.prefix, Some(Wanted::Vip)), None);
+        assert!(t.get(&k).is_none());
+        assert_eq!(t.keys().count(), 0);
+        assert_eq!(t.confirmed(), 0);
+        t.insert(k, r.clone(), false);
+        assert_eq!(t.confirmed(), 1);
+        assert_eq!(t.wanted(&r.prefix), Some(Wanted::Vip));
+        t.clear();
+        assert_eq!((t.confirmed(), t.keys().count()), (0, 0));
+        assert_eq!(t.wanted_iter().count(), 1);
+        t.insert(k, r.clone(), false);
+        assert_eq!(t.set_wanted(r.prefix, None), Some(Wanted::Vip));
+        assert_eq!(t.get(&k).map(|i| i.route), Some(r.clone()));
+        assert!(t.remove(&k).is_some());
+        assert_eq!(t.main.len(), 0, "an empty slot goes");
     }
 }

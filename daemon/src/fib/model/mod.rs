@@ -42,7 +42,6 @@ pub use super::kernel::{RT_TABLE_LOCAL, RT_TABLE_MAIN};
 use super::nexthop_table::NexthopTable;
 use super::resolve::KernelView;
 use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
-use crate::prefix_map::PrefixMap;
 use crate::rib::{Gateway, LocRibChange, NextHops};
 use crate::status::FibCounters;
 use installed::InstalledTable;
@@ -101,12 +100,13 @@ pub struct Fib {
     /// Point routes at kernel nexthop objects (shared by every route with
     /// the same next hops) instead of carrying the next hops themselves.
     nexthop_objects: bool,
-    wanted: PrefixMap<Wanted>,
     /// Static routes; each one's prefix is in `wanted` with it.
     statics: HashMap<IpNet, Target>,
     /// What BGP wants for a prefix a static route holds, for when the
     /// static route goes.
     shadowed: HashMap<IpNet, Target>,
+    /// What is wanted for each prefix (`wanted`), and the routes of ours
+    /// the kernel holds, in one table.
     installed: InstalledTable,
     dirty: BTreeSet<RouteKey>,
     converged: bool,
@@ -141,7 +141,6 @@ impl Fib {
             installed: InstalledTable::new(&config),
             config,
             nexthop_objects,
-            wanted: PrefixMap::default(),
             statics: HashMap::new(),
             shadowed: HashMap::new(),
             dirty: BTreeSet::new(),
@@ -278,7 +277,7 @@ impl Fib {
     /// Sets what a prefix should become: next hops are resolved, and both
     /// of its keys (our table, the local table) are marked for a write.
     fn set_wanted(&mut self, prefix: IpNet, new: Option<Target>) {
-        let old = self.wanted.remove(&prefix);
+        let old = self.installed.set_wanted(prefix, None);
         if let Some(Wanted::Forward(id)) = old
             && let Some(gone) = self.lists.release(id)
         {
@@ -314,7 +313,7 @@ impl Fib {
             self.vip_routes + usize::from(new == Some(Wanted::Vip)) - usize::from(old == Some(Wanted::Vip));
         match new {
             Some(w) => {
-                self.wanted.insert(prefix, w);
+                self.installed.set_wanted(prefix, Some(w));
             }
             None => {
                 self.unresolved.remove(&prefix);
@@ -371,7 +370,7 @@ impl Fib {
                 continue;
             }
             if !self.statics.contains_key(&p)
-                && let Some(&bgp) = self.wanted.get(&p)
+                && let Some(bgp) = self.installed.wanted(&p)
             {
                 let bgp = self.target_of(bgp);
                 self.shadowed.insert(p, bgp);
@@ -449,7 +448,7 @@ impl Fib {
                 });
                 if added {
                     self.kernel.foreign.push(route);
-                } else if self.wanted.contains_key(&route.prefix) {
+                } else if self.installed.wanted(&route.prefix).is_some() {
                     // It may have held one of ours out of the kernel.
                     self.dirty.insert(RouteKey {
                         prefix: route.prefix,
@@ -478,7 +477,7 @@ impl Fib {
     pub fn release_unused(&mut self) -> bool {
         use crate::memory::shrink_map;
         let mut shrunk = self.lists.shrink();
-        shrunk |= self.wanted.shrink() | self.installed.shrink();
+        shrunk |= self.installed.shrink();
         shrunk |= shrink_map(&mut self.resolved) | shrink_map(&mut self.users);
         shrunk | self.nexthops.shrink()
     }
@@ -486,7 +485,7 @@ impl Fib {
     /// Entries the prefix-keyed tables have room for.
     #[cfg(test)]
     pub fn room(&self) -> usize {
-        self.wanted.capacity() + self.installed.capacity()
+        self.installed.capacity()
     }
 
     /// The operations that bring the kernel to the wanted state for every
@@ -643,7 +642,7 @@ impl Fib {
     }
 
     fn desired_route(&mut self, key: RouteKey) -> Option<KernelRoute> {
-        let wanted = *self.wanted.get(&key.prefix)?;
+        let wanted = self.installed.wanted(&key.prefix)?;
         match wanted {
             Wanted::Vip => {
                 let (_, kind) = self.config.vip.as_ref()?;
@@ -764,9 +763,9 @@ impl Fib {
         }
         let hit = self.lists.invalidate(&|nh| changed.contains(nh));
         let table = self.config.table;
-        for (prefix, w) in self.wanted.iter() {
+        for (prefix, w) in self.installed.wanted_iter() {
             if let Wanted::Forward(id) = w
-                && hit.contains(id)
+                && hit.contains(&id)
             {
                 self.dirty.insert(RouteKey { prefix, table });
             }

@@ -23,7 +23,7 @@ impl Fib {
             self.installed
                 .set_leftover(key, !converged && !before.contains(key));
         }
-        for p in self.wanted.keys() {
+        for (p, _) in self.installed.wanted_iter() {
             all.push(RouteKey {
                 prefix: p,
                 table: self.config.table,
