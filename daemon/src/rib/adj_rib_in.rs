@@ -299,6 +299,7 @@ impl Rib {
                         attrs,
                         next_hop,
                         stale: false,
+                        in_set: false,
                         gated: None,
                         since: 0,
                     },

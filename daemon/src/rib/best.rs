@@ -29,6 +29,9 @@ pub struct Path {
     pub next_hop: Arc<NextHop>,
     /// Kept for a restarting peer (RFC 4724 §4.2) until it re-sends it.
     pub stale: bool,
+    /// In the equal-cost set of its prefix (set by the Loc-RIB after
+    /// selection; the set is the paths that have it, first in order).
+    pub in_set: bool,
     /// When it was received, or last changed: seconds since the RIB
     /// started (set by the Loc-RIB when the path goes in).
     pub since: u32,
@@ -202,6 +205,7 @@ mod tests {
             attrs: Arc::new(attrs),
             next_hop: Arc::new(NextHop::V4(Ipv4Addr::new(10, 0, 0, peer as u8))),
             stale: false,
+            in_set: false,
             gated: None,
             since: 0,
         }

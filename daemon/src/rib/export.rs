@@ -103,7 +103,7 @@ impl Rib {
             return None;
         }
         let dest = self.loc.get(&prefix)?;
-        let best = dest.paths.first().filter(|_| dest.selected > 0)?;
+        let best = dest.paths.first().filter(|p| p.in_set)?;
         // A path a health check holds back goes out as a drained one.
         let shutdown = match best.gated {
             Some(GateAction::GracefulShutdown(prepend)) => self.drain.or(Some(prepend)),

@@ -19,7 +19,7 @@ use bgp_proto::Family;
 use ipnet::IpNet;
 use policy::{PeerInfo, RouteInput};
 
-use super::best::{self, Path, Source};
+use super::best::{Path, Source};
 use super::loc_rib::snapshot;
 use super::{Rib, RibOutput, RibPeer};
 use crate::config::{Gate, GateAction};
@@ -45,7 +45,7 @@ impl Rib {
                 }
             }
             if regated {
-                dest.selected = best::select(&mut dest.paths, &settings.multipath, &peer_of);
+                dest.select(&settings.multipath, &peer_of);
                 if snapshot(dest) != before {
                     self.changed.push(prefix);
                 }

@@ -45,8 +45,27 @@ impl LocSize {
 #[derive(Debug, Default)]
 pub(super) struct Dest {
     pub(super) paths: SmallVec<[Path; 1]>,
-    /// `paths[..selected]` is the equal-cost set, best first.
-    pub(super) selected: usize,
+}
+
+impl Dest {
+    /// `paths[..selected()]` is the equal-cost set, best first (kept in
+    /// the paths' `in_set`, not beside them: a full table's prefixes are
+    /// 8 bytes smaller).
+    pub(super) fn selected(&self) -> usize {
+        self.paths.iter().take_while(|p| p.in_set).count()
+    }
+
+    /// Runs the decision process over the paths.
+    pub(super) fn select(
+        &mut self,
+        multipath: &crate::config::MultipathConfig,
+        peer_of: &dyn Fn(Source) -> PathPeer,
+    ) {
+        let n = best::select(&mut self.paths, multipath, peer_of);
+        for (i, p) in self.paths.iter_mut().enumerate() {
+            p.in_set = i < n;
+        }
+    }
 }
 
 impl Rib {
@@ -79,7 +98,7 @@ impl Rib {
             }
         }
         let peer_of = |s| path_peer(&self.peers, &self.settings, s);
-        dest.selected = best::select(&mut dest.paths, &self.settings.multipath, &peer_of);
+        dest.select(&self.settings.multipath, &peer_of);
         if snapshot(dest) != before {
             self.changed.push(prefix);
         }
@@ -102,7 +121,7 @@ impl Rib {
             peer.adj_in.accepted.sub(&prefix);
         }
         let peer_of = |s| path_peer(&self.peers, &self.settings, s);
-        dest.selected = best::select(&mut dest.paths, &self.settings.multipath, &peer_of);
+        dest.select(&self.settings.multipath, &peer_of);
         if snapshot(dest) != before {
             self.changed.push(prefix);
         }
@@ -210,11 +229,11 @@ pub(super) fn path_peer(peers: &[Option<RibPeer>], settings: &RibSettings, sourc
 /// The paths the node forwards over (see [`Rib::selected`]).
 fn forwarding(d: &Dest) -> std::ops::Range<usize> {
     let drained = |p: &Path| matches!(p.gated, Some(GateAction::GracefulShutdown(_)));
-    if d.selected == 0 || !drained(&d.paths[0]) {
-        return 0..d.selected;
+    if d.selected() == 0 || !drained(&d.paths[0]) {
+        return 0..d.selected();
     }
     let Some(first) = d.paths.iter().position(|p| p.gated.is_none()) else {
-        return 0..d.selected;
+        return 0..d.selected();
     };
     let equal = d.paths[first..]
         .iter()
@@ -240,13 +259,13 @@ pub(super) fn snapshot(d: &Dest) -> SmallVec<[Snapshot; 2]> {
             p.gated,
         )
     };
-    let mut s: SmallVec<[_; 2]> = d.paths[..d.selected].iter().map(entry).collect();
+    let mut s: SmallVec<[_; 2]> = d.paths[..d.selected()].iter().map(entry).collect();
     let used = forwarding(d);
     if used.start > 0 {
         s.extend(d.paths[used].iter().map(entry));
     }
     s.extend(
-        d.paths[d.selected..]
+        d.paths[d.selected()..]
             .iter()
             .filter(|p| p.gated.is_some())
             // Only whether it is held back matters here (see `selected`).

@@ -248,8 +248,8 @@ impl Rib {
                     .paths
                     .iter()
                     .enumerate()
-                    .filter(|(i, _)| !filter.best_only || *i < d.selected)
-                    .map(|(i, path)| self.path_view(path, i == 0 && d.selected > 0, i < d.selected))
+                    .filter(|(_, p)| !filter.best_only || p.in_set)
+                    .map(|(i, path)| self.path_view(path, i == 0 && path.in_set, path.in_set))
                     .filter(|v| filter.peer.as_deref().is_none_or(|n| v.peer == n))
                     .collect();
                 (!paths.is_empty()).then_some(RouteView {

@@ -1576,3 +1576,15 @@ fn a_speaker_without_graceful_restart_is_held_across_its_restart() {
     assert_eq!(withdrawn(&sent(&out, l.frr)), ["10.96.6.11/32"]);
     assert_eq!(l.rib.counts(kv).stale, 0);
 }
+
+/// A full table is a million of these: what they weigh is kept from
+/// creeping back (a prefix's slot holds its single path in place).
+#[test]
+fn a_prefix_and_its_path_stay_small() {
+    assert!(size_of::<Path>() <= 32, "Path: {} bytes", size_of::<Path>());
+    assert!(
+        size_of::<super::loc_rib::Dest>() <= 40,
+        "Dest: {} bytes",
+        size_of::<super::loc_rib::Dest>()
+    );
+}
