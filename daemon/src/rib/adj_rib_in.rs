@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use policy::{NextHopChange, RouteInput, Verdict};
 
 use super::adj_rib_out::Advertised;
-use super::best::{Path, PeerId, Source};
+use super::best::{Path, PathRoute, PeerId, Source};
 use super::{Rib, RibOutput, RibPeer};
 use crate::config::MaxPrefixAction;
 use crate::memory::{FastMap, FastSet};
@@ -291,13 +291,12 @@ impl Rib {
                 }
                 peer.adj_in.rejected.remove(&prefix);
                 peer.adj_in.stale.remove(&prefix);
-                let next_hop = self.next_hops.intern(nh);
+                let route = self.routes.intern(PathRoute { attrs, next_hop: nh });
                 self.upsert_path(
                     prefix,
                     Path {
                         source: Source::Peer(id),
-                        attrs,
-                        next_hop,
+                        route,
                         stale: false,
                         in_set: false,
                         gated: None,
@@ -332,7 +331,7 @@ impl Rib {
                 .get(&prefix)
                 .and_then(|d| d.paths.iter().find(|x| x.source == Source::Peer(id)))
             {
-                out.push((prefix, (path.attrs.clone(), *path.next_hop)));
+                out.push((prefix, (path.attrs().clone(), *path.next_hop())));
             }
         }
         Some(out)

@@ -24,9 +24,9 @@ pub struct PeerId(pub u32);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Path {
     pub source: Source,
-    pub attrs: Arc<Attributes>,
-    /// Interned: the paths of a full table share a handful.
-    pub next_hop: Arc<NextHop>,
+    /// Its attributes and next hop, interned as one: a full table's paths
+    /// share a few thousand.
+    pub route: Arc<PathRoute>,
     /// Kept for a restarting peer (RFC 4724 §4.2) until it re-sends it.
     pub stale: bool,
     /// In the equal-cost set of its prefix (set by the Loc-RIB after
@@ -53,37 +53,68 @@ pub struct PathPeer {
     pub ebgp: bool,
 }
 
+/// What a path says: attributes (themselves interned) and next hop.
+/// Equal, and hashed, by the attributes' address and the next hop.
+#[derive(Debug)]
+pub struct PathRoute {
+    pub attrs: Arc<Attributes>,
+    pub next_hop: NextHop,
+}
+
+impl PartialEq for PathRoute {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.attrs, &other.attrs) && self.next_hop == other.next_hop
+    }
+}
+
+impl Eq for PathRoute {}
+
+impl std::hash::Hash for PathRoute {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.attrs).hash(state);
+        self.next_hop.hash(state);
+    }
+}
+
 impl Path {
+    pub fn attrs(&self) -> &Arc<Attributes> {
+        &self.route.attrs
+    }
+
+    pub fn next_hop(&self) -> &NextHop {
+        &self.route.next_hop
+    }
+
     fn local_pref(&self) -> u32 {
         // RFC 4271 §9.1.1: a route from an external peer has no LOCAL_PREF
         // of its own; 100 is the customary default.
-        self.attrs.local_pref.unwrap_or(100)
+        self.attrs().local_pref.unwrap_or(100)
     }
 
     fn as_path_len(&self) -> usize {
-        self.attrs.as_path.as_ref().map_or(0, |p| p.path_len())
+        self.attrs().as_path.as_ref().map_or(0, |p| p.path_len())
     }
 
     fn origin(&self) -> u8 {
-        self.attrs.origin.unwrap_or(Origin::Incomplete) as u8
+        self.attrs().origin.unwrap_or(Origin::Incomplete) as u8
     }
 
     /// RFC 4271 §9.1.2.2 c: a missing MED is the lowest value.
     fn med(&self) -> u32 {
-        self.attrs.med.unwrap_or(0)
+        self.attrs().med.unwrap_or(0)
     }
 
     /// The neighbour AS that MED comparison is limited to.
     fn neighbor_as(&self) -> Option<u32> {
         match self.source {
             Source::Local => None,
-            Source::Peer(_) => self.attrs.as_path.as_ref().and_then(|p| p.neighbor_asn()),
+            Source::Peer(_) => self.attrs().as_path.as_ref().and_then(|p| p.neighbor_asn()),
         }
     }
 
     /// RFC 4456 §9: the originator replaces the router ID when present.
     fn router_id(&self, peer: &PathPeer) -> Ipv4Addr {
-        self.attrs.originator_id.unwrap_or(peer.router_id)
+        self.attrs().originator_id.unwrap_or(peer.router_id)
     }
 }
 
@@ -180,7 +211,7 @@ fn select_among(
         if count >= multipath.max_paths {
             break;
         }
-        let same_path = multipath.as_path_relax || p.attrs.as_path == best.attrs.as_path;
+        let same_path = multipath.as_path_relax || p.attrs().as_path == best.attrs().as_path;
         if same_path && ebgp(p) == ebgp(best) && p.source != Source::Local && best.source != Source::Local {
             count += 1;
         }
@@ -202,8 +233,10 @@ mod tests {
         f(&mut attrs);
         Path {
             source: Source::Peer(PeerId(peer)),
-            attrs: Arc::new(attrs),
-            next_hop: Arc::new(NextHop::V4(Ipv4Addr::new(10, 0, 0, peer as u8))),
+            route: Arc::new(PathRoute {
+                attrs: Arc::new(attrs),
+                next_hop: NextHop::V4(Ipv4Addr::new(10, 0, 0, peer as u8)),
+            }),
             stale: false,
             in_set: false,
             gated: None,

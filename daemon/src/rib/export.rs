@@ -125,8 +125,8 @@ impl Rib {
         let route = RouteInput {
             prefix,
             family,
-            attributes: &best.attrs,
-            next_hop: Some(best.next_hop.addr()),
+            attributes: best.attrs(),
+            next_hop: Some(best.next_hop().addr()),
             source,
             target: target.info(),
             local_asn: target.setup.local_asn,
@@ -149,7 +149,7 @@ impl Rib {
             {
                 own()
             }
-            NextHopChange::Unchanged => Some(*best.next_hop),
+            NextHopChange::Unchanged => Some(*best.next_hop()),
         };
         let Some(nh) = nh else {
             tracing::debug!(%prefix, peer = %target.setup.name, "no usable next hop for this family on the session; not exported");
@@ -158,7 +158,7 @@ impl Rib {
         // Attributes that policy left alone are transformed the same way for
         // every route that shares them: do it once per set and peer.
         let key = (matches!(attributes, Cow::Borrowed(_)) && shutdown == self.drain).then_some((
-            Arc::as_ptr(&best.attrs) as usize,
+            Arc::as_ptr(best.attrs()) as usize,
             id,
             from_external,
         ));
@@ -167,8 +167,8 @@ impl Rib {
         {
             return Some((out.clone(), nh));
         }
-        let source_attrs = best.attrs.clone();
-        let received_med = best.attrs.med;
+        let source_attrs = best.attrs().clone();
+        let received_med = best.attrs().med;
         let local_asn = target.setup.local_asn;
         let mut attrs = attributes.into_owned();
         if ebgp {

@@ -77,8 +77,8 @@ fn gate(gates: &[Gate], peers: &[Option<RibPeer>], prefix: &IpNet, path: &Path) 
     let route = RouteInput {
         prefix: *prefix,
         family: Family::unicast_of(prefix),
-        attributes: &path.attrs,
-        next_hop: Some(path.next_hop.addr()),
+        attributes: path.attrs(),
+        next_hop: Some(path.next_hop().addr()),
         source: Some(PeerInfo {
             name: &peer.setup.name,
             role: peer.setup.role,

@@ -80,7 +80,7 @@ impl Rib {
         match dest.paths.iter_mut().find(|p| p.source == path.source) {
             Some(existing) => {
                 // Sent again unchanged: it keeps its age.
-                if Arc::ptr_eq(&existing.attrs, &path.attrs) && existing.next_hop == path.next_hop {
+                if Arc::ptr_eq(&existing.route, &path.route) {
                     path.since = existing.since;
                 }
                 *existing = path;
@@ -186,7 +186,7 @@ impl Rib {
                 }
         });
         Some(Selected {
-            attrs: best.attrs.clone(),
+            attrs: best.attrs().clone(),
             next_hops: used
                 .iter()
                 .map(|p| {
@@ -194,7 +194,7 @@ impl Rib {
                         Source::Peer(id) => self.peer(id).and_then(|peer| peer.link),
                         Source::Local => None,
                     };
-                    Gateway::of(&p.next_hop, link)
+                    Gateway::of(p.next_hop(), link)
                 })
                 .collect(),
             source_peer: name,
@@ -253,8 +253,8 @@ pub(super) fn snapshot(d: &Dest) -> SmallVec<[Snapshot; 2]> {
     let entry = |p: &Path| {
         (
             p.source,
-            Arc::as_ptr(&p.attrs) as usize,
-            *p.next_hop,
+            Arc::as_ptr(p.attrs()) as usize,
+            *p.next_hop(),
             p.stale,
             p.gated,
         )
@@ -269,7 +269,7 @@ pub(super) fn snapshot(d: &Dest) -> SmallVec<[Snapshot; 2]> {
             .iter()
             .filter(|p| p.gated.is_some())
             // Only whether it is held back matters here (see `selected`).
-            .map(|p| (p.source, 0, *p.next_hop, false, Some(GateAction::Withdraw))),
+            .map(|p| (p.source, 0, *p.next_hop(), false, Some(GateAction::Withdraw))),
     );
     s
 }

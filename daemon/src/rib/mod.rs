@@ -52,7 +52,7 @@ use crate::session::negotiate::Negotiated;
 use adj_rib_in::{AdjRibIn, InvalidPath};
 use adj_rib_out::AdjRibOut;
 pub use best::PeerId;
-use best::{Path, PathPeer, Source};
+use best::{Path, PathPeer, PathRoute, Source};
 use export::ExportCache;
 pub use gateway::{Gateway, NextHops};
 use graceful_restart::Restart;
@@ -216,7 +216,7 @@ pub struct Rib {
     released: usize,
     interner: Interner<Attributes>,
     /// The next hops of the Loc-RIB's paths, each once.
-    next_hops: Interner<NextHop>,
+    routes: Interner<PathRoute>,
     originate: Vec<IpNet>,
     /// When the RIB started, and the seconds since then as of the event
     /// being handled (a path's age counts from it).
@@ -258,7 +258,7 @@ impl Rib {
             loc_size: LocSize::default(),
             released: 0,
             interner: Interner::default(),
-            next_hops: Interner::default(),
+            routes: Interner::default(),
             originate: Vec::new(),
             epoch: now,
             clock: 0,
@@ -367,13 +367,12 @@ impl Rib {
                 IpNet::V4(_) => NextHop::V4(Ipv4Addr::UNSPECIFIED),
                 IpNet::V6(_) => NextHop::v6(Ipv6Addr::UNSPECIFIED),
             };
-            let next_hop = self.next_hops.intern(next_hop);
+            let route = self.routes.intern(PathRoute { attrs, next_hop });
             self.upsert_path(
                 *p,
                 Path {
                     source: Source::Local,
-                    attrs,
-                    next_hop,
+                    route,
                     stale: false,
                     in_set: false,
                     gated: None,
@@ -729,8 +728,9 @@ impl Rib {
         }
         self.released = 0;
         self.export_cache.prune();
+        // Paths hold routes, routes hold attribute sets.
+        self.routes.sweep();
         self.interner.sweep();
-        self.next_hops.sweep();
         let mut shrunk = self.loc.shrink();
         for p in self.peers.iter_mut().flatten() {
             shrunk |= p.adj_in.shrink();

@@ -192,7 +192,7 @@ impl Rib {
                             .and_then(|d| d.paths.iter().find(|x| x.source == Source::Peer(id)));
                         out.push(AdjRouteView {
                             prefix,
-                            attributes: path.map(|x| attributes_view(&x.attrs, Some(*x.next_hop))),
+                            attributes: path.map(|x| attributes_view(x.attrs(), Some(*x.next_hop()))),
                             status: status(a.stale.contains(&prefix), false),
                             reason: Some("after import policy (soft-reconfiguration is off)".into()),
                             modified_by: Vec::new(),
@@ -281,7 +281,7 @@ impl Rib {
         let now = u32::try_from(self.epoch.elapsed().as_secs()).unwrap_or(u32::MAX);
         PathView {
             peer,
-            attributes: attributes_view(&path.attrs, Some(*path.next_hop)),
+            attributes: attributes_view(path.attrs(), Some(*path.next_hop())),
             age: u64::from(now.saturating_sub(path.since)),
             best,
             multipath,

@@ -1581,9 +1581,9 @@ fn a_speaker_without_graceful_restart_is_held_across_its_restart() {
 /// creeping back (a prefix's slot holds its single path in place).
 #[test]
 fn a_prefix_and_its_path_stay_small() {
-    assert!(size_of::<Path>() <= 32, "Path: {} bytes", size_of::<Path>());
+    assert!(size_of::<Path>() <= 24, "Path: {} bytes", size_of::<Path>());
     assert!(
-        size_of::<super::loc_rib::Dest>() <= 40,
+        size_of::<super::loc_rib::Dest>() <= 32,
         "Dest: {} bytes",
         size_of::<super::loc_rib::Dest>()
     );
