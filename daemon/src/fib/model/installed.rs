@@ -141,30 +141,22 @@ impl InstalledTable {
     }
 
     fn expand(&self, key: RouteKey, slot: Slot) -> Installed {
+        let on_object = |nhid: Option<u32>| KernelRoute {
+            prefix: key.prefix,
+            table: key.table,
+            protocol: self.defaults.protocol,
+            kind: RouteKind::Unicast,
+            metric: self.defaults.metric,
+            nexthops: Vec::new(),
+            nhid,
+            prefsrc: self.defaults.prefsrc(&key.prefix),
+        };
         let route = match slot.object {
-            Some(id) => KernelRoute {
-                prefix: key.prefix,
-                table: key.table,
-                protocol: self.defaults.protocol,
-                kind: RouteKind::Unicast,
-                metric: self.defaults.metric,
-                nexthops: Vec::new(),
-                nhid: Some(id.get()),
-                prefsrc: self.defaults.prefsrc(&key.prefix),
-            },
+            Some(id) => on_object(Some(id.get())),
             None => self.whole.get(&key).cloned().unwrap_or_else(|| {
                 // Never: a slot without an object has its route in `whole`.
                 tracing::error!(prefix = %key.prefix, "an installed route has gone missing from tern's table");
-                KernelRoute {
-                    prefix: key.prefix,
-                    table: key.table,
-                    protocol: self.defaults.protocol,
-                    kind: RouteKind::Unicast,
-                    metric: self.defaults.metric,
-                    nexthops: Vec::new(),
-                    nhid: None,
-                    prefsrc: None,
-                }
+                on_object(None)
             }),
         };
         Installed {
