@@ -547,19 +547,14 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
         .collect();
     println!("copies of tern's routes by another daemon: {copies:#?}");
     // Whether zebra left one this time or not, one such route for sure.
-    n1.ns
-        .exec(&[
-            "ip",
-            "route",
-            "add",
-            "blackhole",
-            "10.98.0.0/24",
-            "proto",
-            "186",
-            "metric",
-            "20",
-        ])
-        .expect("ip route add");
+    // A route of tern's protocol with another metric, as zebra writes them.
+    let stranger = |verb: &str| {
+        let route = ["blackhole", "10.98.0.0/24", "proto", "186", "metric", "20"];
+        let mut args = vec!["ip", "route", verb];
+        args.extend(route);
+        n1.ns.exec(&args)
+    };
+    stranger("add").expect("ip route add");
     {
         wait_until(timeout(90), "tern to report the copies", || {
             let fib = n1.tern.fib()?;
@@ -587,19 +582,7 @@ fn metallb_and_kube_vip_beside_cilium_get_what_cilium_gets() {
         );
     }
     // tern left it alone; once it is gone, so is the report.
-    n1.ns
-        .exec(&[
-            "ip",
-            "route",
-            "del",
-            "blackhole",
-            "10.98.0.0/24",
-            "proto",
-            "186",
-            "metric",
-            "20",
-        ])
-        .expect("the route tern did not write is still there");
+    stranger("del").expect("the route tern did not write is still there");
     if copies.is_empty() {
         wait_until(timeout(90), "the report to go", || {
             let fib = n1.tern.fib()?;
