@@ -154,6 +154,11 @@ impl Gobgp {
         self.launch(restarting);
     }
 
+    /// The port of its gRPC API on `127.0.0.1` in its namespace.
+    pub fn api_port(&self) -> u16 {
+        self.port
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }

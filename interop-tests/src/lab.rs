@@ -188,6 +188,7 @@ pub struct TopologyBuilder {
     router_networks: Vec<String>,
     fixed: Option<(String, PathBuf)>,
     bfd: bool,
+    cilium_extra: BTreeMap<u8, String>,
 }
 
 impl TopologyBuilder {
@@ -215,6 +216,13 @@ impl TopologyBuilder {
     /// `"[fib.vip]\nenabled = false"`.
     pub fn tern_extra(mut self, x: u8, toml: &str) -> Self {
         self.extra.entry(x).or_default().push_str(toml);
+        self
+    }
+
+    /// TOML appended to node `x`'s GoBGP ("Cilium") configuration, e.g.
+    /// another `[[neighbors]]`.
+    pub fn cilium_extra(mut self, x: u8, toml: &str) -> Self {
+        self.cilium_extra.entry(x).or_default().push_str(toml);
         self
     }
 
@@ -363,7 +371,8 @@ impl TopologyBuilder {
                 &ns,
                 &work,
                 &format!("{}-cilium", id.name()),
-                &cilium_config(CILIUM_ASN, &format!("10.101.1.2{x}"), "::1", id.asn()),
+                &(cilium_config(CILIUM_ASN, &format!("10.101.1.2{x}"), "::1", id.asn())
+                    + self.cilium_extra.get(&x).map_or("", String::as_str)),
                 GOBGP_API_PORT,
             );
             for p in id.pod_cidrs() {
@@ -789,6 +798,7 @@ impl Topology {
             router_networks: Vec::new(),
             fixed: None,
             bfd: false,
+            cilium_extra: BTreeMap::new(),
         }
     }
 

@@ -42,6 +42,7 @@ pub mod nft;
 pub mod plot;
 pub mod process;
 pub mod raw;
+pub mod route_monitor;
 pub mod soak;
 pub mod tcp;
 pub mod tern;

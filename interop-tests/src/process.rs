@@ -150,6 +150,19 @@ impl Drop for Daemon {
     }
 }
 
+/// CPU time (user + system) process `pid` has used so far, from
+/// `/proc/PID/stat`; zero if it is gone.
+pub fn cpu_time(pid: u32) -> std::time::Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command name in parentheses: state is field 3; utime and
+    // stime are fields 14 and 15, in clock ticks (SC_CLK_TCK is 100 on
+    // every Linux this runs on).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    std::time::Duration::from_millis(ticks * 10)
+}
+
 /// A `kB` line of `/proc/PID/status` (`"VmRSS:"`, `"VmHWM:"`,
 /// `"RssAnon:"`...), 0 if the process or the line is gone.
 pub fn status_kb(pid: u32, key: &str) -> u64 {

@@ -168,3 +168,46 @@ fn a_bridge_is_one_segment_and_a_port_can_go_down() {
     wait_until(timeout(5), "node 2 reaches node 1", || talk(&nodes[1], addr));
     server.join().unwrap().unwrap();
 }
+
+/// The benchmarks' route monitor sees a route added and removed, with
+/// its prefix and table, and a nexthop object.
+#[test]
+fn the_route_monitor_sees_routes_and_nexthop_objects_come_and_go() {
+    use interop_tests::route_monitor::{RouteMonitor, What};
+    if !interop_tests::require_root() {
+        return;
+    }
+    let ns = Netns::new(&unique_name("route-monitor"));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let watcher = ns.spawn_in(move || {
+        let mut m = RouteMonitor::open().expect("open");
+        ready_tx.send(()).expect("ready");
+        let mut seen = Vec::new();
+        let started = std::time::Instant::now();
+        while seen.len() < 4 && started.elapsed() < Duration::from_secs(10) {
+            seen.extend(m.read().expect("read").into_iter().map(|e| e.what));
+        }
+        seen
+    });
+    ready_rx.recv().expect("the monitor is open");
+    ns.ip(&["nexthop", "add", "id", "77", "blackhole"]);
+    ns.ip(&["route", "add", "10.9.8.0/24", "nhid", "77", "table", "100"]);
+    ns.ip(&["route", "del", "10.9.8.0/24", "table", "100"]);
+    ns.ip(&["-6", "route", "add", "blackhole", "fd00:9::/64"]);
+    let seen = watcher.join().expect("watcher");
+    let route = |add: bool, prefix: &str, table: u32| What::Route {
+        add,
+        prefix: prefix.parse().expect("prefix"),
+        table,
+    };
+    assert_eq!(
+        seen,
+        [
+            What::Nexthop,
+            route(true, "10.9.8.0/24", 100),
+            route(false, "10.9.8.0/24", 100),
+            route(true, "fd00:9::/64", 254),
+        ],
+        "in order, with prefix and table"
+    );
+}

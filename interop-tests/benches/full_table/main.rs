@@ -78,9 +78,11 @@ use bgp_proto::{
     UpdateBuilder,
 };
 use bytes::BytesMut;
-use interop_tests::process::status_kb;
+use interop_tests::process::{cpu_time, status_kb};
 use interop_tests::{Bird, Frr, FrrOptions, Netns, Tern, WorkDir, run, unique_name, veth};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+mod ecmp;
 
 const INJECTOR_ASN: u32 = 4200000001;
 const DAEMON_ASN: u32 = 4200000002;
@@ -117,6 +119,7 @@ fn main() {
     let only = std::env::var("TERN_BENCH_DAEMONS")
         .unwrap_or_default()
         .to_lowercase();
+    let selected = |k: Kind| only.is_empty() || only.split(',').any(|o| o.trim() == k.name().to_lowercase());
     let mut rows = Vec::new();
     for kind in [
         Kind::NetlinkNexthop,
@@ -127,7 +130,7 @@ fn main() {
         Kind::Frr,
     ]
     .into_iter()
-    .filter(|k| only.is_empty() || only.split(',').any(|o| o.trim() == k.name().to_lowercase()))
+    .filter(|k| selected(*k) && table.routes() > 0)
     {
         println!("\n== {}", kind.name());
         let row = if kind.is_baseline() {
@@ -138,8 +141,14 @@ fn main() {
         println!("{row:#?}");
         rows.push(row);
     }
-    print_table(&table, &rows);
-    plot(&table, &rows);
+    if table.routes() > 0 {
+        print_table(&table, &rows);
+        plot(&table, &rows);
+    }
+    let ecmp = env_count("TERN_BENCH_ECMP", 100_000);
+    if ecmp > 0 {
+        ecmp::run(ecmp, &selected);
+    }
     println!("\n(total {:.0?})", started.elapsed());
 }
 
@@ -339,15 +348,16 @@ enum Daemon {
 }
 
 impl Daemon {
-    fn start(kind: Kind, ns: &Netns, work: &WorkDir) -> Daemon {
+    /// With `peers` injector sessions ([`injector_v4`]).
+    fn start(kind: Kind, ns: &Netns, work: &WorkDir, peers: usize) -> Daemon {
         match kind {
-            Kind::Tern => Daemon::Tern(Tern::start(ns, work, "tern", &tern_config())),
-            Kind::Bird => Daemon::Bird(Bird::start(ns, work, "bird", &bird_config())),
+            Kind::Tern => Daemon::Tern(Tern::start(ns, work, "tern", &tern_config(peers))),
+            Kind::Bird => Daemon::Bird(Bird::start(ns, work, "bird", &bird_config(peers))),
             Kind::Frr => Daemon::Frr(Frr::start_with(
                 ns,
                 work,
                 "frr",
-                &frr_config(),
+                &frr_config(peers),
                 &FrrOptions {
                     install_routes: true,
                     ..FrrOptions::default()
@@ -431,26 +441,55 @@ impl Daemon {
     }
 }
 
-fn tern_config() -> String {
-    format!(
+/// Injector `i`'s address: 10.255.0.1 for the first (case 1), then
+/// 10.255.0.11 onwards (10.255.0.2 is the daemon's).
+fn injector_v4(i: usize) -> String {
+    if i == 0 {
+        INJECTOR_V4.to_owned()
+    } else {
+        format!("10.255.0.{}", 10 + i)
+    }
+}
+
+/// Injector `i`'s name in the daemons' configurations.
+fn injector_name(i: usize) -> String {
+    if i == 0 {
+        "injector".to_owned()
+    } else {
+        format!("injector{}", i + 1)
+    }
+}
+
+fn tern_config(peers: usize) -> String {
+    let mut conf = format!(
         r#"router-id = "{DAEMON_V4}"
 asn = {DAEMON_ASN}
 hostname = "dut"
 listen = ["[::]:179"]
-
+"#
+    );
+    for i in 0..peers {
+        conf.push_str(&format!(
+            r#"
 [[peer]]
-name = "injector"
-address = "{INJECTOR_V4}"
+name = "{}"
+address = "{}"
 remote-asn = {INJECTOR_ASN}
 role = "upstream"
 local-address = "{DAEMON_V4}"
 connect-retry = 1
-"#
-    )
+"#,
+            injector_name(i),
+            injector_v4(i)
+        ));
+    }
+    conf
 }
 
-fn bird_config() -> String {
-    format!(
+/// bird2 merges equal paths into one kernel route (`merge paths`), up to
+/// 8 as tern and FRR.
+fn bird_config(peers: usize) -> String {
+    let mut conf = format!(
         "router id {DAEMON_V4};
 log stderr {{ info, remote, warning, error, auth, fatal, bug }};
 
@@ -458,25 +497,38 @@ protocol device {{ }}
 
 protocol kernel kernel4 {{
     ipv4 {{ import none; export all; }};
+    merge paths on limit 8;
 }}
 
 protocol kernel kernel6 {{
     ipv6 {{ import none; export all; }};
+    merge paths on limit 8;
 }}
-
-protocol bgp injector {{
+"
+    );
+    for i in 0..peers {
+        conf.push_str(&format!(
+            "
+protocol bgp {} {{
     local {DAEMON_V4} as {DAEMON_ASN};
-    neighbor {INJECTOR_V4} as {INJECTOR_ASN};
+    neighbor {} as {INJECTOR_ASN};
     connect delay time 1;
     connect retry time 1;
     ipv4 {{ import all; export none; }};
     ipv6 {{ import all; export none; }};
 }}
-"
-    )
+",
+            injector_name(i),
+            injector_v4(i)
+        ));
+    }
+    conf
 }
 
-fn frr_config() -> String {
+/// FRR with up to 8 equal paths, as tern and bird2.
+fn frr_config(peers: usize) -> String {
+    let neighbors: Vec<String> = (0..peers).map(injector_v4).collect();
+    let each = |f: &dyn Fn(&str) -> String| neighbors.iter().map(|n| f(n)).collect::<String>();
     format!(
         "frr defaults traditional
 hostname dut
@@ -484,18 +536,20 @@ hostname dut
 router bgp {DAEMON_ASN}
  bgp router-id {DAEMON_V4}
  no bgp ebgp-requires-policy
- neighbor {INJECTOR_V4} remote-as {INJECTOR_ASN}
- neighbor {INJECTOR_V4} timers connect 1
- !
+{}{} !
  address-family ipv4 unicast
-  neighbor {INJECTOR_V4} activate
- exit-address-family
+  maximum-paths 8
+{} exit-address-family
  !
  address-family ipv6 unicast
-  neighbor {INJECTOR_V4} activate
- exit-address-family
+  maximum-paths 8
+{} exit-address-family
 exit
-"
+",
+        each(&|n| format!(" neighbor {n} remote-as {INJECTOR_ASN}\n")),
+        each(&|n| format!(" neighbor {n} timers connect 1\n")),
+        each(&|n| format!("  neighbor {n} activate\n")),
+        each(&|n| format!("  neighbor {n} activate\n")),
     )
 }
 
@@ -561,12 +615,12 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         let h = inj.spawn_in(move || {
             let listener = TcpListener::bind((INJECTOR_V4, 179)).expect("bind 179 in the injector namespace");
             ready_tx.send(()).expect("ready");
-            inject(listener, &table, &stop, &events, &withdraw_rx)
+            inject(listener, &table, &stop, &events, &withdraw_rx, &|| {})
         });
         ready_rx.recv().expect("the injector listens");
         h
     };
-    let daemon = Daemon::start(kind, &dut, &work);
+    let daemon = Daemon::start(kind, &dut, &work, 1);
     let version = daemon.version();
     let pids = daemon.pids();
 
@@ -575,7 +629,7 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         other => panic!("{}: no session: {other:?}", kind.name()),
     };
     let rss_before: Vec<(&str, u64)> = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmRSS:"))).collect();
-    let cpu_before: u64 = pids.iter().map(|(_, p)| cpu_ticks(*p)).sum();
+    let cpu_before: Duration = pids.iter().map(|(_, p)| cpu_time(*p)).sum();
     let counter = dut.spawn_in(move || {
         // IPv6 is cheap to count; IPv4 walks the trie, so less often.
         let deadline = Duration::from_secs(240);
@@ -622,7 +676,7 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         std::thread::sleep(Duration::from_millis(if rib.is_none() { 250 } else { 100 }));
     }
     let (kernel, samples) = counter.join().expect("counter");
-    let cpu_after: u64 = pids.iter().map(|(_, p)| cpu_ticks(*p)).sum();
+    let cpu_after: Duration = pids.iter().map(|(_, p)| cpu_time(*p)).sum();
     if rib.is_none() && daemon.received().is_ok_and(|n| n >= table.routes()) {
         rib = kernel;
     }
@@ -645,7 +699,7 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
 
     // Case 4: everything withdrawn; until the kernel is back where it was.
     let (withdrawn, withdraw_cpu) = if kernel.is_some() {
-        let cpu_before: u64 = pids.iter().map(|(_, p)| cpu_ticks(*p)).sum();
+        let cpu_before: Duration = pids.iter().map(|(_, p)| cpu_time(*p)).sum();
         withdraw_tx.send(()).expect("the injector runs");
         let started = match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Event::WithdrawStarted(t)) => t,
@@ -663,8 +717,8 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
             })
             .join()
             .expect("counter");
-        let cpu_after: u64 = pids.iter().map(|(_, p)| cpu_ticks(*p)).sum();
-        (emptied, emptied.map(|_| ticks(cpu_after - cpu_before)))
+        let cpu_after: Duration = pids.iter().map(|(_, p)| cpu_time(*p)).sum();
+        (emptied, emptied.map(|_| cpu_after - cpu_before))
     } else {
         (None, None)
     };
@@ -682,7 +736,7 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         restart,
         status_asked,
         status_failed,
-        cpu: kernel.map(|_| ticks(cpu_after - cpu_before)),
+        cpu: kernel.map(|_| cpu_after - cpu_before),
         withdrawn,
         withdraw_cpu,
     };
@@ -799,21 +853,6 @@ fn rusage(who: nix::sys::resource::UsageWho) -> Duration {
     d(u.user_time()) + d(u.system_time())
 }
 
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // After the command name in parentheses: state is field 3; utime and
-    // stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0)).collect();
-    f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)
-}
-
-fn ticks(n: u64) -> Duration {
-    // SC_CLK_TCK is 100 on every Linux this runs on.
-    Duration::from_millis(n * 10)
-}
-
 #[derive(Debug)]
 enum Event {
     Established(Instant),
@@ -832,14 +871,15 @@ fn read_message(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 }
 
 /// Accepts the daemon's connections; on each exchanges OPEN and KEEPALIVE (hold
-/// time 0: no keepalives to keep up), sends the table, then reads and
-/// drops whatever comes until told to stop.
+/// time 0: no keepalives to keep up), waits for `gate` to return, sends
+/// the table, then reads and drops whatever comes until told to stop.
 fn inject(
     listener: TcpListener,
     table: &Table,
     stop: &AtomicBool,
     events: &mpsc::Sender<Event>,
     withdraw: &mpsc::Receiver<()>,
+    gate: &dyn Fn(),
 ) {
     // Again after the daemon restarts (case 6), until told to stop.
     listener.set_nonblocking(true).expect("nonblocking");
@@ -847,7 +887,7 @@ fn inject(
         match listener.accept() {
             Ok((s, _)) => {
                 s.set_nonblocking(false).expect("blocking");
-                session(s, table, stop, events, withdraw);
+                session(s, table, stop, events, withdraw, gate);
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 std::thread::sleep(Duration::from_millis(20));
@@ -864,6 +904,7 @@ fn session(
     stop: &AtomicBool,
     events: &mpsc::Sender<Event>,
     withdraw: &mpsc::Receiver<()>,
+    gate: &dyn Fn(),
 ) {
     s.set_nodelay(true).expect("nodelay");
     let ctx = Context::ebgp();
@@ -879,7 +920,11 @@ fn session(
         Capability::RouteRefresh,
         Capability::FourOctetAs(INJECTOR_ASN),
     ];
-    let bgp_id: Ipv4Addr = INJECTOR_V4.parse().expect("address");
+    // Each injector's own address is its BGP identifier.
+    let bgp_id = match s.local_addr().expect("local address").ip() {
+        std::net::IpAddr::V4(a) => a,
+        std::net::IpAddr::V6(_) => INJECTOR_V4.parse().expect("address"),
+    };
     Message::Open(Open::new(INJECTOR_ASN, 0, bgp_id, caps))
         .encode(&ctx, &mut buf)
         .expect("encode");
@@ -894,6 +939,7 @@ fn session(
         }
     }
     let _ = events.send(Event::Established(Instant::now()));
+    gate();
     s.write_all(&table.bytes).expect("send the table");
     let _ = events.send(Event::Sent(Instant::now()));
     s.set_read_timeout(Some(Duration::from_millis(200)))
@@ -1136,27 +1182,29 @@ fn print_table(table: &Table, rows: &[Row]) {
         table.messages,
         table.bytes.len() as f64 / 1e6
     );
-    let w0 = lines.iter().map(|(l, _)| l.len()).max().unwrap_or(0);
-    let cells: Vec<Vec<String>> = rows
+    let names: Vec<&str> = rows.iter().map(|r| r.name).collect();
+    let labels: Vec<&str> = lines.iter().map(|(l, _)| *l).collect();
+    let cells = rows
         .iter()
         .map(|r| lines.iter().map(|(_, f)| f(r)).collect())
         .collect();
-    let widths: Vec<usize> = (0..rows.len())
-        .map(|i| {
-            cells[i]
-                .iter()
-                .map(String::len)
-                .max()
-                .unwrap_or(0)
-                .max(rows[i].name.len())
-        })
+    grid(&names, &labels, cells);
+}
+
+/// A table: a column per row name, a line per label; `cells[column][line]`.
+fn grid(names: &[&str], labels: &[&str], cells: Vec<Vec<String>>) {
+    let w0 = labels.iter().map(|l| l.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = names
+        .iter()
+        .zip(&cells)
+        .map(|(name, c)| c.iter().map(String::len).max().unwrap_or(0).max(name.len()))
         .collect();
     let mut header = format!("{:w0$}", "");
-    for (r, w) in rows.iter().zip(&widths) {
-        header.push_str(&format!("  {:>w$}", r.name));
+    for (name, w) in names.iter().zip(&widths) {
+        header.push_str(&format!("  {name:>w$}"));
     }
     println!("{header}");
-    for (i, (label, _)) in lines.iter().enumerate() {
+    for (i, label) in labels.iter().enumerate() {
         let mut line = format!("{label:w0$}");
         for (c, w) in cells.iter().zip(&widths) {
             line.push_str(&format!("  {:>w$}", c[i]));
