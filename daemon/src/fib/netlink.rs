@@ -7,7 +7,7 @@
 //! ```text
 //!  caller ──ops──▶ Netlink::apply ──encoded batches (≤ 2 queued)──▶ worker thread
 //!    ▲               (encodes ~256 KiB                               sendmsg, reads the
-//!    └──one result────of requests at a time)◀──errors by sequence────batch's ACKs
+//!    └──one result────of requests at a time)◀──errors by sequence────batch's failures
 //!       per op                                                       (non-blocking)
 //!
 //!  kernel groups ──▶ Monitor (own non-blocking socket on the runtime) ──▶ Event
@@ -16,10 +16,13 @@
 //! The kernel handles a netlink request inside the `sendmsg` that carries
 //! it, so a 256 KiB send is milliseconds of kernel work: the socket lives on
 //! a dedicated thread and never blocks the runtime. Every request has its
-//! own sequence number and `NLM_F_ACK`; by the time `sendmsg` returns, the
-//! batch's ACKs are all queued, so a batch is at most the window of
-//! unacknowledged requests, sized so their ACKs fit the receive buffer.
-//! Encoding the next batch overlaps with the kernel's work on this one.
+//! own sequence number; writes ask for no acknowledgement, so the kernel
+//! answers only failures (an ACK per route would cost the kernel an skb,
+//! and this thread a read, for each of a million routes). By the time
+//! `sendmsg` returns, the batch's answers are all queued; a batch is at most
+//! a window of requests whose answers, should all fail, fit the receive
+//! buffer. Encoding the next batch overlaps with the kernel's work on this
+//! one.
 
 mod interface;
 mod nexthop;
@@ -65,9 +68,10 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// Batches handed to the worker and not yet answered: one in the kernel,
 /// one being encoded or queued behind it.
 const PIPELINE_DEPTH: usize = 2;
-/// Receive-buffer bytes reserved per unacknowledged request: an ACK is a
-/// ~36-byte message, but the kernel charges its skb's true size (about
-/// 768 bytes) to the buffer, more with an extended ACK message.
+/// Receive-buffer bytes reserved per request of a batch, should it fail:
+/// an error is a ~36-byte message, but the kernel charges its skb's true
+/// size (about 768 bytes) to the buffer, more with an extended ACK
+/// message.
 const ACK_BUDGET: usize = 1024;
 const REQUEST_RECEIVE_BUFFER: usize = 32 << 20;
 const REQUEST_SEND_BUFFER: usize = 4 << 20;
@@ -84,7 +88,7 @@ type Job = Box<dyn FnOnce(&mut Io) + Send>;
 pub struct Netlink {
     jobs: std::sync::mpsc::Sender<Job>,
     seq: u32,
-    /// Requests per batch at most, so their ACKs fit the receive buffer.
+    /// Requests per batch at most, so their answers fit the receive buffer.
     window: usize,
     /// Bytes per batch at most, within the send buffer.
     batch_bytes: usize,
@@ -106,7 +110,7 @@ impl Netlink {
                 let mut io = Io {
                     socket,
                     buf: Vec::with_capacity(RECEIVE_CHUNK),
-                    acked: Vec::new(),
+                    failures: Vec::new(),
                 };
                 while let Ok(job) = queue.recv() {
                     job(&mut io);
@@ -153,9 +157,9 @@ impl Netlink {
     }
 
     /// Sends every op pipelined: requests packed into ~256 KiB sendmsg
-    /// calls, each with its own sequence number and NLM_F_ACK, at most a
-    /// bounded window of unacknowledged requests in flight, ACKs read and
-    /// matched by sequence number. Returns one result per op, in order.
+    /// calls, each with its own sequence number, at most a bounded window
+    /// of requests per batch, failures read and matched by sequence
+    /// number. Returns one result per op, in order.
     /// Ops are applied in order (a nexthop object before the routes that
     /// use it).
     pub async fn apply(&mut self, ops: &[Op]) -> Vec<Result<(), OpError>> {
@@ -200,27 +204,37 @@ impl Netlink {
         results
     }
 
-    /// [`Netlink::apply`] done entirely on the socket's thread, encoding
-    /// included, while the caller goes on: the answer is the ops back with
-    /// one result each. Writes started later are applied after these.
+    /// [`Netlink::apply`] while the caller goes on: the ops are encoded
+    /// here, and each batch is handed to the socket's thread as soon as it
+    /// is encoded, so the kernel starts on the first while the rest are
+    /// encoded (that thread, where the kernel does its work, is the busy
+    /// one during a full table). The answer is the ops back with one
+    /// result each. Writes started later are applied after these.
     pub fn start_apply(&mut self, ops: Vec<Op>) -> Applying {
         let first_seq = self.seq;
         self.seq = self.seq.wrapping_add(ops.len() as u32);
-        let (window, batch_bytes) = (self.window, self.batch_bytes);
+        let mut next = 0;
+        while next < ops.len() {
+            let mut bytes = Vec::with_capacity(self.batch_bytes + 4096);
+            let first = next;
+            let seq = first_seq.wrapping_add(first as u32);
+            while next < ops.len() && bytes.len() < self.batch_bytes && next - first < self.window {
+                encode(&ops[next], seq.wrapping_add((next - first) as u32), &mut bytes);
+                next += 1;
+            }
+            let count = next - first;
+            let job: Job = Box::new(move |io| {
+                let failures = io.send_batch(&bytes, seq, count);
+                io.failures
+                    .extend(failures.into_iter().map(|(p, e)| (first + p, e)));
+            });
+            let _ = self.jobs.send(job);
+        }
         self.submit(move |io| {
             let mut results = vec![Ok(()); ops.len()];
-            let mut bytes = Vec::with_capacity(batch_bytes + 4096);
-            let mut next = 0;
-            while next < ops.len() {
-                bytes.clear();
-                let first = next;
-                let seq = first_seq.wrapping_add(first as u32);
-                while next < ops.len() && bytes.len() < batch_bytes && next - first < window {
-                    encode(&ops[next], seq.wrapping_add((next - first) as u32), &mut bytes);
-                    next += 1;
-                }
-                for (position, error) in io.send_batch(&bytes, seq, next - first) {
-                    results[first + position] = Err(error);
+            for (position, error) in io.failures.drain(..) {
+                if let Some(r) = results.get_mut(position) {
+                    *r = Err(error);
                 }
             }
             (ops, results)
@@ -410,7 +424,9 @@ fn settle(
 struct Io {
     socket: Socket,
     buf: Vec<u8>,
-    acked: Vec<bool>,
+    /// Failures of the batches of a [`Netlink::start_apply`] so far, by
+    /// position among its ops.
+    failures: Vec<(usize, OpError)>,
 }
 
 impl Io {
@@ -435,10 +451,12 @@ impl Io {
     }
 
     /// Sends `count` requests numbered from `first_seq` in one `sendmsg`
-    /// and reads their ACKs. Returns the failures, by position in the
-    /// batch. The kernel has handled the whole batch when `sendmsg`
-    /// returns, so ACKs still missing then were lost (receive buffer
-    /// overrun) and are reported as `ENOBUFS`.
+    /// and reads the kernel's answers. Writes ask for no acknowledgement:
+    /// the kernel answers only the requests that failed, and it has handled
+    /// the whole batch, its answers queued, when `sendmsg` returns. Returns
+    /// the failures, by position in the batch. Should the receive buffer
+    /// overrun, answers are lost: every request not known to have failed is
+    /// then reported as `ENOBUFS`, to be tried again.
     fn send_batch(&mut self, bytes: &[u8], first_seq: u32, count: usize) -> Vec<(usize, OpError)> {
         if count == 0 {
             return vec![];
@@ -447,18 +465,20 @@ impl Io {
             let error = OpError::from_io(&e);
             return (0..count).map(|p| (p, error.clone())).collect();
         }
-        self.acked.clear();
-        self.acked.resize(count, false);
         let mut failures = Vec::new();
-        let mut pending = count;
-        while pending > 0 {
+        let mut overrun = false;
+        loop {
             match self.receive(libc::MSG_DONTWAIT) {
                 Ok(true) => {}
                 Ok(false) => break,
-                // ENOBUFS: some ACKs were dropped; read what is there.
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
+                // Some answers were dropped; read what is there.
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    overrun = true;
+                    continue;
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "reading netlink ACKs");
+                    tracing::warn!(error = %e, "reading netlink answers");
+                    overrun = true;
                     break;
                 }
             }
@@ -469,23 +489,25 @@ impl Io {
                 }
                 let position = message.seq.wrapping_sub(first_seq) as usize;
                 // Anything else answers an earlier, abandoned request.
-                if position >= count || self.acked[position] {
+                if position >= count {
                     continue;
                 }
-                self.acked[position] = true;
-                pending -= 1;
                 if let Some(error) = wire::ack_error(message.payload, message.flags) {
                     failures.push((position, error));
                 }
             }
         }
-        if pending > 0 {
+        if overrun {
             let lost = OpError {
                 errno: libc::ENOBUFS,
-                message: "the kernel's acknowledgement was lost".into(),
+                message: "the kernel's answer was lost".into(),
             };
-            let missing = self.acked.iter().enumerate().filter(|(_, acked)| !**acked);
-            failures.extend(missing.map(|(p, _)| (p, lost.clone())));
+            let mut failed = vec![false; count];
+            for (p, _) in &failures {
+                failed[*p] = true;
+            }
+            let unknown: Vec<usize> = (0..count).filter(|p| !failed[*p]).collect();
+            failures.extend(unknown.into_iter().map(|p| (p, lost.clone())));
         }
         failures
     }

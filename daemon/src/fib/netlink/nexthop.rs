@@ -11,7 +11,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_core::{
-    DecodeError, Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, Nla, NlaBuffer, NlasIterator,
+    DecodeError, Emitable, NLM_F_CREATE, NLM_F_DUMP, NLM_F_REPLACE, Nla, NlaBuffer, NlasIterator,
 };
 
 use super::wire::{RTM_DELNEXTHOP, RTM_GETNEXTHOP, RTM_NEWNEXTHOP, push_message};
@@ -139,7 +139,7 @@ pub fn push_replace(buf: &mut Vec<u8>, seq: u32, object: &NexthopObject) {
     push_message(
         buf,
         RTM_NEWNEXTHOP,
-        NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE,
+        NLM_F_CREATE | NLM_F_REPLACE,
         seq,
         &request(object),
     );
@@ -151,7 +151,7 @@ pub fn push_delete(buf: &mut Vec<u8>, seq: u32, id: u32) {
         protocol: 0,
         attributes: vec![Attribute::Id(id)],
     };
-    push_message(buf, RTM_DELNEXTHOP, NLM_F_ACK, seq, &body);
+    push_message(buf, RTM_DELNEXTHOP, 0, seq, &body);
 }
 
 /// A dump of every object: the kernel filters nexthop dumps by device or

@@ -19,15 +19,16 @@ use netlink_packet_route::route::{
 use super::wire::{RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE, push_message};
 use super::{KernelNextHop, KernelRoute, RouteKind};
 
-/// `RTM_NEWROUTE` with `NLM_F_CREATE | NLM_F_REPLACE`.
+/// `RTM_NEWROUTE` with `NLM_F_CREATE | NLM_F_REPLACE`; like every write,
+/// without `NLM_F_ACK` (the kernel answers only a failure).
 pub fn push_replace(buf: &mut Vec<u8>, seq: u32, route: &KernelRoute) {
-    let flags = NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE;
+    let flags = NLM_F_CREATE | NLM_F_REPLACE;
     push_message(buf, RTM_NEWROUTE, flags, seq, &message(route, false));
 }
 
 /// `RTM_DELROUTE` for the route's prefix, table, protocol, type and metric.
 pub fn push_delete(buf: &mut Vec<u8>, seq: u32, route: &KernelRoute) {
-    push_message(buf, RTM_DELROUTE, NLM_F_ACK, seq, &message(route, true));
+    push_message(buf, RTM_DELROUTE, 0, seq, &message(route, true));
 }
 
 /// A dump of one family's routes, filtered in the kernel (strict checking)

@@ -591,8 +591,22 @@ fn errors_come_back_per_op() {
             }),
             Op::DeleteNexthop(4242),
         ];
+        // The same ops started in the background, encoded in batches of
+        // one request each (the failures' positions cross batches), from
+        // a clean kernel: the same answers.
+        nl.window = 1;
+        let (back, early) = nl.start_apply(ops.clone()).await.unwrap();
+        assert_eq!(back, ops);
+        let early: Vec<_> = early.into_iter().map(|r| r.map_err(|e| e.errno)).collect();
+        apply_ok(
+            &mut nl,
+            &[Op::DeleteRoute(good4.clone()), Op::DeleteRoute(good6.clone())],
+        )
+        .await;
+        nl.window = 1024;
         let results = nl.apply(&ops).await;
         let errno = |i: usize| results[i].clone().map_err(|e| e.errno);
+        assert_eq!(early, (0..ops.len()).map(errno).collect::<Vec<_>>());
         assert_eq!(errno(0), Ok(()));
         assert_eq!(errno(1), Err(libc::ENETUNREACH), "{results:?}");
         assert_eq!(errno(2), Ok(()));
