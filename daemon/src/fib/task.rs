@@ -50,8 +50,11 @@ const START_DUMP_PAUSE: Duration = Duration::from_millis(500);
 const EARLY_SCAN: Duration = Duration::from_secs(1);
 
 /// Loc-RIB changes taken in one go before the task looks at its other
-/// inputs (the kernel's answers among them) again.
-const TAKE_AT_ONCE: usize = 4096;
+/// inputs (the kernel's answers among them) again: some tens of
+/// milliseconds of work. Changes wait more compactly in the FIB (a dirty
+/// prefix) than in the channel, so while a table arrives faster than the
+/// kernel takes it, the task keeps the channel short.
+const TAKE_AT_ONCE: usize = 64 * 1024;
 
 /// Keys written in one go. While the kernel works on them the task takes
 /// the next changes, so a full table flows to the kernel as it arrives; a

@@ -21,6 +21,7 @@
 //!   protocol does with its higher preference; a next hop resolves like a
 //!   BGP one.
 
+mod dirty;
 mod explain;
 mod installed;
 mod next_hop_lists;
@@ -44,6 +45,7 @@ use super::resolve::KernelView;
 use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
 use crate::rib::{Gateway, LocRibChange, NextHops};
 use crate::status::FibCounters;
+use dirty::Dirty;
 use installed::InstalledTable;
 use next_hop_lists::{ListId, NextHopLists};
 use retry::Failing;
@@ -108,7 +110,8 @@ pub struct Fib {
     /// What is wanted for each prefix (`wanted`), and the routes of ours
     /// the kernel holds, in one table.
     installed: InstalledTable,
-    dirty: BTreeSet<RouteKey>,
+    /// Routes to look at again at the next flush.
+    dirty: Dirty,
     converged: bool,
     /// What the kernel has that is not ours, for next-hop resolution.
     kernel: KernelView,
@@ -139,11 +142,12 @@ impl Fib {
     pub fn new(config: FibSettings, nexthop_objects: bool) -> Fib {
         Fib {
             installed: InstalledTable::new(&config),
+            dirty: Dirty::new(config.table),
             config,
             nexthop_objects,
             statics: HashMap::new(),
             shadowed: HashMap::new(),
-            dirty: BTreeSet::new(),
+
             converged: false,
             kernel: KernelView::default(),
             resolved: HashMap::new(),
@@ -498,11 +502,7 @@ impl Fib {
     /// [`Fib::flush`] for at most `keys` of the keys that changed, so that
     /// the kernel can start on them while more changes come in.
     pub fn flush_at_most(&mut self, keys: usize) -> Vec<Op> {
-        let keys: Vec<RouteKey> = if self.dirty.len() <= keys {
-            std::mem::take(&mut self.dirty).into_iter().collect()
-        } else {
-            std::iter::from_fn(|| self.dirty.pop_first()).take(keys).collect()
-        };
+        let keys = self.dirty.take_at_most(keys);
         // Objects the kernel lost come back before the routes that use them.
         let mut create = self.nexthops.take_missing(self.config.protocol);
         let mut routes = Vec::new();
