@@ -576,6 +576,8 @@ struct Row {
     status_failed: usize,
     /// kB, per process: the peak (`VmHWM`).
     rss_peak: Vec<(&'static str, u64)>,
+    /// tern's live heap with the table loaded, bytes.
+    heap: Option<f64>,
     /// CPU time (user + system) from the start until the kernel had every
     /// route: the daemon's processes, or the baseline's writer.
     cpu: Option<Duration>,
@@ -688,6 +690,12 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
     std::thread::sleep(Duration::from_secs(1));
     let rss_after = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmRSS:"))).collect();
     let rss_peak = pids.iter().map(|(n, p)| (*n, status_kb(*p, "VmHWM:"))).collect();
+    // What of it tern's allocator has handed out (the rest is its free
+    // room and the program).
+    let heap = match &daemon {
+        Daemon::Tern(t) => t.metric("tern_heap_allocated_bytes").ok(),
+        _ => None,
+    };
 
     // Case 6: tern restarted with the table in the kernel.
     let mut daemon = daemon;
@@ -731,6 +739,7 @@ fn measure(kind: Kind, table: &Arc<Table>) -> Row {
         rss_before,
         rss_after,
         rss_peak,
+        heap,
         status: (status_asked > status_failed).then_some(status),
         samples,
         restart,
@@ -826,6 +835,7 @@ fn measure_kernel(kind: Kind, table: &Arc<Table>) -> Row {
         rss_before: Vec::new(),
         rss_after: Vec::new(),
         rss_peak: Vec::new(),
+        heap: None,
         status: None,
         status_asked: 0,
         status_failed: 0,
@@ -1162,6 +1172,10 @@ fn print_table(table: &Table, rows: &[Row]) {
         ("RSS, table loaded", Box::new(|r: &Row| mb(&r.rss_after))),
         ("RSS peak (VmHWM)", Box::new(|r: &Row| mb(&r.rss_peak))),
         ("RSS per route (loaded - empty)", Box::new(per_route)),
+        (
+            "of RSS loaded: heap in use (tern)",
+            Box::new(|r: &Row| r.heap.map_or("-".into(), |h| format!("{:.1} MB", h / 1048576.0))),
+        ),
         (
             "status query while loading, worst",
             Box::new(|r: &Row| {
