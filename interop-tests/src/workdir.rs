@@ -14,6 +14,19 @@ pub struct WorkDir {
 impl WorkDir {
     pub fn new(tag: &str) -> WorkDir {
         let path = std::env::temp_dir().join(crate::unique_name(tag));
+        // Only a dead process with our PID (PIDs wrap) can have left it: a
+        // failed run's kept dir. Moved aside with its logs, so its state
+        // (a restart marker) does not make our tern think it restarted.
+        if path.exists() {
+            let aside = path.with_extension(format!("stale-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&aside);
+            std::fs::rename(&path, &aside)
+                .unwrap_or_else(|e| panic!("cannot move the stale {} aside: {e}", path.display()));
+            eprintln!(
+                "a stale work dir of an earlier process moved aside: {}",
+                aside.display()
+            );
+        }
         std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
             .unwrap_or_else(|e| panic!("cannot chmod {}: {e}", path.display()));
