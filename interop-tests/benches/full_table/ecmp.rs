@@ -329,8 +329,7 @@ fn print(n: usize, rows: &[EcmpRow]) {
         }
         format!("{:.1} MB", v.iter().map(|(_, k)| k).sum::<u64>() as f64 / 1024.0)
     };
-    type Cell<'a> = Box<dyn Fn(&EcmpRow) -> String + 'a>;
-    let lines: Vec<(&str, Cell)> = vec![
+    let lines: Vec<Line<EcmpRow>> = vec![
         (
             "every route in the kernel, complete",
             Box::new(|r| secs(r.kernel)),
@@ -376,11 +375,5 @@ fn print(n: usize, rows: &[EcmpRow]) {
         "\ncase 3: {PEERS} peers × {n} IPv4 prefixes ({} paths), {EQUAL} equal-cost paths per prefix; times from the injectors' start",
         PEERS * n
     );
-    let names: Vec<&str> = rows.iter().map(|r| r.name).collect();
-    let labels: Vec<&str> = lines.iter().map(|(l, _)| *l).collect();
-    let cells = rows
-        .iter()
-        .map(|r| lines.iter().map(|(_, f)| f(r)).collect())
-        .collect();
-    grid(&names, &labels, cells);
+    grid(rows, |r| r.name, &lines);
 }

@@ -1123,8 +1123,7 @@ fn print_table(table: &Table, rows: &[Row]) {
             (after.saturating_sub(before) * 1024) as f64 / routes as f64
         )
     };
-    type Cell<'a> = Box<dyn Fn(&Row) -> String + 'a>;
-    let lines: Vec<(&str, Cell)> = vec![
+    let lines: Vec<Line<Row>> = vec![
         ("version", Box::new(|r: &Row| r.version.clone())),
         (
             "table read (injector done)",
@@ -1196,17 +1195,20 @@ fn print_table(table: &Table, rows: &[Row]) {
         table.messages,
         table.bytes.len() as f64 / 1e6
     );
-    let names: Vec<&str> = rows.iter().map(|r| r.name).collect();
+    grid(rows, |r| r.name, &lines);
+}
+
+/// One line of a printed table: its label, and its cell for a row.
+type Line<'a, R> = (&'a str, Box<dyn Fn(&R) -> String + 'a>);
+
+/// A table: a column per row (headed by `name`), a line per `lines`.
+fn grid<R>(rows: &[R], name: impl Fn(&R) -> &str, lines: &[Line<'_, R>]) {
+    let names: Vec<&str> = rows.iter().map(name).collect();
     let labels: Vec<&str> = lines.iter().map(|(l, _)| *l).collect();
-    let cells = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| lines.iter().map(|(_, f)| f(r)).collect())
         .collect();
-    grid(&names, &labels, cells);
-}
-
-/// A table: a column per row name, a line per label; `cells[column][line]`.
-fn grid(names: &[&str], labels: &[&str], cells: Vec<Vec<String>>) {
     let w0 = labels.iter().map(|l| l.len()).max().unwrap_or(0);
     let widths: Vec<usize> = names
         .iter()
