@@ -123,6 +123,7 @@ fn main() {
     let mut rows = Vec::new();
     for kind in [
         Kind::NetlinkNexthop,
+        Kind::NetlinkNexthopWatched,
         Kind::Netlink,
         Kind::IpBatch,
         Kind::Tern,
@@ -321,6 +322,11 @@ enum Kind {
     IpBatch,
     Netlink,
     NetlinkNexthop,
+    /// The limit again, with a program listening to the kernel's route
+    /// notifications in the namespace meanwhile, as every daemon here does
+    /// (to see routes of theirs removed): the kernel then builds a
+    /// notification for every route written.
+    NetlinkNexthopWatched,
 }
 
 impl Kind {
@@ -332,11 +338,15 @@ impl Kind {
             Kind::IpBatch => "ip-batch",
             Kind::Netlink => "netlink",
             Kind::NetlinkNexthop => "netlink+nh",
+            Kind::NetlinkNexthopWatched => "netlink+nh+listener",
         }
     }
 
     fn is_baseline(self) -> bool {
-        matches!(self, Kind::IpBatch | Kind::Netlink | Kind::NetlinkNexthop)
+        matches!(
+            self,
+            Kind::IpBatch | Kind::Netlink | Kind::NetlinkNexthop | Kind::NetlinkNexthopWatched
+        )
     }
 }
 
@@ -768,8 +778,24 @@ fn measure_kernel(kind: Kind, table: &Arc<Table>) -> Row {
     let table = table.clone();
     let routes = table.routes();
     let (base4, base6) = ns.spawn_in(kernel_counts).join().expect("count");
-    let start = Instant::now();
     let done = Arc::new(AtomicBool::new(false));
+    // A listener that reads every route notification and drops it.
+    let listener = (kind == Kind::NetlinkNexthopWatched).then(|| {
+        let done = done.clone();
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let h = ns.spawn_in(move || {
+            let mut m = interop_tests::route_monitor::RouteMonitor::open().expect("route monitor");
+            ready_tx.send(()).expect("ready");
+            let mut seen = 0;
+            while !done.load(Ordering::Relaxed) {
+                seen += m.read().map_or(0, |e| e.len());
+            }
+            (seen, m.overruns)
+        });
+        ready_rx.recv().expect("the listener runs");
+        h
+    });
+    let start = Instant::now();
     let sampler = {
         let done = done.clone();
         ns.spawn_in(move || {
@@ -795,7 +821,7 @@ fn measure_kernel(kind: Kind, table: &Arc<Table>) -> Row {
                 k => interop_tests::kernel_writer::netlink_load(
                     &table.prefixes,
                     via,
-                    k == Kind::NetlinkNexthop,
+                    matches!(k, Kind::NetlinkNexthop | Kind::NetlinkNexthopWatched),
                 ),
             }
             .expect("load");
@@ -814,6 +840,9 @@ fn measure_kernel(kind: Kind, table: &Arc<Table>) -> Row {
         .join()
         .expect("baseline");
     done.store(true, Ordering::Relaxed);
+    if let Some((seen, overruns)) = listener.map(|h| h.join().expect("listener")) {
+        println!("the listener read {seen} notifications ({overruns} overruns)");
+    }
     let mut samples = sampler.join().expect("sampler");
     samples.push((kernel.as_secs_f64(), routes));
     Row {
@@ -1095,6 +1124,10 @@ fn print_table(table: &Table, rows: &[Row]) {
         .iter()
         .find(|r| r.name == Kind::NetlinkNexthop.name())
         .and_then(|r| r.kernel);
+    let watched = rows
+        .iter()
+        .find(|r| r.name == Kind::NetlinkNexthopWatched.name())
+        .and_then(|r| r.kernel);
     let secs = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()));
     let rate =
         |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.0}", routes as f64 / d.as_secs_f64()));
@@ -1136,6 +1169,13 @@ fn print_table(table: &Table, rows: &[Row]) {
         (
             "kernel time ÷ the limit (netlink+nh)",
             Box::new(|r: &Row| match (r.kernel, limit) {
+                (Some(k), Some(l)) => format!("{:.2}×", k.as_secs_f64() / l.as_secs_f64()),
+                _ => "-".into(),
+            }),
+        ),
+        (
+            "kernel time ÷ the limit with a listener",
+            Box::new(|r: &Row| match (r.kernel, watched) {
                 (Some(k), Some(l)) => format!("{:.2}×", k.as_secs_f64() / l.as_secs_f64()),
                 _ => "-".into(),
             }),
