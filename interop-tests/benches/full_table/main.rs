@@ -40,8 +40,11 @@
 //! Beside the daemons, the kernel's own limit, measured the same way in a
 //! namespace of its own (`interop_tests::kernel_writer`): `ip -batch`, a
 //! pipelined netlink writer, and the same writer with one shared nexthop
-//! object per family, the limit the daemons' times are divided by
-//! (`TERN_BENCH_DAEMONS` names them `ip-batch`, `netlink`, `netlink+nh`).
+//! object per family, the limit the daemons' times are divided by; and
+//! that limit again with a listener to route notifications in the
+//! namespace, as every daemon has (the kernel then builds a notification
+//! per route). `TERN_BENCH_DAEMONS` names them `ip-batch`, `netlink`,
+//! `netlink+nh`, `netlink+nh+listener`.
 //! CPU seconds are the daemon's processes' (user + system, from
 //! `/proc/PID/stat`) from the session's establishment until the kernel
 //! had every route, and the writer's own for a baseline.
