@@ -147,7 +147,6 @@ impl Fib {
             nexthop_objects,
             statics: HashMap::new(),
             shadowed: HashMap::new(),
-
             converged: false,
             kernel: KernelView::default(),
             resolved: HashMap::new(),
