@@ -42,8 +42,8 @@
 //! first).
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpListener};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -51,10 +51,11 @@ use std::time::{Duration, Instant};
 
 use bgp_proto::{Capability, Context, Family, Message, Open};
 use bytes::BytesMut;
+use interop_tests::first_line;
 use interop_tests::lab::Topology;
 use interop_tests::process::{cpu_time, status_kb};
+use interop_tests::raw::read_message;
 use interop_tests::route_monitor::{RouteMonitor, What};
-use interop_tests::run;
 use ipnet::IpNet;
 
 const PROBE_ADDR: &str = "127.0.0.2";
@@ -459,23 +460,6 @@ fn probe(
     }
 }
 
-/// One BGP message, header and body. A timeout before its first byte is
-/// returned as such; once started, it is read whole.
-fn read_message(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut msg = vec![0u8; 19];
-    let n = s.read(&mut msg[..1])?;
-    if n == 0 {
-        return Err(std::io::ErrorKind::UnexpectedEof.into());
-    }
-    s.set_read_timeout(None)?;
-    s.read_exact(&mut msg[1..])?;
-    let len = usize::from(u16::from_be_bytes([msg[16], msg[17]]));
-    msg.resize(len.max(19), 0);
-    s.read_exact(&mut msg[19..])?;
-    s.set_read_timeout(Some(Duration::from_secs(1)))?;
-    Ok(msg)
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
     if sorted.is_empty() {
         return None;
@@ -486,10 +470,4 @@ fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
 
 fn ms(d: Option<Duration>) -> String {
     d.map_or("-".into(), |d| format!("{:.2} ms", d.as_secs_f64() * 1e3))
-}
-
-fn first_line(cmd: &mut Command) -> String {
-    run(cmd)
-        .map(|o| o.lines().next().unwrap_or_default().trim().to_owned())
-        .unwrap_or_else(|e| e)
 }

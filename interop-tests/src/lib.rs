@@ -202,6 +202,14 @@ pub fn run(cmd: &mut Command) -> Result<String, String> {
     }
 }
 
+/// The first line of what `cmd` prints (a version, say), trimmed; or why
+/// it could not run.
+pub fn first_line(cmd: &mut Command) -> String {
+    run(cmd)
+        .map(|o| o.lines().next().unwrap_or_default().trim().to_owned())
+        .unwrap_or_else(|e| e)
+}
+
 /// Like [`run`], panicking on failure.
 #[track_caller]
 pub fn run_ok(cmd: &mut Command) -> String {

@@ -12,6 +12,26 @@ use bytes::BytesMut;
 
 use crate::netns::Netns;
 
+/// Reads one BGP message (header and body) from a blocking socket. With a
+/// read timeout set on `s`, a timeout before the message's first byte is
+/// returned as such; once begun, the message is read whole.
+pub fn read_message(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut msg = vec![0u8; 19];
+    if s.read(&mut msg[..1])? == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let timeout = s.read_timeout()?;
+    s.set_read_timeout(None)?;
+    let rest = (|| {
+        s.read_exact(&mut msg[1..])?;
+        let len = usize::from(u16::from_be_bytes([msg[16], msg[17]]));
+        msg.resize(len.max(19), 0);
+        s.read_exact(&mut msg[19..])
+    })();
+    s.set_read_timeout(timeout)?;
+    rest.map(|()| msg)
+}
+
 /// A whole BGP message: marker, length, type, body.
 pub fn message(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![0xff; 16];

@@ -82,7 +82,8 @@ use bgp_proto::{
 };
 use bytes::BytesMut;
 use interop_tests::process::{cpu_time, status_kb};
-use interop_tests::{Bird, Frr, FrrOptions, Netns, Tern, WorkDir, run, unique_name, veth};
+use interop_tests::raw::read_message;
+use interop_tests::{Bird, Frr, FrrOptions, Netns, Tern, WorkDir, first_line, run, unique_name, veth};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 mod ecmp;
@@ -431,11 +432,6 @@ impl Daemon {
     }
 
     fn version(&self) -> String {
-        let first_line = |cmd: &mut Command| {
-            run(cmd)
-                .map(|o| o.lines().next().unwrap_or_default().trim().to_owned())
-                .unwrap_or_else(|e| e)
-        };
         match self {
             Daemon::Tern(_) => first_line(Command::new(interop_tests::tern_bin()).arg("--version")),
             Daemon::Bird(_) => {
@@ -900,16 +896,6 @@ enum Event {
     Established(Instant),
     Sent(Instant),
     WithdrawStarted(Instant),
-}
-
-/// Reads one BGP message (header and body).
-fn read_message(s: &mut TcpStream) -> std::io::Result<Vec<u8>> {
-    let mut msg = vec![0u8; 19];
-    s.read_exact(&mut msg)?;
-    let len = usize::from(u16::from_be_bytes([msg[16], msg[17]]));
-    msg.resize(len.max(19), 0);
-    s.read_exact(&mut msg[19..])?;
-    Ok(msg)
 }
 
 /// Accepts the daemon's connections; on each exchanges OPEN and KEEPALIVE (hold
