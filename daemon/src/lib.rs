@@ -34,9 +34,10 @@
 //!  FIB TASK ×0..1 (fib/task.rs): Fib model; reads kernel events from its Monitor
 //!    socket (tern's own route additions filtered out in the kernel); publishes
 //!    FibStatus on a watch channel when it changes
-//!    ──Netlink::start_apply: ≤ 1 write of ≤ 32k keys in flight, encoded
-//!      here and queued a batch at a time (the task takes the next changes
-//!      meanwhile), results 1:1──▶
+//!    ──Netlink::start_write: ≤ 2 writes of ≤ 64k keys in flight, each
+//!      worked out 1k keys at a time, encoded here and queued a batch at a
+//!      time (the task takes the next changes meanwhile), results 1:1, in
+//!      order──▶
 //!  NETLINK THREAD ×1 (OS thread; the NETLINK_ROUTE request socket)
 //!
 //!  watchdog ×0..1 (systemd) ──RibRequest::Ping[64]+1:1──▶ RIB task

@@ -204,41 +204,22 @@ impl Netlink {
         results
     }
 
-    /// [`Netlink::apply`] while the caller goes on: the ops are encoded
-    /// here, and each batch is handed to the socket's thread as soon as it
-    /// is encoded, so the kernel starts on the first while the rest are
-    /// encoded (that thread, where the kernel does its work, is the busy
-    /// one during a full table). The answer is the ops back with one
-    /// result each. Writes started later are applied after these.
-    pub fn start_apply(&mut self, ops: Vec<Op>) -> Applying {
-        let first_seq = self.seq;
-        self.seq = self.seq.wrapping_add(ops.len() as u32);
-        let mut next = 0;
-        while next < ops.len() {
-            let mut bytes = Vec::with_capacity(self.batch_bytes + 4096);
-            let first = next;
-            let seq = first_seq.wrapping_add(first as u32);
-            while next < ops.len() && bytes.len() < self.batch_bytes && next - first < self.window {
-                encode(&ops[next], seq.wrapping_add((next - first) as u32), &mut bytes);
-                next += 1;
-            }
-            let count = next - first;
-            let job: Job = Box::new(move |io| {
-                let failures = io.send_batch(&bytes, seq, count);
-                io.failures
-                    .extend(failures.into_iter().map(|(p, e)| (first + p, e)));
-            });
-            let _ = self.jobs.send(job);
+    /// [`Netlink::apply`] while the caller goes on, for ops the caller
+    /// works out piece by piece: they are encoded here, and each batch is
+    /// handed to the socket's thread as soon as it is full, so the kernel
+    /// works on the first while the caller works out and encodes the rest
+    /// (that thread, where the kernel does its work, is the busy one during
+    /// a full table). [`Write::finish`] sends the last batch; its answer is
+    /// the ops back with one result each. Writes started later are applied
+    /// after these.
+    pub fn start_write(&mut self) -> Write<'_> {
+        Write {
+            first_seq: self.seq,
+            ops: Vec::new(),
+            bytes: Vec::new(),
+            first: 0,
+            netlink: self,
         }
-        self.submit(move |io| {
-            let mut results = vec![Ok(()); ops.len()];
-            for (position, error) in io.failures.drain(..) {
-                if let Some(r) = results.get_mut(position) {
-                    *r = Err(error);
-                }
-            }
-            (ops, results)
-        })
     }
 
     /// Runs a dump on the socket's thread, parsing each message there with
@@ -395,9 +376,81 @@ fn encode(op: &Op, seq: u32, buf: &mut Vec<u8>) {
     }
 }
 
-/// Ops being applied by [`Netlink::start_apply`]; fails if the socket's
+/// Ops being applied by a [`Write`]; fails if the socket's
 /// thread has stopped.
 pub type Applying = oneshot::Receiver<(Vec<Op>, Vec<Result<(), OpError>>)>;
+
+/// A write being handed to the socket's thread batch by batch (see
+/// [`Netlink::start_write`]).
+pub struct Write<'a> {
+    netlink: &'a mut Netlink,
+    /// The sequence number of the write's first op; op `i` has
+    /// `first_seq + i`.
+    first_seq: u32,
+    /// Every op of the write so far, in order.
+    ops: Vec<Op>,
+    /// The batch being encoded, from `ops[first..]`.
+    bytes: Vec<u8>,
+    first: usize,
+}
+
+impl Write<'_> {
+    /// Adds ops at the end of the write.
+    pub fn extend(&mut self, ops: impl IntoIterator<Item = Op>) {
+        for op in ops {
+            if self.bytes.capacity() == 0 {
+                self.bytes.reserve(self.netlink.batch_bytes + 4096);
+            }
+            let seq = self.first_seq.wrapping_add(self.ops.len() as u32);
+            encode(&op, seq, &mut self.bytes);
+            self.ops.push(op);
+            if self.bytes.len() >= self.netlink.batch_bytes
+                || self.ops.len() - self.first >= self.netlink.window
+            {
+                self.hand_over();
+            }
+        }
+    }
+
+    /// Whether the write has no op yet.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    /// Sends the batch encoded so far to the socket's thread.
+    fn hand_over(&mut self) {
+        let count = self.ops.len() - self.first;
+        if count == 0 {
+            return;
+        }
+        let first = self.first;
+        let seq = self.first_seq.wrapping_add(first as u32);
+        let bytes = std::mem::take(&mut self.bytes);
+        let job: Job = Box::new(move |io| {
+            let failures = io.send_batch(&bytes, seq, count);
+            io.failures
+                .extend(failures.into_iter().map(|(p, e)| (first + p, e)));
+        });
+        let _ = self.netlink.jobs.send(job);
+        self.first = self.ops.len();
+    }
+
+    /// Sends the last batch; the answer is every op back with its result.
+    pub fn finish(mut self) -> Applying {
+        self.hand_over();
+        let ops = std::mem::take(&mut self.ops);
+        self.netlink.seq = self.first_seq.wrapping_add(ops.len() as u32);
+        self.netlink.submit(move |io| {
+            let mut results = vec![Ok(()); ops.len()];
+            for (position, error) in io.failures.drain(..) {
+                if let Some(r) = results.get_mut(position) {
+                    *r = Err(error);
+                }
+            }
+            (ops, results)
+        })
+    }
+}
 
 type BatchAnswer = Result<(Vec<u8>, Vec<(usize, OpError)>), oneshot::error::RecvError>;
 
@@ -424,7 +477,7 @@ fn settle(
 struct Io {
     socket: Socket,
     buf: Vec<u8>,
-    /// Failures of the batches of a [`Netlink::start_apply`] so far, by
+    /// Failures of the batches of a [`Write`] so far, by
     /// position among its ops.
     failures: Vec<(usize, OpError)>,
 }

@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::memory::FastMap;
+
 use super::kernel::{KernelNextHop, NexthopObject, NexthopSpec, Op};
 
 /// Where our nexthop object ids start: high, away from other daemons.
@@ -13,8 +15,8 @@ const FIRST_NEXTHOP_ID: u32 = 186_000_000;
 /// groups) use each.
 #[derive(Debug, Default)]
 pub struct NexthopTable {
-    by_spec: HashMap<NexthopSpec, (u32, usize)>,
-    specs: HashMap<u32, NexthopSpec>,
+    by_spec: FastMap<NexthopSpec, (u32, usize)>,
+    specs: FastMap<u32, NexthopSpec>,
     next_id: u32,
     /// Objects the kernel lost (deleted by someone, changed, or proven
     /// missing by an error): written again at the next flush.

@@ -3,6 +3,7 @@
 //! address and route events, scans for drift periodically, and on stop
 //! leaves or removes its routes.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -59,13 +60,28 @@ const TAKE_AT_ONCE: usize = 64 * 1024;
 /// Keys written in one go. While the kernel works on them the task takes
 /// the next changes, so a full table flows to the kernel as it arrives; a
 /// bound keeps the ops of one write small.
-const WRITE_AT_ONCE: usize = 32 * 1024;
+const WRITE_AT_ONCE: usize = 64 * 1024;
+
+/// Writes the netlink thread holds at once: with two, it starts on the
+/// next as soon as it ends one, while the task takes that one's results
+/// and prepares the one after. A key in both is written twice, in order;
+/// the first's failure is then out of date, and ignored (see
+/// [`Fib::applied`]).
+const WRITES_IN_FLIGHT: usize = 2;
+
+/// Keys turned into operations at a time within a write: small enough
+/// that the netlink thread gets its first batch soon.
+const WORK_OUT_AT_ONCE: usize = 1024;
 
 /// Once this many ops were written, the room their batches and the Loc-RIB
 /// changes before them took is given back to the system when the task
-/// is next idle (at most once a second): it is free, but glibc keeps it.
+/// has been idle for `TRIM_WHEN_IDLE_FOR`: it is free, but glibc keeps
+/// it. Waiting for a pause, rather than trimming at the first empty
+/// moment, gives back what the whole burst left (the RIB frees its last
+/// batches after the kernel has the routes), and costs nothing while a
+/// table is still arriving and would take the room again.
 const TRIM_AFTER_OPS: usize = 10_000;
-const TRIM_AT_MOST_EVERY: Duration = Duration::from_secs(1);
+const TRIM_WHEN_IDLE_FOR: Duration = Duration::from_millis(300);
 
 /// Opens the kernel sockets, loads what the kernel holds and starts the
 /// task. Fails when netlink cannot be opened (no CAP_NET_ADMIN).
@@ -110,9 +126,9 @@ pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::
         nexthop_objects,
         scans: 0,
         strangers: strangers.iter().map(describe).collect(),
-        writing: None,
+        writing: VecDeque::new(),
         written_ops: 0,
-        trimmed: Instant::now(),
+        trim_at: None,
     };
     let join = tokio::spawn(task.run(input_rx, control_rx));
     Ok(FibHandle {
@@ -231,22 +247,27 @@ struct FibTask {
     scans: u64,
     /// Routes of our protocol we did not write, as last dumped.
     strangers: Vec<String>,
-    /// The write the kernel is working on, if any (one at a time, so
-    /// writes are applied in order).
-    writing: Option<Applying>,
-    /// Ops written since memory was last given back, and when that was.
+    /// Writes handed to the netlink thread, oldest first: up to
+    /// `WRITES_IN_FLIGHT`, so the thread has the next while the task takes
+    /// the results of the last. Their results are taken in order.
+    writing: VecDeque<Applying>,
+    /// Ops written since memory was last given back, and when it will be
+    /// next if the task stays idle.
     written_ops: usize,
-    trimmed: Instant,
+    trim_at: Option<Instant>,
 }
 
-/// The write in progress, finished; never, when there is none.
+/// The oldest write in progress, finished (and no longer in progress);
+/// never, when there is none.
 async fn written(
-    writing: &mut Option<Applying>,
+    writing: &mut VecDeque<Applying>,
 ) -> Result<(Vec<super::kernel::Op>, Vec<Result<(), super::kernel::OpError>>), oneshot::error::RecvError> {
-    match writing {
-        Some(w) => w.await,
-        None => std::future::pending().await,
-    }
+    let Some(w) = writing.front_mut() else {
+        return std::future::pending().await;
+    };
+    let done = w.await;
+    writing.pop_front();
+    done
 }
 
 impl FibTask {
@@ -265,7 +286,6 @@ impl FibTask {
             let mut next = Followup::None;
             tokio::select! {
                 done = written(&mut self.writing) => {
-                    self.writing = None;
                     match done {
                         Ok((ops, results)) => {
                             self.written_ops += ops.len();
@@ -303,6 +323,13 @@ impl FibTask {
                 },
                 _ = scan.tick() => next = self.scan().await,
                 _ = clock::sleep_until(self.fib.next_retry()) => self.fib.retry_due(Instant::now()),
+                _ = clock::sleep_until(self.trim_at) => {
+                    self.trim_at = None;
+                    if input.is_empty() && self.writing.is_empty() {
+                        memory::trim();
+                        self.written_ops = 0;
+                    }
+                }
                 _ = &mut early, if early_armed => {
                     early_armed = false;
                     next = self.scan().await;
@@ -343,16 +370,18 @@ impl FibTask {
             }
             self.write();
             self.publish();
-            // Idle: what the routes left behind goes back to the system.
-            if input.is_empty() && self.writing.is_none() {
-                let shrunk = self.fib.release_unused();
-                let burst =
-                    self.written_ops >= TRIM_AFTER_OPS && self.trimmed.elapsed() >= TRIM_AT_MOST_EVERY;
-                if shrunk || burst {
+            // Idle: what the routes left behind goes back to the system,
+            // at once if a table shrank, else after a pause.
+            if input.is_empty() && self.writing.is_empty() {
+                if self.fib.release_unused() {
                     memory::trim();
                     self.written_ops = 0;
-                    self.trimmed = Instant::now();
+                    self.trim_at = None;
+                } else if self.written_ops >= TRIM_AFTER_OPS {
+                    self.trim_at = Some(Instant::now() + TRIM_WHEN_IDLE_FOR);
                 }
+            } else {
+                self.trim_at = None;
             }
             // Follow up until the kernel and the FIB agree.
             for _ in 0..3 {
@@ -388,15 +417,24 @@ impl FibTask {
         }
     }
 
-    /// Starts writing what changed, unless a write is in progress (the
-    /// next starts when it ends).
+    /// Starts writing what changed, unless `WRITES_IN_FLIGHT` writes are
+    /// in progress (the next starts when the oldest ends).
     fn write(&mut self) {
-        if self.writing.is_some() {
-            return;
-        }
-        let ops = self.fib.flush_at_most(WRITE_AT_ONCE);
-        if !ops.is_empty() {
-            self.writing = Some(self.netlink.start_apply(ops));
+        while self.writing.len() < WRITES_IN_FLIGHT {
+            let FibTask { fib, netlink, .. } = self;
+            let mut flush = fib.start_flush(WRITE_AT_ONCE);
+            // Piece by piece: the netlink thread writes a batch while the
+            // next is worked out.
+            let mut write = netlink.start_write();
+            while let Some(ops) = fib.flush_some(&mut flush, WORK_OUT_AT_ONCE) {
+                write.extend(ops);
+            }
+            write.extend(fib.finish_flush(flush));
+            if write.is_empty() {
+                return;
+            }
+            let applying = write.finish();
+            self.writing.push_back(applying);
         }
     }
 
@@ -404,10 +442,9 @@ impl FibTask {
     /// returns what they ask for.
     async fn finish_writing(&mut self) -> Followup {
         let mut next = Followup::None;
-        while self.writing.is_some() {
+        while !self.writing.is_empty() {
             tokio::select! {
                 done = written(&mut self.writing) => {
-                    self.writing = None;
                     if let Ok((ops, results)) = done {
                         self.fib.applied(&ops, &results, Instant::now());
                     }

@@ -524,6 +524,63 @@ fn failed_writes_are_retried_by_the_next_scan() {
     assert_eq!(f.flush().len(), 1);
 }
 
+/// Two writes in flight: the second writes a route over before the
+/// first's results are back. The first's refusal of it is then out of
+/// date: the second's result decides, and no object use is lost.
+#[test]
+fn a_refusal_written_over_by_a_later_write_is_out_of_date() {
+    let refused = |ops: &[Op]| -> Vec<Result<(), OpError>> {
+        ops.iter()
+            .map(|op| match op {
+                Op::ReplaceRoute(_) => Err(OpError {
+                    errno: libc::ENETUNREACH,
+                    message: "no route".into(),
+                }),
+                _ => Ok(()),
+            })
+            .collect()
+    };
+    let learn = |f: &mut Fib, via: &str| {
+        f.loc_rib(&change("10.224.2.0/24", Role::Upstream, false, &[via]));
+        f.flush()
+    };
+    let now = Instant::now();
+
+    // The first refused, the second in.
+    let mut f = node(true);
+    let first = learn(&mut f, "fd00:101::fffe");
+    let second = learn(&mut f, "10.101.0.254");
+    f.applied(&first, &refused(&first), now);
+    f.applied(&second, &ok(&second), now);
+    assert!(f.failed_routes(now).is_empty());
+    assert_eq!(f.counters().installed, 1);
+    assert!(f.flush().is_empty(), "nothing left to write");
+    // The route's object goes with it: its use was kept.
+    f.loc_rib(&gone("10.224.2.0/24"));
+    let ops = f.flush();
+    assert!(
+        matches!(ops.as_slice(), [Op::DeleteRoute(_), Op::DeleteNexthop(_)]),
+        "{ops:?}"
+    );
+
+    // The first in, the second refused: tried again.
+    let mut f = node(true);
+    let first = learn(&mut f, "fd00:101::fffe");
+    let second = learn(&mut f, "10.101.0.254");
+    f.applied(&first, &ok(&first), now);
+    f.applied(&second, &refused(&second), now);
+    assert_eq!(f.failed_routes(now).len(), 1);
+    assert_eq!(f.counters().installed, 0);
+    f.retry_due(now + Duration::from_secs(2));
+    let again = f.flush();
+    assert!(
+        again
+            .iter()
+            .any(|op| matches!(op, Op::ReplaceRoute(r) if r.prefix == net("10.224.2.0/24"))),
+        "{again:?}"
+    );
+}
+
 #[test]
 fn nexthop_objects_are_shared_and_cleaned_up() {
     let mut f = node(true);

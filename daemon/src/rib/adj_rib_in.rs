@@ -5,7 +5,7 @@
 //! policy change re-runs import without asking the peer again.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -81,7 +81,7 @@ pub(super) struct AdjRibIn {
     /// limit.
     pub(super) rejected: FastSet<IpNet>,
     /// Prefixes last received with an invalid path, treated as withdrawn.
-    pub(super) invalid: HashMap<IpNet, InvalidPath>,
+    pub(super) invalid: FastMap<IpNet, InvalidPath>,
     /// Accepted prefixes kept for a restarting peer (RFC 4724 §4.2) or
     /// during an enhanced route refresh (RFC 7313 §4), until re-sent.
     pub(super) stale: FastSet<IpNet>,
@@ -96,7 +96,7 @@ impl AdjRibIn {
             accepted: Accepted::default(),
             over_limit: HashSet::new(),
             rejected: FastSet::default(),
-            invalid: HashMap::new(),
+            invalid: FastMap::default(),
             stale: FastSet::default(),
         }
     }

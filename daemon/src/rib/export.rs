@@ -6,7 +6,9 @@
 //! from, and iBGP routes never to iBGP peers (no route reflection).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use crate::memory::FastMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -32,7 +34,7 @@ type ExportKey = (usize, PeerId, bool);
 /// done once per attribute set and peer, not once per route.
 #[derive(Default)]
 pub(super) struct ExportCache {
-    entries: HashMap<ExportKey, (Arc<Attributes>, Arc<Attributes>)>,
+    entries: FastMap<ExportKey, (Arc<Attributes>, Arc<Attributes>)>,
 }
 
 impl ExportCache {

@@ -2,13 +2,12 @@
 //! few thousand attribute sets hold a few thousand `Attributes` values,
 //! and comparing two routes' attributes is a pointer comparison.
 
-use std::collections::HashSet;
 use std::hash::Hash;
 use std::sync::Arc;
 
 #[derive(Debug)]
 pub struct Interner<T> {
-    set: HashSet<Arc<T>>,
+    set: crate::memory::FastSet<Arc<T>>,
     /// Size after the last sweep; the next one runs when the set doubles.
     swept_at: usize,
 }
@@ -16,7 +15,7 @@ pub struct Interner<T> {
 impl<T> Default for Interner<T> {
     fn default() -> Self {
         Interner {
-            set: HashSet::new(),
+            set: Default::default(),
             swept_at: 0,
         }
     }

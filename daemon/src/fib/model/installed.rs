@@ -2,7 +2,6 @@
 //! for each prefix, kept small: with a full table this is one entry per
 //! route, both in one slot of one table.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 
@@ -11,7 +10,7 @@ use ipnet::IpNet;
 use super::{RouteKey, Wanted};
 use crate::config::FibSettings;
 use crate::fib::kernel::{KernelRoute, RouteKind};
-use crate::memory::shrink_map;
+use crate::memory::{FastMap, shrink_map};
 use crate::prefix_map::PrefixMap;
 
 /// A route of ours in the kernel, as written (a route on a nexthop object
@@ -71,8 +70,8 @@ pub(super) struct InstalledTable {
     main_routes: usize,
     /// Routes in other tables: the local table's VIP routes, and what a
     /// previous configuration left.
-    other: HashMap<RouteKey, Slot>,
-    whole: HashMap<RouteKey, KernelRoute>,
+    other: FastMap<RouteKey, Slot>,
+    whole: FastMap<RouteKey, KernelRoute>,
     /// Slots with `leftover` set, counted as they change (the status asks
     /// often).
     leftovers: usize,
@@ -90,8 +89,8 @@ impl InstalledTable {
             },
             main: PrefixMap::default(),
             main_routes: 0,
-            other: HashMap::new(),
-            whole: HashMap::new(),
+            other: FastMap::default(),
+            whole: FastMap::default(),
             leftovers: 0,
         }
     }
@@ -200,8 +199,12 @@ impl InstalledTable {
             }
             _ => None,
         };
+        // Nearly every route is on an object and `whole` is empty: no
+        // hashing for it then.
         if object.is_some() {
-            self.whole.remove(&key);
+            if !self.whole.is_empty() {
+                self.whole.remove(&key);
+            }
         } else {
             self.whole.insert(key, route);
         }

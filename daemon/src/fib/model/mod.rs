@@ -23,6 +23,7 @@
 
 mod dirty;
 mod explain;
+mod flush;
 mod installed;
 mod next_hop_lists;
 mod reconcile;
@@ -36,16 +37,16 @@ use bgp_proto::Family;
 use ipnet::IpNet;
 use policy::{PeerInfo, Role, RouteInput};
 
-use super::kernel::{
-    Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, NexthopSpec, Op, RouteKind,
-};
+use super::kernel::{Address, Event, KernelNextHop, KernelRoute, Link, NexthopObject, Op, RouteKind};
 pub use super::kernel::{RT_TABLE_LOCAL, RT_TABLE_MAIN};
 use super::nexthop_table::NexthopTable;
 use super::resolve::KernelView;
 use crate::config::{FibSettings, StaticRoute, StaticTarget, VipRoute};
+use crate::memory::FastMap;
 use crate::rib::{Gateway, LocRibChange, NextHops};
 use crate::status::FibCounters;
 use dirty::Dirty;
+pub use flush::Flush;
 use installed::InstalledTable;
 use next_hop_lists::{ListId, NextHopLists};
 use retry::Failing;
@@ -103,10 +104,10 @@ pub struct Fib {
     /// the same next hops) instead of carrying the next hops themselves.
     nexthop_objects: bool,
     /// Static routes; each one's prefix is in `wanted` with it.
-    statics: HashMap<IpNet, Target>,
+    statics: FastMap<IpNet, Target>,
     /// What BGP wants for a prefix a static route holds, for when the
     /// static route goes.
-    shadowed: HashMap<IpNet, Target>,
+    shadowed: FastMap<IpNet, Target>,
     /// What is wanted for each prefix (`wanted`), and the routes of ours
     /// the kernel holds, in one table.
     installed: InstalledTable,
@@ -116,12 +117,12 @@ pub struct Fib {
     /// What the kernel has that is not ours, for next-hop resolution.
     kernel: KernelView,
     /// Resolution per BGP next-hop address, and the prefixes using it.
-    resolved: HashMap<Gateway, Vec<KernelNextHop>>,
+    resolved: FastMap<Gateway, Vec<KernelNextHop>>,
     /// How many lists in `lists` hold each next-hop address. (Which
     /// prefixes use a list is looked up in `wanted` when a resolution
     /// changes, which is rare: an index of them cost more memory than the
     /// Loc-RIB's paths.)
-    users: HashMap<Gateway, usize>,
+    users: FastMap<Gateway, usize>,
     /// Every list of next hops in `wanted`, once.
     lists: NextHopLists,
     /// Prefixes in `wanted` that are VIPs.
@@ -145,12 +146,12 @@ impl Fib {
             dirty: Dirty::new(config.table),
             config,
             nexthop_objects,
-            statics: HashMap::new(),
-            shadowed: HashMap::new(),
+            statics: FastMap::default(),
+            shadowed: FastMap::default(),
             converged: false,
             kernel: KernelView::default(),
-            resolved: HashMap::new(),
-            users: HashMap::new(),
+            resolved: FastMap::default(),
+            users: FastMap::default(),
             lists: NextHopLists::default(),
             vip_routes: 0,
             nexthops: NexthopTable::default(),
@@ -491,90 +492,6 @@ impl Fib {
         self.installed.capacity()
     }
 
-    /// The operations that bring the kernel to the wanted state for every
-    /// key that changed since the last flush. Nexthop objects are created
-    /// before the routes that use them and deleted after.
-    pub fn flush(&mut self) -> Vec<Op> {
-        self.flush_at_most(usize::MAX)
-    }
-
-    /// [`Fib::flush`] for at most `keys` of the keys that changed, so that
-    /// the kernel can start on them while more changes come in.
-    pub fn flush_at_most(&mut self, keys: usize) -> Vec<Op> {
-        let keys = self.dirty.take_at_most(keys);
-        // Objects the kernel lost come back before the routes that use them.
-        let mut create = self.nexthops.take_missing(self.config.protocol);
-        let mut routes = Vec::new();
-        let mut release = std::mem::take(&mut self.to_release);
-        for key in keys {
-            // A refused route's object use goes back after this attempt
-            // takes its own, so the object is not deleted in between.
-            release.extend(self.failing.get_mut(&key).and_then(|f| f.nhid.take()));
-            let want = self.desired(key);
-            if want.is_none() {
-                self.failing.remove(&key);
-            }
-            let have = self.installed.get(&key);
-            match (want, have) {
-                (None, None) => {}
-                (None, Some(i)) if i.leftover && !self.converged => {}
-                (None, Some(_)) => {
-                    if let Some(i) = self.installed.remove(&key) {
-                        release.extend(i.route.nhid);
-                        routes.push(Op::DeleteRoute(i.route));
-                    }
-                }
-                (Some(w), Some(i)) if same_route(&self.expand_route(&i.route), &w) => {
-                    self.failing.remove(&key);
-                    if i.leftover {
-                        self.counters.adopted += 1;
-                        self.installed.confirm(&key);
-                    }
-                }
-                (Some(mut w), old) => {
-                    if self.nexthop_objects && w.kind == RouteKind::Unicast && !w.nexthops.is_empty() {
-                        w.nhid = Some(self.acquire(&w.nexthops, &mut create));
-                    }
-                    if let Some(old) = old {
-                        release.extend(old.route.nhid);
-                        // A route moving between kinds (e.g. to a blackhole)
-                        // is removed first: replace does not change its type.
-                        if old.route.kind != w.kind {
-                            routes.push(Op::DeleteRoute(old.route));
-                        }
-                    }
-                    // The kernel is told the object alone.
-                    if w.nhid.is_some() {
-                        w.nexthops = Vec::new();
-                    }
-                    routes.push(Op::ReplaceRoute(w.clone()));
-                    self.installed.insert(key, w, false);
-                }
-            }
-        }
-        let mut delete = Vec::new();
-        for id in release {
-            if let Some(NexthopSpec::Group(members)) = self.nexthops.release(id) {
-                delete.push(Op::DeleteNexthop(id));
-                for (m, _) in members {
-                    if self.nexthops.release(m).is_some() {
-                        delete.push(Op::DeleteNexthop(m));
-                    }
-                }
-            } else if !self.nexthops.contains(id) {
-                delete.push(Op::DeleteNexthop(id));
-            }
-        }
-        // After convergence, objects nothing uses (left from a previous
-        // run) go too.
-        if self.converged {
-            delete.extend(self.nexthops.sweep_unused().into_iter().map(Op::DeleteNexthop));
-        }
-        create.extend(routes);
-        create.extend(delete);
-        create
-    }
-
     /// Every route of ours, to remove on a stop without graceful restart.
     pub fn withdraw_all(&mut self) -> Vec<Op> {
         let mut ops: Vec<Op> = self
@@ -585,42 +502,6 @@ impl Fib {
         self.installed.clear();
         ops.extend(self.nexthops.drain().into_iter().map(Op::DeleteNexthop));
         ops
-    }
-
-    fn acquire(&mut self, nexthops: &[KernelNextHop], ops: &mut Vec<Op>) -> u32 {
-        let protocol = self.config.protocol;
-        if let [single] = nexthops {
-            return self
-                .nexthops
-                .acquire(NexthopSpec::Single(single.clone()), protocol, ops);
-        }
-        let members: Vec<(u32, u8)> = nexthops
-            .iter()
-            .map(|nh| {
-                (
-                    self.nexthops.acquire(
-                        NexthopSpec::Single(KernelNextHop {
-                            weight: 1,
-                            ..nh.clone()
-                        }),
-                        protocol,
-                        ops,
-                    ),
-                    nh.weight,
-                )
-            })
-            .collect();
-        let id = self
-            .nexthops
-            .acquire(NexthopSpec::Group(members.clone()), protocol, ops);
-        // An existing group already holds its members: give back the uses
-        // taken above.
-        if self.nexthops.uses(&NexthopSpec::Group(members.clone())) > 1 {
-            for (m, _) in members {
-                self.nexthops.release(m);
-            }
-        }
-        id
     }
 
     /// The route `key` should be, if any.

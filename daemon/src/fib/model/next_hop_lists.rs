@@ -4,7 +4,6 @@
 //! list (the next hops it resolves to) is worked out once for all of its
 //! prefixes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::fib::kernel::KernelNextHop;
@@ -26,7 +25,7 @@ struct Entry {
 #[derive(Default)]
 pub(super) struct NextHopLists {
     entries: Vec<Option<Entry>>,
-    ids: HashMap<Arc<[Gateway]>, ListId>,
+    ids: crate::memory::FastMap<Arc<[Gateway]>, ListId>,
     free: Vec<u32>,
 }
 

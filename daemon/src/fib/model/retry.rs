@@ -63,6 +63,12 @@ impl Fib {
     /// believed installed and is tried again with back-off (1 s, doubling,
     /// up to a minute) until it succeeds or is no longer wanted. A failure
     /// that says a nexthop object of ours is gone has it written again.
+    ///
+    /// Results come in the order the flushes were made, but a later flush
+    /// may have been made before this one's results came: a failed route
+    /// that is no longer what tern believes installed was written over (or
+    /// removed) by that later flush, which took back its object use, and
+    /// the later result decides. That failure is out of date and ignored.
     pub fn applied(&mut self, ops: &[Op], results: &[Result<(), OpError>], now: Instant) {
         for (op, result) in ops.iter().zip(results) {
             let e = match (op, result) {
@@ -83,6 +89,10 @@ impl Fib {
                         prefix: r.prefix,
                         table: r.table,
                     };
+                    if !self.installed.get(&key).is_some_and(|i| i.route == *r) {
+                        tracing::debug!(prefix = %r.prefix, error = %e, "a refused route was written over since");
+                        continue;
+                    }
                     let held = self.installed.remove(&key).and_then(|i| i.route.nhid);
                     // EINVAL naming a nexthop id: our object is not there.
                     if e.errno == libc::EINVAL

@@ -591,11 +591,16 @@ fn errors_come_back_per_op() {
             }),
             Op::DeleteNexthop(4242),
         ];
-        // The same ops started in the background, encoded in batches of
-        // one request each (the failures' positions cross batches), from
-        // a clean kernel: the same answers.
+        // The same ops written in the background, handed over in two
+        // pieces and encoded in batches of one request each (the failures'
+        // positions cross pieces and batches), from a clean kernel: the
+        // same answers.
         nl.window = 1;
-        let (back, early) = nl.start_apply(ops.clone()).await.unwrap();
+        let mut write = nl.start_write();
+        let (a, b) = ops.split_at(3);
+        write.extend(a.to_vec());
+        write.extend(b.to_vec());
+        let (back, early) = write.finish().await.unwrap();
         assert_eq!(back, ops);
         let early: Vec<_> = early.into_iter().map(|r| r.map_err(|e| e.errno)).collect();
         apply_ok(
