@@ -31,9 +31,11 @@
 //!    ──RibToPeer[∞]──▶ each peer task (≤ 1 batch in flight per peer)          │
 //!    ──FibInput[∞]: Loc-RIB changes, Converged──┐                             │
 //!                                               ▼                             ▼
-//!  FIB TASK ×0..1 (fib/task.rs): Fib model; reads kernel events from its Monitor
-//!    socket (tern's own route additions filtered out in the kernel); publishes
-//!    FibStatus on a watch channel when it changes
+//!  FIB TASK ×0..1 (fib/task.rs): Fib model; takes Loc-RIB changes a batch per
+//!    RIB event; reads kernel events from its Monitor
+//!    socket (what tern's request socket changed, and additions of tern's
+//!    protocol, filtered out in the kernel); publishes FibStatus on a watch
+//!    channel when it changes
 //!    ──Netlink::start_write: ≤ 2 writes of ≤ 64k keys in flight, each
 //!      worked out 1k keys at a time, encoded here and queued a batch at a
 //!      time (the task takes the next changes meanwhile), results 1:1, in

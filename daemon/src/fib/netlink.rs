@@ -87,6 +87,9 @@ type Job = Box<dyn FnOnce(&mut Io) + Send>;
 /// A `NETLINK_ROUTE` socket for requests and dumps, owned by its own thread.
 pub struct Netlink {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// The socket's port: the kernel's notifications of our own changes
+    /// carry it.
+    port: u32,
     seq: u32,
     /// Requests per batch at most, so their answers fit the receive buffer.
     window: usize,
@@ -101,7 +104,7 @@ impl Netlink {
     /// error echoes only the request's header), large SO_SNDBUF/SO_RCVBUF
     /// (SO_*BUFFORCE where permitted).
     pub fn open() -> io::Result<Netlink> {
-        let socket = wire::request_socket(REQUEST_RECEIVE_BUFFER, REQUEST_SEND_BUFFER)?;
+        let (socket, port) = wire::request_socket(REQUEST_RECEIVE_BUFFER, REQUEST_SEND_BUFFER)?;
         let (receive, send) = wire::buffer_sizes(&socket)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
@@ -118,6 +121,7 @@ impl Netlink {
             })?;
         Ok(Netlink {
             jobs,
+            port,
             seq: 1,
             window: (receive / ACK_BUDGET).max(1),
             // The kernel refuses a send longer than the buffer less 32
@@ -125,6 +129,11 @@ impl Netlink {
             batch_bytes: BATCH_BYTES.min(send / 2),
             nexthop_objects: None,
         })
+    }
+
+    /// The socket's port (see [`Monitor::open_ignoring`]).
+    pub fn port(&self) -> u32 {
+        self.port
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -619,12 +628,13 @@ impl Monitor {
         Self::open_with(MONITOR_RECEIVE_BUFFER)
     }
 
-    /// [`Monitor::open`], without the additions and replacements of routes
-    /// of `protocol` (see [`wire::ignore_route_additions_of`]): what the
-    /// FIB writes itself is not read back.
-    pub fn open_ignoring(protocol: u8) -> io::Result<Monitor> {
+    /// [`Monitor::open`], without what the request socket with port
+    /// `writer` changed, and without additions and replacements of routes
+    /// of `protocol` (see [`wire::ignore_own_changes`]): what the FIB
+    /// writes and removes itself is not read back.
+    pub fn open_ignoring(protocol: u8, writer: u32) -> io::Result<Monitor> {
         let monitor = Self::open_with(MONITOR_RECEIVE_BUFFER)?;
-        wire::ignore_route_additions_of(monitor.socket.socket_ref(), protocol)?;
+        wire::ignore_own_changes(monitor.socket.socket_ref(), protocol, writer)?;
         Ok(monitor)
     }
 

@@ -88,7 +88,7 @@ const TRIM_WHEN_IDLE_FOR: Duration = Duration::from_millis(300);
 pub async fn start(settings: &FibSettings, statics: &[StaticRoute]) -> std::io::Result<FibHandle> {
     let mut netlink = Netlink::open()?;
     // Subscribe before dumping, so nothing happens unseen in between.
-    let monitor = Monitor::open_ignoring(settings.protocol)?;
+    let monitor = Monitor::open_ignoring(settings.protocol, netlink.port())?;
     let nexthop_objects = netlink.supports_nexthop_objects().await;
     let mut fib = Fib::new(settings.clone(), nexthop_objects);
     // What the kernel holds decides what is adopted and what is swept: a
@@ -296,12 +296,12 @@ impl FibTask {
                 }
                 msg = input.recv() => {
                     let Some(msg) = msg else { return };
-                    self.take(msg);
+                    let mut taken = self.take(msg);
                     // What is already queued goes into the same write, up
                     // to a bound: the kernel's answers must not wait long.
-                    for _ in 1..TAKE_AT_ONCE {
+                    while taken < TAKE_AT_ONCE {
                         let Ok(more) = input.try_recv() else { break };
-                        self.take(more);
+                        taken += self.take(more).max(1);
                     }
                 }
                 event = self.monitor.next() => match event {
@@ -315,7 +315,7 @@ impl FibTask {
                     Err(e) => {
                         tracing::error!(error = %e, "kernel event socket failed; reopening");
                         tokio::time::sleep(Duration::from_secs(1)).await;
-                        if let Ok(m) = Monitor::open_ignoring(self.settings.protocol) {
+                        if let Ok(m) = Monitor::open_ignoring(self.settings.protocol, self.netlink.port()) {
                             self.monitor = m;
                         }
                         next = Followup::Reload;
@@ -407,12 +407,19 @@ impl FibTask {
         }
     }
 
-    fn take(&mut self, msg: FibInput) {
+    /// Takes one message; returns how many changes it held.
+    fn take(&mut self, msg: FibInput) -> usize {
         match msg {
-            FibInput::Change(c) => self.fib.loc_rib(&c),
+            FibInput::Changes(changes) => {
+                for c in &changes {
+                    self.fib.loc_rib(c);
+                }
+                changes.len()
+            }
             FibInput::Converged => {
                 tracing::info!("routing converged; removing kernel routes no longer wanted");
                 self.fib.converged();
+                0
             }
         }
     }

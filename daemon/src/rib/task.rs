@@ -123,7 +123,11 @@ pub const REQUEST_QUEUE: usize = 64;
 /// What the RIB tells the FIB.
 #[derive(Debug)]
 pub enum FibInput {
-    Change(LocRibChange),
+    /// The changes of one RIB event, in order. Sent together, not one by
+    /// one: each holds references to shared attributes and names, which
+    /// the RIB takes and the FIB gives back; a batch moves their counters
+    /// between the two cores once, not once a route.
+    Changes(Vec<LocRibChange>),
     Converged,
 }
 
@@ -253,6 +257,14 @@ fn request(rib: &mut Rib, peers: &mut PeerChannels, request: RibRequest) -> Vec<
 }
 
 fn dispatch(out: Vec<RibOutput>, peers: &PeerChannels, fib: &Option<mpsc::UnboundedSender<FibInput>>) {
+    let mut changes = Vec::new();
+    let send_changes = |changes: &mut Vec<LocRibChange>| {
+        if let Some(fib) = fib
+            && !changes.is_empty()
+        {
+            let _ = fib.send(FibInput::Changes(std::mem::take(changes)));
+        }
+    };
     for o in out {
         match o {
             RibOutput::Send(id, bytes) => {
@@ -265,17 +277,15 @@ fn dispatch(out: Vec<RibOutput>, peers: &PeerChannels, fib: &Option<mpsc::Unboun
                     let _ = tx.send(RibToPeer::Reset(n, hold_down));
                 }
             }
-            RibOutput::LocRib(change) => {
-                if let Some(fib) = fib {
-                    let _ = fib.send(FibInput::Change(change));
-                }
-            }
+            RibOutput::LocRib(change) => changes.push(change),
             RibOutput::Converged => {
                 tracing::info!("routing converged after start");
+                send_changes(&mut changes);
                 if let Some(fib) = fib {
                     let _ = fib.send(FibInput::Converged);
                 }
             }
         }
     }
+    send_changes(&mut changes);
 }

@@ -139,15 +139,17 @@ fn extended_ack_message(payload: &[u8], flags: u16) -> Option<String> {
 /// strict checking of dump requests (so filters apply in the kernel),
 /// extended ACKs, errors capped to the request's header, and buffers of
 /// the given sizes.
-pub fn request_socket(receive_buffer: usize, send_buffer: usize) -> io::Result<Socket> {
+/// Returns it with its port, which the kernel's notifications of the
+/// changes it requests carry.
+pub fn request_socket(receive_buffer: usize, send_buffer: usize) -> io::Result<(Socket, u32)> {
     let mut socket = Socket::new(NETLINK_ROUTE)?;
-    socket.bind_auto()?;
+    let port = socket.bind_auto()?.port_number();
     socket.connect(&SocketAddr::new(0, 0))?;
     socket.set_netlink_get_strict_chk(true)?;
     socket.set_ext_ack(true)?;
     socket.set_cap_ack(true)?;
     set_buffers(&socket, receive_buffer, Some(send_buffer))?;
-    Ok(socket)
+    Ok((socket, port))
 }
 
 /// Binds an event socket, joins `groups` and sizes its receive buffer.
@@ -159,29 +161,37 @@ pub fn join(socket: &mut Socket, groups: &[u32], receive_buffer: usize) -> io::R
     set_buffers(socket, receive_buffer, None)
 }
 
-/// Has the kernel drop, before they are queued, the notifications of
-/// routes of `protocol` being added or replaced: the routes tern writes
-/// itself, which tell it nothing (a full table is a million of them, each
-/// to be read and parsed). Removals of its routes still come through: one
-/// removed by someone else is drift to repair. A classic BPF program on the
-/// socket:
+/// Has the kernel drop, before they are queued, the notifications that
+/// tell tern nothing: every change its own request socket (port `writer`)
+/// made, additions and removals (a full table is a million of them each
+/// way, each to be read and parsed), and any addition or replacement of a
+/// route of `protocol`. Removals of its routes by anyone else (another
+/// program, or the kernel when a link goes down) still come through:
+/// that is drift to repair. A notification carries the port of the socket
+/// whose request caused it. A classic BPF program on the socket:
 ///
 /// ```text
-/// ldh [4]                    nlmsg_type (host order, read as big-endian)
+/// ld [12]                    nlmsg_pid (host order, read as big-endian)
+/// jeq writer, 4, 0
+/// ldh [4]                    nlmsg_type
 /// jeq RTM_NEWROUTE, 0, 3
 /// ldb [21]                   rtm_protocol (16-byte header, 5th byte of rtmsg)
 /// jeq protocol, 0, 1
 /// ret 0                      drop
 /// ret 0xffffffff             keep
 /// ```
-pub fn ignore_route_additions_of(socket: &Socket, protocol: u8) -> io::Result<()> {
+pub fn ignore_own_changes(socket: &Socket, protocol: u8, writer: u32) -> io::Result<()> {
     use socket2::{SockFilter, SockRef};
+    const LD_W_ABS: u16 = 0x20;
     const LD_H_ABS: u16 = 0x28;
     const LD_B_ABS: u16 = 0x30;
     const JEQ_K: u16 = 0x15;
     const RET_K: u16 = 0x06;
     let new_route = u16::from_be_bytes(RTM_NEWROUTE.to_ne_bytes());
+    let writer = u32::from_be_bytes(writer.to_ne_bytes());
     let program = [
+        SockFilter::new(LD_W_ABS, 0, 0, 12),
+        SockFilter::new(JEQ_K, 4, 0, writer),
         SockFilter::new(LD_H_ABS, 0, 0, 4),
         SockFilter::new(JEQ_K, 0, 3, u32::from(new_route)),
         SockFilter::new(LD_B_ABS, 0, 0, 21),
