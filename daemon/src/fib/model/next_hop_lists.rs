@@ -13,6 +13,18 @@ use crate::rib::Gateway;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub(super) struct ListId(u32);
 
+impl ListId {
+    /// The list's number, for a table that packs it.
+    pub(super) fn index(self) -> u32 {
+        self.0
+    }
+
+    /// The list numbered `index` (as [`ListId::index`] gave).
+    pub(super) fn from_index(index: u32) -> ListId {
+        ListId(index)
+    }
+}
+
 struct Entry {
     list: Arc<[Gateway]>,
     /// Prefixes using it.
