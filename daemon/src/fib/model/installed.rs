@@ -96,7 +96,13 @@ impl Entry {
         let code = match wanted {
             None => 0,
             Some(Wanted::Vip) => 1,
-            Some(Wanted::Reject(kind)) => 2 + KINDS.iter().position(|k| *k == kind).unwrap_or(0) as u32,
+            // The kind's place in `KINDS`.
+            Some(Wanted::Reject(kind)) => match kind {
+                RouteKind::Unicast => 2,
+                RouteKind::Local => 3,
+                RouteKind::Blackhole => 4,
+                RouteKind::Unreachable => 5,
+            },
             Some(Wanted::Forward(id)) => FORWARD + id.index(),
         };
         self.wanted = code.to_ne_bytes();
