@@ -95,7 +95,9 @@ fn push_flat(
     ]);
     buf.extend_from_slice(&0u32.to_ne_bytes()); // rtm_flags
     ip(route.prefix.network(), |a| attribute(buf, RTA_DST, a));
-    attribute(buf, RTA_TABLE, &route.table.to_ne_bytes());
+    if route.table > 255 {
+        attribute(buf, RTA_TABLE, &route.table.to_ne_bytes());
+    }
     attribute(buf, RTA_PRIORITY, &route.metric.to_ne_bytes());
     if let Some(id) = nhid {
         if let Some(src) = route.prefsrc {
@@ -185,7 +187,11 @@ fn message(route: &KernelRoute, delete: bool) -> RouteMessage {
     };
     let attributes = &mut msg.attributes;
     attributes.push(RouteAttribute::Destination(route.prefix.network().into()));
-    attributes.push(RouteAttribute::Table(route.table));
+    // The header holds a table up to 255: the kernel reads one attribute
+    // less for every route.
+    if route.table > 255 {
+        attributes.push(RouteAttribute::Table(route.table));
+    }
     attributes.push(RouteAttribute::Priority(route.metric));
     if delete {
         return msg;
