@@ -145,7 +145,8 @@ enum Show {
 /// and with as many busy threads as cores it never waits for a CPU behind
 /// the RIB and the FIB task. On two cores the one worker runs the
 /// sessions, the RIB and the FIB task in turn, and 200,000 IPv6 routes
-/// reach the kernel about 15% sooner than with two (docs/benchmarks.md).
+/// reach the kernel about a tenth sooner than with two; ten peers' worth
+/// of paths for 100,000 prefixes a quarter later (docs/benchmarks.md).
 fn workers() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get().saturating_sub(1))
