@@ -37,7 +37,7 @@ impl Rib {
         for (prefix, dest) in self.loc.iter_mut() {
             let before = snapshot(dest);
             let mut regated = false;
-            for path in &mut dest.paths {
+            for path in dest.paths.iter_mut() {
                 let g = gate(gates, peers, &prefix, path);
                 if path.gated != g {
                     path.gated = g;

@@ -1368,13 +1368,19 @@ fn a_single_path_prefix_holds_its_path_in_place() {
     l.rib.update(l.frr, frr_announce(FRR_AS, &["10.224.2.0/24"], &[]));
     let prefix = net("10.224.2.0/24");
     let paths = &l.rib.loc.get(&prefix).expect("in the Loc-RIB").paths;
-    assert!(!paths.spilled());
+    assert!(matches!(paths, loc_rib::Paths::One(_)));
     assert_eq!(paths.len(), 1);
     // A second path moves them to the heap.
     l.rib.update(l.cilium, cilium_announce(&["10.224.2.0/24"]));
     let paths = &l.rib.loc.get(&prefix).expect("in the Loc-RIB").paths;
-    assert!(paths.spilled());
+    assert!(matches!(paths, loc_rib::Paths::Many(_)));
     assert_eq!(paths.len(), 2);
+    // When one is left, it goes back in place; when none, the prefix goes.
+    l.rib.update(l.cilium, withdraw(&["10.224.2.0/24"]));
+    let paths = &l.rib.loc.get(&prefix).expect("in the Loc-RIB").paths;
+    assert!(matches!(paths, loc_rib::Paths::One(p) if p.source == Source::Peer(l.frr)));
+    l.rib.update(l.frr, withdraw(&["10.224.2.0/24"]));
+    assert!(l.rib.loc.get(&prefix).is_none());
 }
 
 /// Soft reconfiguration keeps a copy only of what the Loc-RIB does not
@@ -1583,7 +1589,7 @@ fn a_speaker_without_graceful_restart_is_held_across_its_restart() {
 fn a_prefix_and_its_path_stay_small() {
     assert!(size_of::<Path>() <= 24, "Path: {} bytes", size_of::<Path>());
     assert!(
-        size_of::<super::loc_rib::Dest>() <= 32,
+        size_of::<super::loc_rib::Dest>() <= 24,
         "Dest: {} bytes",
         size_of::<super::loc_rib::Dest>()
     );
