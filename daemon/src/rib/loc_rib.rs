@@ -8,9 +8,9 @@ use std::sync::Arc;
 use bgp_proto::{Family, NextHop};
 use ipnet::IpNet;
 use smallvec::SmallVec;
-use std::ops::{Deref, DerefMut};
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::ops::{Deref, DerefMut};
 
 use super::best::{self, Path, PathPeer, PeerId, Source};
 use super::{Gateway, Rib, RibPeer, RibSettings, Selected};
