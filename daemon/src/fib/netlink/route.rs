@@ -83,19 +83,20 @@ fn push_flat(
     } else {
         RouteScope::NoWhere
     };
+    let (table, table_attribute) = header_table(route.table);
     buf.extend_from_slice(&[
         u8::from(family(&route.prefix)),
         route.prefix.prefix_len(),
         0, // rtm_src_len
         0, // rtm_tos
-        u8::try_from(route.table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC),
+        table,
         route.protocol,
         u8::from(scope),
         u8::from(kind),
     ]);
     buf.extend_from_slice(&0u32.to_ne_bytes()); // rtm_flags
     ip(route.prefix.network(), |a| attribute(buf, RTA_DST, a));
-    if route.table > 255 {
+    if table_attribute {
         attribute(buf, RTA_TABLE, &route.table.to_ne_bytes());
     }
     attribute(buf, RTA_PRIORITY, &route.metric.to_ne_bytes());
@@ -161,13 +162,24 @@ fn gateway(prefix: &IpNet, gateway: IpAddr) -> RouteAttribute {
     }
 }
 
+/// A route's table in the header, and whether RTA_TABLE must carry it:
+/// the header holds tables up to 255, higher ones fit only in the
+/// attribute. Routes in a low table go without it (the kernel reads one
+/// attribute less for each).
+fn header_table(table: u32) -> (u8, bool) {
+    match u8::try_from(table) {
+        Ok(t) => (t, false),
+        Err(_) => (RouteHeader::RT_TABLE_UNSPEC, true),
+    }
+}
+
 fn message(route: &KernelRoute, delete: bool) -> RouteMessage {
     let mut msg = RouteMessage::default();
     let header = &mut msg.header;
     header.address_family = family(&route.prefix);
     header.destination_prefix_length = route.prefix.prefix_len();
-    // Tables above 255 only fit in RTA_TABLE.
-    header.table = u8::try_from(route.table).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+    let (table, table_attribute) = header_table(route.table);
+    header.table = table;
     header.protocol = RouteProtocol::from(route.protocol);
     header.kind = match route.kind {
         RouteKind::Unicast => RouteType::Unicast,
@@ -187,9 +199,7 @@ fn message(route: &KernelRoute, delete: bool) -> RouteMessage {
     };
     let attributes = &mut msg.attributes;
     attributes.push(RouteAttribute::Destination(route.prefix.network().into()));
-    // The header holds a table up to 255: the kernel reads one attribute
-    // less for every route.
-    if route.table > 255 {
+    if table_attribute {
         attributes.push(RouteAttribute::Table(route.table));
     }
     attributes.push(RouteAttribute::Priority(route.metric));
